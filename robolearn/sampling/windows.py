@@ -1,0 +1,95 @@
+"""Windows of `To` observation steps and `T` action steps, gathered a whole batch at a time.
+
+A window is anchored at a current frame t of an episode [s, e):
+- observation keys read frames t-To+1 .. t   (`<key>_is_pad` marks frames before s, filled with frame s)
+- the action key reads frames   t .. t+T-1    (`action_is_pad` marks frames past e-1, filled with frame e-1)
+Every frame of every selected episode anchors one window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robolearn.store.layout import StoreError
+from robolearn.store.reader import Store
+
+DEFAULT_CACHE_BYTES = 4 << 30
+
+
+def split_episodes(n_episodes: int, val_ratio: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Episode-level train/val split, deterministic for a seed. Keeps at least one training episode."""
+    if not 0.0 <= val_ratio < 1.0:
+        raise ValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
+    order = np.random.default_rng(seed).permutation(n_episodes)
+    n_val = min(int(round(n_episodes * val_ratio)), max(0, n_episodes - 1))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+class WindowSampler:
+    """Gathers windows from a store; low-dim arrays (and images, when they fit) are cached in memory.
+
+    >>> s = WindowSampler(store, ["state", "images/front"], n_obs_steps=2, horizon=16)  # doctest: +SKIP
+    >>> batch = s.get_batch(np.arange(64))  # state (64, 2, Do), images/front (64, 2, H, W, 3), action (64, 16, Da)
+    """
+
+    def __init__(self, store: Store, obs_keys: list[str], n_obs_steps: int, horizon: int,
+                 episodes: np.ndarray | None = None, action_key: str = "action",
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        for key in [*obs_keys, action_key]:
+            if key not in store.features:
+                raise StoreError(f"key {key!r} is not in store {store.path} (it has {', '.join(sorted(store.features))})")
+        if n_obs_steps < 1 or horizon < 1:
+            raise ValueError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps}, {horizon}")
+        self.store, self.obs_keys, self.action_key = store, list(obs_keys), action_key
+        self.To, self.T = int(n_obs_steps), int(horizon)
+        eps = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+        if len(eps) == 0:
+            raise StoreError(f"no episodes selected from {store.path} ({store.n_episodes} committed)")
+        self.episodes = eps
+        starts, ends = store.episode_starts[eps], store.episode_ends[eps]
+        self._anchor = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]).astype(np.int64)
+        self._start = np.concatenate([np.full(e - s, s) for s, e in zip(starts, ends)]).astype(np.int64)
+        self._end = np.concatenate([np.full(e - s, e) for s, e in zip(starts, ends)]).astype(np.int64)
+        self._cache: dict[str, np.ndarray] = {}
+        budget = cache_bytes
+        for key in [action_key, *obs_keys]:
+            arr = store.root[f"data/{key}"]
+            nbytes = int(np.prod(arr.shape)) * arr.dtype.itemsize if arr.shape[0] else 0
+            if nbytes <= budget:
+                self._cache[key] = store.read_all(key)
+                budget -= nbytes
+
+    def __len__(self) -> int:
+        return len(self._anchor)
+
+    def _frames(self, key: str, idx: np.ndarray) -> np.ndarray:
+        if key in self._cache:
+            return self._cache[key][idx]
+        flat = idx.reshape(-1)
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        try:
+            got = np.asarray(self.store.root[f"data/{key}"].get_orthogonal_selection((uniq,)))
+        except Exception as e:
+            ep = int(np.searchsorted(self.store.episode_ends, uniq[0], side="right"))
+            raise StoreError(f"corrupt data near episode {ep}, key {key!r}: {e}") from e
+        return got[inverse].reshape(*idx.shape, *got.shape[1:])
+
+    def get_batch(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """Windows by index -> numpy arrays with a leading batch axis B = len(windows)."""
+        windows = np.asarray(windows, dtype=np.int64)
+        t, s, e = self._anchor[windows, None], self._start[windows, None], self._end[windows, None]
+        obs_raw = t - self.To + 1 + np.arange(self.To)[None]
+        act_raw = t + np.arange(self.T)[None]
+        obs_idx, act_idx = np.clip(obs_raw, s, e - 1), np.clip(act_raw, s, e - 1)
+        batch: dict[str, np.ndarray] = {}
+        obs_pad = obs_raw < s
+        for key in self.obs_keys:
+            batch[key] = self._frames(key, obs_idx)
+            batch[f"{key}_is_pad"] = obs_pad
+        batch[self.action_key] = self._frames(self.action_key, act_idx)
+        batch[f"{self.action_key}_is_pad"] = act_raw > e - 1
+        batch["episode_index"] = np.searchsorted(self.store.episode_ends, t[:, 0], side="right")
+        return batch
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        return {k: v[0] for k, v in self.get_batch(np.array([i])).items()}

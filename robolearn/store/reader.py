@@ -1,0 +1,126 @@
+"""Reading a store: only committed episodes are visible, also while a writer appends."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from robolearn.store.backend import is_url, open_root
+from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR, SCHEMA_VERSION, Feature, StoreError
+
+
+def committed_extent(root: zarr.Group) -> tuple[int, int]:
+    """(episodes, frames) committed: the strictly increasing prefix of episode_ends that every array covers."""
+    ends = np.asarray(root["meta/episode_ends"][:], dtype=np.int64)
+    covered = min(
+        [root[f"data/{k}"].shape[0] for k in root["data"].array_keys()]
+        + [root[f"timestamps/{k}"].shape[0] for k in root["timestamps"].array_keys()]
+    )
+    rows = min(root[f"meta/episodes/{c}"].shape[0] for c in EPISODE_COLUMNS)
+    n, prev = 0, 0
+    for i, e in enumerate(ends[: max(0, rows)]):
+        if e <= prev or e > covered:
+            break
+        n, prev = i + 1, int(e)
+    return n, prev
+
+
+class Store:
+    """A read-only view of the committed part of a store (local path or fsspec URL such as s3://...).
+
+    >>> store = Store.open("demo.zarr")  # doctest: +SKIP
+    >>> store.n_episodes, store.features["state"].shape, store.episode(0)["action"].shape  # doctest: +SKIP
+    """
+
+    def __init__(self, root: zarr.Group, path: str):
+        self.root = root
+        self.path = path
+        attrs = root.attrs.asdict() if hasattr(root.attrs, "asdict") else dict(root.attrs)
+        if ROOT_ATTR not in attrs:
+            raise StoreError(f"{path} is a zarr group but not a robolearn store (no {ROOT_ATTR!r} attrs)")
+        self.info = dict(attrs[ROOT_ATTR])
+        if int(self.info.get("version", 0)) > SCHEMA_VERSION:
+            raise StoreError(f"{path} has store schema version {self.info['version']}; this robolearn reads "
+                             f"up to {SCHEMA_VERSION}: upgrade robolearn")
+        self.features = {k: Feature.from_json(v) for k, v in self.info["features"].items()}
+        self.n_episodes, self.n_frames = committed_extent(root)
+        self.episode_ends = np.asarray(root["meta/episode_ends"][: self.n_episodes], dtype=np.int64)
+        self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, storage_options: dict | None = None) -> "Store":
+        if not is_url(path) and not Path(path).exists():
+            raise StoreError(f"no store at {path}: the path does not exist")
+        try:
+            root = open_root(path, "r", storage_options)
+        except Exception as e:  # zarr raises several types for "not a group"
+            raise StoreError(f"cannot open {path} as a robolearn store: {e}") from e
+        return cls(root, str(path))
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def fps(self) -> float:
+        return float(self.info["fps"])
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.info.get("tasks", []))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.episode_ends - self.episode_starts
+
+    @cached_property
+    def episodes(self) -> dict[str, np.ndarray]:
+        """The per-episode table, committed rows only."""
+        return {c: np.asarray(self.root[f"meta/episodes/{c}"][: self.n_episodes]) for c in EPISODE_COLUMNS}
+
+    def task(self, episode: int) -> str:
+        i = int(self.episodes["task_index"][episode])
+        return self.tasks[i] if 0 <= i < len(self.tasks) else ""
+
+    @property
+    def stats(self) -> dict | None:
+        return self.root["meta/stats"].attrs.get("stats") if "meta/stats" in self.root else None
+
+    def nbytes(self) -> int:
+        """Bytes on disk (local stores) or stored bytes reported by the arrays (URLs)."""
+        if not is_url(self.path):
+            return sum(f.stat().st_size for f in Path(self.path).rglob("*") if f.is_file())
+        return sum(self.root[f"data/{k}"].nbytes_stored() for k in self.features)
+
+    # -- data ------------------------------------------------------------------------------------
+    def _check(self, episode: int) -> None:
+        if not 0 <= episode < self.n_episodes:
+            raise StoreError(f"episode {episode} does not exist: {self.path} has {self.n_episodes} episodes")
+
+    def read(self, key: str, start: int, stop: int, episode: int | None = None) -> np.ndarray:
+        """Frames [start, stop) of data/<key>; a corrupt chunk raises StoreError naming episode and key."""
+        if key not in self.features:
+            raise StoreError(f"unknown key {key!r}: {self.path} has {', '.join(sorted(self.features))}")
+        try:
+            return np.asarray(self.root[f"data/{key}"][start:stop])
+        except Exception as e:
+            ep = episode if episode is not None else int(np.searchsorted(self.episode_ends, start, side="right"))
+            raise StoreError(f"corrupt data in episode {ep}, key {key!r} (frames {start}..{stop}): {e}") from e
+
+    def read_all(self, key: str) -> np.ndarray:
+        return self.read(key, 0, self.n_frames)
+
+    def episode(self, episode: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+        self._check(episode)
+        s, e = int(self.episode_starts[episode]), int(self.episode_ends[episode])
+        return {k: self.read(k, s, e, episode) for k in (keys or list(self.features))}
+
+    def timestamps(self, key: str, episode: int) -> np.ndarray:
+        self._check(episode)
+        s, e = int(self.episode_starts[episode]), int(self.episode_ends[episode])
+        return np.asarray(self.root[f"timestamps/{key}"][s:e])
+
+
+def open_store(path: str | os.PathLike, storage_options: dict | None = None) -> Store:
+    return Store.open(path, storage_options)

@@ -1,0 +1,53 @@
+"""Cut a store back to its last committed episode. Idempotent; safe to run on a healthy store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import zarr
+
+from robolearn.store.backend import is_url
+from robolearn.store.layout import EPISODE_COLUMNS
+
+
+def repair_root(root: zarr.Group, path) -> dict:
+    from robolearn.store.reader import committed_extent
+
+    n_eps, n_frames = committed_extent(root)
+    cut_frames = 0
+    for group in ("data", "timestamps"):
+        for key in root[group].array_keys():
+            arr = root[f"{group}/{key}"]
+            if arr.shape[0] != n_frames:
+                cut_frames = max(cut_frames, arr.shape[0] - n_frames)
+                arr.resize((n_frames, *arr.shape[1:]))
+    cut_eps = 0
+    for name in [f"meta/episodes/{c}" for c in EPISODE_COLUMNS] + ["meta/episode_ends"]:
+        arr = root[name]
+        if arr.shape[0] != n_eps:
+            cut_eps = max(cut_eps, arr.shape[0] - n_eps)
+            arr.resize((n_eps,))
+    removed = 0
+    if not is_url(path):
+        for tmp in Path(path).rglob("*.partial"):  # a write killed between temp file and rename
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return {"episodes": n_eps, "frames": n_frames, "cut_frames": int(cut_frames), "cut_episodes": int(cut_eps),
+            "removed_partial_files": removed}
+
+
+def repair(path) -> dict:
+    """Take the writer lock (a dead writer's lock is taken over) and cut back the uncommitted tail."""
+    from robolearn.store.backend import open_root
+    from robolearn.store.lock import StoreLock
+    from robolearn.store.reader import Store
+
+    Store.open(path)  # clear error for a missing or foreign path
+    lock = None if is_url(path) else StoreLock(Path(path))
+    if lock:
+        lock.acquire()
+    try:
+        return repair_root(open_root(path, "r+"), path)
+    finally:
+        if lock:
+            lock.release()
