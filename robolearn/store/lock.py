@@ -40,7 +40,7 @@ class StoreLock:
                     self.path.unlink(missing_ok=True)
                     continue
                 if owner.get("pid") == me["pid"] and owner.get("host") == me["host"]:
-                    raise StoreError(f"store {self.path.parent} is already open for writing in this process")
+                    raise StoreError(f"store {self.path.parent} is already open for writing in this process; only one writer at a time")
                 raise StoreError(
                     f"store {self.path.parent} is being written by pid {owner.get('pid')} on "
                     f"{owner.get('host')}; only one writer at a time (close it first)"

@@ -16,10 +16,8 @@ from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR, SCHEMA_VERSION, F
 def committed_extent(root: zarr.Group) -> tuple[int, int]:
     """(episodes, frames) committed: the strictly increasing prefix of episode_ends that every array covers."""
     ends = np.asarray(root["meta/episode_ends"][:], dtype=np.int64)
-    covered = min(
-        [root[f"data/{k}"].shape[0] for k in root["data"].array_keys()]
-        + [root[f"timestamps/{k}"].shape[0] for k in root["timestamps"].array_keys()]
-    )
+    keys = list(root.attrs[ROOT_ATTR]["features"])
+    covered = min([root[f"data/{k}"].shape[0] for k in keys] + [root[f"timestamps/{k}"].shape[0] for k in keys])
     rows = min(root[f"meta/episodes/{c}"].shape[0] for c in EPISODE_COLUMNS)
     n, prev = 0, 0
     for i, e in enumerate(ends[: max(0, rows)]):

@@ -7,7 +7,7 @@ from pathlib import Path
 import zarr
 
 from robolearn.store.backend import is_url
-from robolearn.store.layout import EPISODE_COLUMNS
+from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR
 
 
 def repair_root(root: zarr.Group, path) -> dict:
@@ -16,7 +16,7 @@ def repair_root(root: zarr.Group, path) -> dict:
     n_eps, n_frames = committed_extent(root)
     cut_frames = 0
     for group in ("data", "timestamps"):
-        for key in root[group].array_keys():
+        for key in root.attrs[ROOT_ATTR]["features"]:
             arr = root[f"{group}/{key}"]
             if arr.shape[0] != n_frames:
                 cut_frames = max(cut_frames, arr.shape[0] - n_frames)

@@ -64,7 +64,7 @@ def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray]
                 raise StoreError(f"key {key!r}: expected dtype {want.name}, got {arr.dtype.name}")
             arr = arr.astype(want)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            bad = int(np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)).any(1))[0][0])
+            bad = int(np.flatnonzero((~np.isfinite(arr.reshape(len(arr), -1))).any(1))[0])
             raise StoreError(f"key {key!r}: frame {bad} holds NaN or inf")
         out[key] = np.ascontiguousarray(arr)
     return out

@@ -1,0 +1,142 @@
+"""The `robolearn` command. Each subcommand parses its config and calls the library: no logic here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from robolearn.cli.data import app as data_app
+from robolearn.cli.errors import friendly
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Record demonstrations, train visuomotor policies, evaluate and deploy them.")
+app.add_typer(data_app, name="data")
+
+OVERRIDES = typer.Argument(None, help="Presets and overrides: policy=diffusion task=mujoco-push train.steps=2000")
+
+
+def _emit(obj: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj))
+    else:
+        from rich import print_json
+
+        print_json(data=obj)
+
+
+def _abs(path) -> str:
+    return str(path) if "://" in str(path) else str(Path(path).resolve())
+
+
+@app.command()
+@friendly
+def envs(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """List the registered environments."""
+    from robolearn.env.registry import describe, env_ids, load_env_plugins
+
+    plugins = load_env_plugins()
+    out = {"envs": [describe(i) for i in env_ids()],
+           "unavailable": {k: str(v) for k, v in plugins.items() if isinstance(v, Exception)}}
+    if as_json:
+        print(json.dumps(out))
+    else:
+        for e in out["envs"]:
+            typer.echo(f"{e['id']:40s} family={e['family']}")
+        for fam, why in out["unavailable"].items():
+            typer.echo(f"({fam} unavailable: {why})")
+
+
+@app.command()
+@friendly
+def collect(
+    overrides: Optional[list[str]] = OVERRIDES,
+    env: Optional[str] = typer.Option(None, "--env", help="Env id (default: the task preset's)."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", "-n", help="Episodes to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="Store path to create or append to."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i."),
+    only_success: Optional[bool] = typer.Option(None, "--only-success/--all", help="Keep only expert successes."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+):
+    """Run a scripted expert and record its episodes into a zarr store."""
+    from robolearn.experiment import build_config
+    from robolearn.record.collect import collect as run_collect
+
+    cfg = build_config(overrides or [])
+    summary = run_collect(env or cfg.task.env, out, episodes or cfg.collect.episodes,
+                          seed=cfg.collect.seed if seed is None else seed, env_kwargs=cfg.task.env_kwargs,
+                          max_steps=cfg.task.max_steps,
+                          only_success=cfg.collect.only_success if only_success is None else only_success,
+                          progress=not as_json)
+    _emit(summary, as_json)
+
+
+@app.command()
+@friendly
+def train(
+    overrides: Optional[list[str]] = OVERRIDES,
+    store: str = typer.Option(..., "--store", "-s", help="Store path or URL to train from."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (becomes the checkpoint)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+):
+    """Train a policy on a store; writes model.safetensors, config.json, stats.json and a training curve."""
+    from robolearn.experiment import build_config
+    from robolearn.train.run import train_policy
+
+    cfg = build_config(overrides or [])
+    _emit(train_policy(cfg, store, out, progress=not as_json), as_json)
+
+
+@app.command("eval")
+@friendly
+def evaluate(
+    overrides: Optional[list[str]] = OVERRIDES,
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run directory written by `robolearn train`."),
+    env: Optional[str] = typer.Option(None, "--env", help="Env id (default: the one the policy was trained on)."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", "-n", help="Rollouts."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray actors for rollouts."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for eval.json and rollouts.mp4."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+):
+    """Roll a trained policy out in its env: success rate with a Wilson 95% interval, and an mp4."""
+    from robolearn.experiment import build_config
+    from robolearn.eval.run import evaluate_checkpoint
+
+    cfg = build_config(overrides or [])
+    result = evaluate_checkpoint(checkpoint, cfg, env=env, episodes=episodes, seed=seed, workers=workers, out=out,
+                                 progress=not as_json)
+    _emit(result, as_json)
+
+
+@app.command()
+@friendly
+def demo(
+    overrides: Optional[list[str]] = OVERRIDES,
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for the store, run and videos."),
+    quick: bool = typer.Option(False, "--quick", help="Small budget (< 10 min on 2 cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one final JSON line."),
+):
+    """collect -> train -> eval on the native MuJoCo push task, all in one folder."""
+    from robolearn.demo import run_demo
+    from robolearn.experiment import build_config
+
+    cfg = build_config([f"demo={'quick' if quick else 'default'}", *(overrides or [])])
+    result = run_demo(cfg, out, progress=not as_json)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _emit(result, False)
+
+
+def main() -> None:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    app()
+
+
+if __name__ == "__main__":
+    main()

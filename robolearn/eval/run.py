@@ -1,0 +1,46 @@
+"""Evaluating a checkpoint directory (what `robolearn eval` calls)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from robolearn.experiment import ExperimentConfig
+
+
+def read_run_config(checkpoint: str | Path) -> dict:
+    path = Path(checkpoint) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint} is not a checkpoint: it has no config.json")
+    return json.loads(path.read_text())
+
+
+def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str | None = None,
+                        episodes: int | None = None, seed: int | None = None, workers: int | None = None,
+                        out: str | Path | None = None, progress: bool = True) -> dict:
+    """Roll out the policy in `checkpoint` (EMA weights when present); write eval.json and rollouts.mp4."""
+    from robolearn.env.registry import load_env_plugins, make_env
+    from robolearn.eval.rollout import evaluate
+    from robolearn.policies import check_compatible, load
+
+    run = read_run_config(checkpoint)
+    env_id = env or run.get("env_id") or cfg.task.env
+    env_kwargs = dict(run.get("env_kwargs") or cfg.task.env_kwargs)
+    policy = load(checkpoint)
+    load_env_plugins()
+    probe = make_env(env_id, **env_kwargs)  # unknown id / incompatible spaces fail here, before any rollout
+    try:
+        check_compatible(policy, probe.observation_space, probe.action_space)
+    finally:
+        probe.close()
+    out = Path(out) if out is not None else Path(checkpoint) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    n_workers = workers or cfg.eval.workers
+    result = evaluate(policy if n_workers <= 1 else str(checkpoint), env_id, episodes or cfg.eval.episodes,
+                      seed=cfg.eval.seed if seed is None else seed, env_kwargs=env_kwargs,
+                      max_steps=cfg.task.max_steps, video_path=out / "rollouts.mp4",
+                      video_episodes=cfg.eval.video_episodes, progress=progress, workers=n_workers)
+    summary = {**result.to_json(), "checkpoint": str(Path(checkpoint).resolve()), "env": env_id}
+    (out / "eval.json").write_text(json.dumps(summary, indent=2))
+    summary["json"] = str((out / "eval.json").resolve())
+    return summary

@@ -1,0 +1,40 @@
+"""From a store and an experiment config to a trained run directory (what `robolearn train` calls)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from robolearn.experiment import ExperimentConfig
+from robolearn.sampling import WindowSampler, split_episodes
+from robolearn.store import Store, StoreError, ensure_stats
+from robolearn.train.trainer import Trainer
+
+
+def store_features(store: Store) -> dict[str, dict]:
+    return {k: {"shape": list(f.shape), "dtype": f.dtype} for k, f in store.features.items()}
+
+
+def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progress: bool = True) -> dict:
+    """Fit the configured policy to the store; the run directory is a loadable checkpoint."""
+    from robolearn.policies import make_policy
+
+    store = Store.open(store_path)
+    if store.n_episodes == 0:
+        raise StoreError(f"store {store_path} has no committed episodes to train on")
+    stats = ensure_stats(store_path)
+    features = store_features(store)
+    policy = make_policy(cfg.policy, features, stats, **cfg.model)
+    obs_keys = [k for k in policy.config.features if k != "action"]
+    train_eps, val_eps = split_episodes(store.n_episodes, cfg.train.val_ratio, cfg.train.seed)
+    To, T = policy.config.n_obs_steps, policy.config.horizon
+    train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps)
+    val_s = WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30) if len(val_eps) else None
+    env_id = store.info.get("env_id", cfg.task.env)
+    extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
+             "store": str(store_path), "experiment": asdict(cfg)}
+    trainer = Trainer(policy, train_s, cfg.train, out, val_sampler=val_s, extra=extra, progress=progress)
+    summary = trainer.fit()
+    summary.update({"train_episodes": int(len(train_eps)), "val_episodes": int(len(val_eps)),
+                    "parameters": int(sum(p.numel() for p in policy.parameters()))})
+    return summary

@@ -1,0 +1,139 @@
+"""One training loop for every policy: policies differ in `compute_loss`, not here."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from robolearn.sampling import WindowSampler, infinite_batches, make_loader
+from robolearn.train.config import TrainConfig
+from robolearn.train.ema import EMA
+from robolearn.train.plots import plot_curves
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use device=cpu")
+    return torch.device(name)
+
+
+def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    """Trains `policy` on windows from `train_sampler`; writes the run directory `out`:
+    model.safetensors, ema.safetensors, config.json, stats.json, metrics.jsonl, train_curve.png."""
+
+    def __init__(self, policy, train_sampler: WindowSampler, cfg: TrainConfig, out: str | Path,
+                 val_sampler: WindowSampler | None = None, extra: dict | None = None, progress: bool = True):
+        self.cfg, self.out, self.extra, self.progress = cfg, Path(out), dict(extra or {}), progress
+        self.device = resolve_device(cfg.device)
+        if cfg.threads and self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.policy = policy.to(self.device)
+        self.train_sampler, self.val_sampler = train_sampler, val_sampler
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: cosine_with_warmup(s, cfg.warmup_steps, cfg.steps))
+        self.ema = EMA(self.policy, cfg.ema_power, cfg.ema_max) if cfg.ema else None
+        self.step = 0
+        self.records: list[dict] = []
+
+    def _to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def validation_loss(self) -> float | None:
+        if self.val_sampler is None or len(self.val_sampler) == 0:
+            return None
+        model = self.ema.model if self.ema else self.policy
+        was_training = model.training
+        model.eval()
+        losses = []
+        bs = min(self.cfg.batch_size, len(self.val_sampler))
+        for i, batch in enumerate(make_loader(self.val_sampler, bs, shuffle=True, seed=self.cfg.seed + 1)):
+            if i >= self.cfg.val_batches:
+                break
+            losses.append(float(model.compute_loss(self._to_device(batch))["loss"]))
+        model.train(was_training)
+        return float(np.mean(losses)) if losses else None
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        metrics_path = self.out / "metrics.jsonl"
+        batches = infinite_batches(self.train_sampler, min(cfg.batch_size, len(self.train_sampler)),
+                                   seed=cfg.seed, num_workers=cfg.num_workers)
+        self.policy.train()
+        t0, samples = time.perf_counter(), 0
+        columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, disable=not self.progress, transient=False) as bar, open(metrics_path, "a") as log:
+            task = bar.add_task("train", total=cfg.steps, info="")
+            running = []
+            while self.step < cfg.steps:
+                _, batch = next(batches)
+                batch = self._to_device(batch)
+                out = self.policy.compute_loss(batch)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower train.lr")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                if self.ema:
+                    self.ema.update(self.policy)
+                self.step += 1
+                samples += len(next(iter(batch.values())))
+                running.append(float(loss))
+                record = None
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    record = {"step": self.step, "loss": float(np.mean(running)), "lr": self.scheduler.get_last_lr()[0],
+                              "samples_per_s": samples / (time.perf_counter() - t0)}
+                    running = []
+                if cfg.val_every and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+                    val = self.validation_loss()
+                    if val is not None:
+                        record = {**(record or {"step": self.step}), "val_loss": val}
+                if record:
+                    self.records.append(record)
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.update(task, info=f"loss {record.get('loss', float('nan')):.4f}")
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.steps:
+                    self.save(self.out / "checkpoints" / f"step-{self.step:07d}")
+                bar.update(task, completed=self.step)
+        elapsed = time.perf_counter() - t0
+        self.save(self.out)
+        plot = plot_curves(self.records, self.out / "train_curve.png", title=f"{self.policy.name} training")
+        summary = {"steps": self.step, "seconds": elapsed, "samples_per_s": samples / max(elapsed, 1e-9),
+                   "final_loss": self.records[-1].get("loss") if self.records else None,
+                   "val_loss": next((r["val_loss"] for r in reversed(self.records) if "val_loss" in r), None),
+                   "checkpoint": str(self.out.resolve()), "plot": str(plot.resolve())}
+        (self.out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def save(self, directory: Path) -> None:
+        from robolearn.policies import save_policy
+
+        extra = {**self.extra, "train": asdict(self.cfg), "step": self.step}
+        save_policy(self.policy, directory, ema_policy=self.ema.model if self.ema else None, extra=extra)
