@@ -1,0 +1,235 @@
+"""Clocks that pace the control loop.
+
+A clock hands out tick indices at a fixed rate. Tick ``k`` is due at ``t0 + k * period`` (absolute
+deadlines, so oversleeping never accumulates). When the loop body overruns and one or more
+deadlines have already passed, the clock jumps to the next future tick and counts the ticks it
+skipped: it never fires a burst of late ticks to catch up (ros2_control's rule).
+
+Two implementations share these tick semantics:
+
+- ``RealClock(hz)`` sleeps on the monotonic clock until shortly before each deadline, then spins.
+- ``VirtualClock(hz)`` never sleeps: each tick advances its time by exactly one period, so a
+  simulator runs as fast as it can while seeing the same tick indices and timestamps it would see
+  in real time.
+
+Example::
+
+    clock = RealClock(100)
+    clock.start()
+    for _ in range(300):
+        tick = clock.wait_next_tick()   # 0, 1, 2, ... (gaps where ticks were missed)
+        do_work(tick, clock.now())
+    print(clock.stats())               # {"ticks": ..., "missed_ticks": ..., "lateness_p99_us": ...}
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Clock", "RealClock", "VirtualClock"]
+
+_NS = 1_000_000_000
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What the control loop needs from a clock."""
+
+    period: float
+    """Seconds between ticks (1 / hz)."""
+
+    missed_ticks: int
+    """Ticks skipped since ``start()`` because their deadline had passed."""
+
+    def start(self) -> None:
+        """Reset the counters and anchor tick 0 at the current time."""
+
+    def wait_next_tick(self) -> int:
+        """Block until the next tick is due and return its index (skipping, never bursting)."""
+
+    def now(self) -> float:
+        """Seconds since ``start()`` on this clock."""
+
+    def stats(self) -> dict[str, float]:
+        """Counters and lateness percentiles (µs) since ``start()``."""
+
+
+def _summary(ticks: int, missed: int, lateness_ns: deque[int], span_s: float) -> dict[str, float]:
+    if lateness_ns:
+        late_us = np.asarray(lateness_ns, dtype=np.float64) / 1e3
+        p50, p99, mx = np.percentile(late_us, 50), np.percentile(late_us, 99), late_us.max()
+    else:
+        p50 = p99 = mx = 0.0
+    return {
+        "ticks": ticks,
+        "missed_ticks": missed,
+        "lateness_p50_us": float(p50),
+        "lateness_p99_us": float(p99),
+        "lateness_max_us": float(mx),
+        # Executed ticks per second between the first and the last executed tick.
+        "achieved_hz": float((ticks - 1) / span_s) if ticks > 1 and span_s > 0 else 0.0,
+    }
+
+
+class RealClock:
+    """Wall-clock pacing on absolute monotonic deadlines with sleep-then-spin.
+
+    Args:
+        hz: tick rate.
+        spin_s: the last ``spin_s`` seconds before a deadline are busy-waited instead of slept,
+            which trades CPU for wake-up precision (0 disables spinning).
+        time_ns: monotonic time source in integer nanoseconds (injectable for tests).
+        sleep: sleep function taking seconds (injectable for tests).
+        max_samples: how many recent lateness samples ``stats()`` summarises.
+    """
+
+    def __init__(
+        self,
+        hz: float,
+        spin_s: float = 0.001,
+        *,
+        time_ns: Callable[[], int] = time.monotonic_ns,
+        sleep: Callable[[float], None] = time.sleep,
+        max_samples: int = 100_000,
+    ) -> None:
+        if not hz > 0:
+            raise ValueError(f"RealClock: hz must be > 0, got {hz!r}")
+        if spin_s < 0:
+            raise ValueError(f"RealClock: spin_s must be >= 0, got {spin_s!r}")
+        self.hz = float(hz)
+        self.period = 1.0 / self.hz
+        self.spin_s = float(spin_s)
+        # Integer nanoseconds keep `deadline_k = t0 + k * period` exact for any k.
+        self._period_ns = round(_NS / self.hz)
+        self._spin_ns = round(self.spin_s * _NS)
+        self._time_ns = time_ns
+        self._sleep = sleep
+        self._lateness_ns: deque[int] = deque(maxlen=max_samples)
+        self._t0: int | None = None
+        self._tick = -1
+        self._ticks = 0
+        self._first_wake: int | None = None
+        self._last_wake: int | None = None
+        self.missed_ticks = 0
+
+    def start(self) -> None:
+        self._t0 = self._time_ns()
+        self._tick = -1
+        self._ticks = 0
+        self._first_wake = self._last_wake = None
+        self._lateness_ns.clear()
+        self.missed_ticks = 0
+
+    def _deadline(self, k: int) -> int:
+        assert self._t0 is not None
+        return self._t0 + k * self._period_ns
+
+    def _tick_at(self, t_ns: int) -> int:
+        """Index of the tick whose period contains ``t_ns``."""
+        assert self._t0 is not None
+        return (t_ns - self._t0) // self._period_ns
+
+    def wait_next_tick(self) -> int:
+        if self._t0 is None:
+            self.start()
+        now = self._time_ns()
+        target = self._tick + 1
+        if target == 0:
+            # Tick 0 is due at start(): fire it now unless whole periods have gone by since.
+            target = max(0, self._tick_at(now))
+            self.missed_ticks += target
+        elif now > self._deadline(target):
+            # Overrun: skip to the next tick still in the future, never catch up in a burst.
+            nxt = self._tick_at(now) + 1
+            self.missed_ticks += nxt - target
+            target = nxt
+        deadline = self._deadline(target)
+
+        sleep_ns = deadline - self._spin_ns - now
+        if sleep_ns > 0:
+            self._sleep(sleep_ns / _NS)
+        now = self._time_ns()
+        while now < deadline:
+            now = self._time_ns()
+
+        self._lateness_ns.append(now - deadline)
+        # Woke up so late that later deadlines passed too: we are now at a later tick.
+        cur = self._tick_at(now)
+        if cur > target:
+            self.missed_ticks += cur - target
+            target = cur
+        self._tick = target
+        self._ticks += 1
+        if self._first_wake is None:
+            self._first_wake = now
+        self._last_wake = now
+        return target
+
+    def now(self) -> float:
+        if self._t0 is None:
+            return 0.0
+        return (self._time_ns() - self._t0) / _NS
+
+    @property
+    def tick(self) -> int:
+        """Index of the last tick returned (-1 before the first)."""
+        return self._tick
+
+    def lateness_us(self) -> np.ndarray:
+        """Wake-up lateness of each recent tick, in µs."""
+        return np.asarray(self._lateness_ns, dtype=np.float64) / 1e3
+
+    def stats(self) -> dict[str, float]:
+        span = 0.0
+        if self._first_wake is not None and self._last_wake is not None:
+            span = (self._last_wake - self._first_wake) / _NS
+        return _summary(self._ticks, self.missed_ticks, self._lateness_ns, span)
+
+    def __repr__(self) -> str:
+        return f"RealClock(hz={self.hz:g}, spin_s={self.spin_s:g})"
+
+
+class VirtualClock:
+    """Simulated time: never sleeps, advances exactly one period per tick.
+
+    ``now()`` is the time of the current tick (``tick * period``), so timestamps match what a
+    ``RealClock`` at the same rate would produce with zero lateness.
+    """
+
+    def __init__(self, hz: float) -> None:
+        if not hz > 0:
+            raise ValueError(f"VirtualClock: hz must be > 0, got {hz!r}")
+        self.hz = float(hz)
+        self.period = 1.0 / self.hz
+        self._tick = -1
+        self.missed_ticks = 0
+
+    def start(self) -> None:
+        self._tick = -1
+        self.missed_ticks = 0
+
+    def wait_next_tick(self) -> int:
+        self._tick += 1
+        return self._tick
+
+    def now(self) -> float:
+        return max(self._tick, 0) * self.period
+
+    @property
+    def tick(self) -> int:
+        """Index of the last tick returned (-1 before the first)."""
+        return self._tick
+
+    def stats(self) -> dict[str, float]:
+        ticks = self._tick + 1
+        out = _summary(ticks, 0, deque(), 0.0)
+        out["achieved_hz"] = self.hz if ticks > 1 else 0.0
+        return out
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(hz={self.hz:g})"

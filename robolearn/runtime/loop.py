@@ -1,0 +1,161 @@
+"""The control loop: one loop for recording, deployment and evaluation.
+
+Per tick::
+
+    tick = clock.wait_next_tick()          # the clock paces; env.step never sleeps
+    action = source.act(obs, tick)         # expert, teleop device or policy
+    obs', reward, terminated, truncated, info = env.step(action)
+    on_step(StepRecord(tick, t, obs, action, reward, info, ...))   # obs: what the action saw
+    obs = obs'
+
+The episode ends on ``terminated``, ``truncated`` or after ``max_steps`` steps.
+
+Example::
+
+    loop = ControlLoop(env, PolicySource(policy), VirtualClock(env.unwrapped.control_hz),
+                       on_step=recorder.add, max_steps=300)
+    result = loop.run_episode(seed=0)      # EpisodeResult(steps=..., success=..., ...)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from robolearn.runtime.clock import Clock
+from robolearn.runtime.sources import ActionSource
+
+__all__ = ["ControlLoop", "EpisodeResult", "StepRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One executed tick, as handed to ``on_step`` (e.g. a Recorder)."""
+
+    tick: int
+    """Tick index on the loop's clock (gaps where ticks were missed)."""
+    t: float
+    """Clock time (s since the episode's clock start) at which the tick fired."""
+    obs: dict[str, np.ndarray]
+    """The observation the action was computed from."""
+    action: np.ndarray
+    """The action applied: ``info["action"]`` when the env reports what it really sent
+    (after clipping / a safety filter), otherwise the action the source chose."""
+    reward: float
+    info: dict[str, Any]
+    terminated: bool = False
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class EpisodeResult:
+    """Summary of one episode run by ``ControlLoop.run_episode``."""
+
+    steps: int
+    """env.step calls."""
+    success: bool
+    """True if any step reported ``info["success"]``."""
+    total_reward: float
+    terminated: bool
+    truncated: bool
+    """True when the env truncated the episode (a ``max_steps`` stop is not a truncation)."""
+    missed_ticks: int
+    """Ticks the clock skipped because the loop body overran."""
+    duration_s: float
+    """Wall-clock seconds the episode took."""
+    seed: int | None = None
+    frames: list[np.ndarray] = field(default_factory=list)
+    """``env.render()`` after reset and after each step, when video is recorded."""
+    clock_stats: dict[str, float] = field(default_factory=dict)
+
+
+class ControlLoop:
+    """Runs ``env`` with actions from ``source``, paced by ``clock``.
+
+    Args:
+        env: a gymnasium env with a Dict observation space.
+        source: decides the action at each tick (``ExpertSource``, ``PolicySource``, ...).
+        clock: ``RealClock`` on hardware, ``VirtualClock`` (or a ``RealClock``) in simulation.
+        on_step: called with a ``StepRecord`` after every step.
+        max_steps: stop after this many steps (None: only on terminated/truncated).
+        record_video: collect ``env.render()`` frames in ``EpisodeResult.frames``.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        source: ActionSource,
+        clock: Clock,
+        on_step: Callable[[StepRecord], None] | None = None,
+        max_steps: int | None = None,
+        *,
+        record_video: bool = False,
+    ) -> None:
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"ControlLoop: max_steps must be >= 1 or None, got {max_steps}")
+        self.env = env
+        self.source = source
+        self.clock = clock
+        self.on_step = on_step
+        self.max_steps = max_steps
+        self.record_video = record_video
+
+    def run_episode(self, seed: int | None = None, *, record_video: bool | None = None) -> EpisodeResult:
+        """Reset env and source with ``seed`` and run until the episode ends."""
+        record = self.record_video if record_video is None else record_video
+        frames: list[np.ndarray] = []
+        obs, _ = self.env.reset(seed=seed)
+        self.source.reset(seed)
+        if record:
+            frames.append(self._render())
+
+        steps, total_reward, success = 0, 0.0, False
+        terminated = truncated = False
+        start = time.monotonic()
+        self.clock.start()
+        while not (terminated or truncated):
+            if self.max_steps is not None and steps >= self.max_steps:
+                break
+            tick = self.clock.wait_next_tick()
+            t = self.clock.now()
+            action = self.source.act(obs, tick)
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            steps += 1
+            total_reward += float(reward)
+            success = success or bool(info.get("success", False))
+            if self.on_step is not None:
+                sent = info.get("action", action)
+                self.on_step(
+                    StepRecord(tick, t, obs, np.asarray(sent), float(reward), info,
+                               bool(terminated), bool(truncated))
+                )
+            if record:
+                frames.append(self._render())
+            obs = next_obs
+
+        return EpisodeResult(
+            steps=steps,
+            success=success,
+            total_reward=total_reward,
+            terminated=bool(terminated),
+            truncated=bool(truncated),
+            missed_ticks=int(self.clock.missed_ticks),
+            duration_s=time.monotonic() - start,
+            seed=seed,
+            frames=frames,
+            clock_stats=self.clock.stats(),
+        )
+
+    def _render(self) -> np.ndarray:
+        frame = self.env.render()
+        if frame is None:
+            raise RuntimeError(
+                "ControlLoop: env.render() returned None; create the env with render_mode='rgb_array' "
+                "to record video"
+            )
+        return np.asarray(frame)

@@ -1,0 +1,137 @@
+import time
+
+import numpy as np
+import pytest
+
+from robolearn.runtime import Clock, RealClock, VirtualClock
+
+
+class FakeTime:
+    """Injectable monotonic time: sleep advances it by the request plus an optional overshoot,
+    every read advances it by 1 µs (so a spin loop terminates)."""
+
+    def __init__(self, overshoot_s: float = 0.0) -> None:
+        self.t = 1_000_000_000
+        self.overshoot_ns = int(overshoot_s * 1e9)
+        self.sleeps: list[float] = []
+
+    def time_ns(self) -> int:
+        self.t += 1_000
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += int(s * 1e9) + self.overshoot_ns
+
+    def work(self, s: float) -> None:
+        self.t += int(s * 1e9)
+
+
+def test_clocks_satisfy_protocol():
+    assert isinstance(RealClock(10), Clock)
+    assert isinstance(VirtualClock(10), Clock)
+
+
+def test_fake_time_ticks_are_on_absolute_deadlines():
+    ft = FakeTime(overshoot_s=0.0003)  # every sleep oversleeps 0.3 ms: must not accumulate
+    clock = RealClock(100, spin_s=0.001, time_ns=ft.time_ns, sleep=ft.sleep)
+    clock.start()
+    t0 = ft.t
+    wakes = []
+    for _ in range(50):
+        assert clock.wait_next_tick() == len(wakes)
+        wakes.append(ft.t - t0)
+        ft.work(0.002)
+    lateness_ms = (np.array(wakes) - np.arange(50) * 10_000_000) / 1e6
+    assert lateness_ms.max() < 0.05  # woke 0.7 ms early (sleep), spun to the deadline
+    assert clock.missed_ticks == 0
+    # Slept until deadline - spin each time (first tick fires at once, no sleep).
+    np.testing.assert_allclose(ft.sleeps, 0.010 - 0.002 - 0.001, atol=1e-5)
+
+
+def test_fake_time_overrun_skips_to_next_future_tick_and_counts():
+    ft = FakeTime()
+    clock = RealClock(100, spin_s=0.0, time_ns=ft.time_ns, sleep=ft.sleep)
+    clock.start()
+    t0 = ft.t
+    ticks, wakes = [], []
+    for i in range(10):
+        ticks.append(clock.wait_next_tick())
+        wakes.append((ft.t - t0) / 1e6)
+        ft.work(0.025 if i == 3 else 0.001)  # tick 3's body takes 2.5 periods
+    # Tick 3 ran at 30 ms and ended at 55 ms: ticks 4 and 5 are skipped, tick 6 fires on time.
+    assert ticks == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]
+    assert clock.missed_ticks == 2
+    assert clock.stats()["missed_ticks"] == 2
+    assert wakes[4] == pytest.approx(60.0, abs=0.01)
+    assert np.diff(wakes).min() > 9.9  # never a burst of catch-up ticks
+
+
+def test_fake_time_oversleep_past_next_deadline_counts_missed():
+    ft = FakeTime(overshoot_s=0.015)  # the OS wakes us 1.5 periods late
+    clock = RealClock(100, spin_s=0.0, time_ns=ft.time_ns, sleep=ft.sleep)
+    clock.start()
+    assert clock.wait_next_tick() == 0
+    assert clock.wait_next_tick() == 2  # aimed at tick 1 (10 ms), woke at 25 ms: now at tick 2
+    assert clock.missed_ticks == 1
+    assert clock.stats()["lateness_max_us"] == pytest.approx(15_000, abs=20)
+
+
+def test_realclock_100hz_keeps_rate():
+    clock = RealClock(100)
+    clock.start()
+    wakes, ticks = [], []
+    while len(ticks) < 30:
+        ticks.append(clock.wait_next_tick())
+        wakes.append(time.monotonic())
+    assert ticks[0] == 0
+    # Rate from a least-squares fit of wake times on tick index: one preempted wake (a few ms on
+    # a shared VM) does not move it, a drift of 1 % does.
+    slope = np.polyfit(ticks, wakes, 1)[0]
+    assert 1.0 / slope == pytest.approx(100.0, rel=0.01)
+    stats = clock.stats()
+    assert stats["ticks"] == 30
+    assert stats["lateness_p50_us"] < 1000.0
+    assert set(stats) >= {"missed_ticks", "lateness_p50_us", "lateness_p99_us", "lateness_max_us", "achieved_hz"}
+
+
+def test_realclock_counts_missed_ticks_when_body_sleeps_too_long():
+    clock = RealClock(100)
+    clock.start()
+    ticks, wakes = [], []
+    for i in range(12):
+        ticks.append(clock.wait_next_tick())
+        wakes.append(time.monotonic())
+        if i == 4:
+            time.sleep(0.035)  # 3.5 periods
+    assert clock.missed_ticks >= 3
+    assert clock.missed_ticks == ticks[-1] - (len(ticks) - 1)
+    jump = ticks[5] - ticks[4]
+    assert jump >= 4
+    # No catch-up burst: after the stall, ticks are still about one period apart.
+    assert np.diff(wakes[5:]).min() > 0.005
+    assert np.all(np.diff(ticks[5:]) >= 1)
+
+
+def test_virtualclock_never_sleeps(monkeypatch):
+    def no_sleep(_):
+        raise AssertionError("VirtualClock slept")
+
+    monkeypatch.setattr(time, "sleep", no_sleep)
+    clock = VirtualClock(50)
+    clock.start()
+    assert clock.now() == 0.0
+    start = time.perf_counter()
+    ticks = [clock.wait_next_tick() for _ in range(10_000)]
+    assert time.perf_counter() - start < 0.5  # 200 s of simulated time
+    assert ticks == list(range(10_000))
+    assert clock.now() == pytest.approx(9_999 / 50)
+    assert clock.missed_ticks == 0
+    clock.start()
+    assert clock.wait_next_tick() == 0
+
+
+@pytest.mark.parametrize("cls", [RealClock, VirtualClock])
+def test_rejects_bad_rate(cls):
+    with pytest.raises(ValueError, match="hz must be > 0"):
+        cls(0)
