@@ -37,6 +37,6 @@ def run_demo(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> d
     ev = evaluate_checkpoint(run_dir, cfg, out=out / "eval", progress=progress)
     timings["eval_s"] = time.perf_counter() - t
     return {"store": str(store), "episodes": col["episodes"], "checkpoint": str(run_dir),
-            "success_rate": ev["success_rate"], "ci95": list(ev["ci95"]), "video": ev.get("video"),
+            "success_rate": ev["success_rate"], "ci95": list(ev["ci95"]), "video": ev["video_path"],
             "plot": tr["plot"], "timings": {k: round(v, 1) for k, v in timings.items()},
             "expert_success_rate": col["expert_success_rate"]}

@@ -25,7 +25,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
 
     run = read_run_config(checkpoint)
     env_id = env or run.get("env_id") or cfg.task.env
-    env_kwargs = dict(run.get("env_kwargs") or cfg.task.env_kwargs)
+    env_kwargs = {**(run.get("env_kwargs") or {}), **cfg.task.env_kwargs}  # explicit overrides win
     policy = load(checkpoint)
     load_env_plugins()
     probe = make_env(env_id, **env_kwargs)  # unknown id / incompatible spaces fail here, before any rollout

@@ -25,7 +25,7 @@ def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progre
     stats = ensure_stats(store_path)
     features = store_features(store)
     policy = make_policy(cfg.policy, features, stats, **cfg.model)
-    obs_keys = [k for k in policy.config.features if k != "action"]
+    obs_keys = list(policy.input_keys)
     train_eps, val_eps = split_episodes(store.n_episodes, cfg.train.val_ratio, cfg.train.seed)
     To, T = policy.config.n_obs_steps, policy.config.horizon
     train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps)

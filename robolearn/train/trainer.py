@@ -104,7 +104,7 @@ class Trainer:
                     self.ema.update(self.policy)
                 self.step += 1
                 samples += len(next(iter(batch.values())))
-                running.append(float(loss))
+                running.append(loss.item())
                 record = None
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     record = {"step": self.step, "loss": float(np.mean(running)), "lr": self.scheduler.get_last_lr()[0],

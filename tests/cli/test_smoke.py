@@ -1,0 +1,96 @@
+"""Every subcommand on a tiny budget, through the real `robolearn` command line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from robolearn.cli.main import app
+
+TINY_MODEL = ["model.down_dims=[16,32]", "model.vision_backbone=small", "model.image_feature_dim=16",
+              "model.spatial_softmax_num_keypoints=8", "model.diffusion_step_embed_dim=16", "model.horizon=8",
+              "model.n_action_steps=4", "model.crop_shape=[28,28]", "model.num_inference_steps=3"]
+TASK = ["task=mujoco-push", "task.env_kwargs.image_size=[32,32]", "task.max_steps=30"]
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def last_json(output: str) -> dict:
+    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    store, run_dir = root / "store.zarr", root / "run"
+    col = last_json(run("collect", *TASK, "--episodes", 3, "--out", store, "--json").output)
+    tr = last_json(run("train", *TASK, *TINY_MODEL, "train.steps=4", "train.batch_size=8", "train.val_ratio=0.34",
+                       "train.val_every=2", "--store", store, "--out", run_dir, "--json").output)
+    return root, store, run_dir, col, tr
+
+
+def test_envs_lists_the_push_task():
+    out = last_json(run("envs", "--json").output)
+    assert "robolearn/mujoco-push" in [e["id"] for e in out["envs"]]
+
+
+def test_collect_train_eval(pipeline):
+    root, store, run_dir, col, tr = pipeline
+    assert col["episodes"] == 3 and col["expert_success_rate"] > 0
+    assert tr["steps"] == 4 and Path(tr["plot"]).is_file()
+    for f in ("model.safetensors", "ema.safetensors", "config.json", "stats.json", "metrics.jsonl"):
+        assert (run_dir / f).is_file(), f
+    ev = last_json(run("eval", *TASK, "--checkpoint", run_dir, "--episodes", 2, "--out", root / "eval", "--json").output)
+    assert ev["n_episodes"] == 2 and 0.0 <= ev["success_rate"] <= 1.0 and len(ev["ci95"]) == 2
+    assert Path(ev["video_path"]).stat().st_size > 0 and (root / "eval" / "eval.json").is_file()
+
+
+def test_data_subcommands(pipeline):
+    _, store, *_ = pipeline
+    info = last_json(run("data", "info", store, "--json").output)
+    assert info["episodes"] == 3 and info["frames"] == sum(info["lengths"]) and "images/front" in info["keys"]
+    assert last_json(run("data", "validate", store, "--json").output)["ok"] is True
+    assert last_json(run("data", "repair", store).output)["cut_frames"] == 0
+    assert "state" in last_json(run("data", "stats", store).output)
+
+
+def test_demo_quick_json(tmp_path):
+    res = run("demo", "--quick", "--out", tmp_path / "demo", "--json", *TASK[1:], *TINY_MODEL, "collect.episodes=2",
+              "train.steps=2", "train.batch_size=8", "train.val_ratio=0", "eval.episodes=1", "eval.video_episodes=1")
+    out = last_json(res.output)
+    assert set(out) >= {"store", "episodes", "checkpoint", "success_rate", "ci95", "video", "plot"}
+    for key in ("store", "checkpoint", "video", "plot"):
+        assert Path(out[key]).is_absolute() and Path(out[key]).exists(), key
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["data", "info", "/nonexistent/store.zarr"], "no store at /nonexistent/store.zarr"),
+    (["collect", "--env", "robolearn/mujoco-psh", "--episodes", 1, "--out", "/tmp/x.zarr"],
+     "unknown env id 'robolearn/mujoco-psh'; did you mean robolearn/mujoco-push"),
+    (["train", "train.stpes=3", "--store", "/tmp/none.zarr", "--out", "/tmp/r"], "unknown config key 'train.stpes'"),
+])
+def test_bad_input_is_one_sentence(args, msg):
+    res = run(*args, ok=False)
+    assert res.exit_code == 2
+    assert msg in res.output and "Traceback" not in res.output
+
+
+def test_checkpoint_mismatching_env_is_refused(pipeline):
+    _, _, run_dir, *_ = pipeline
+    res = run("eval", "--checkpoint", run_dir, "--episodes", 1, "task.env_kwargs.image_size=[48,48]", ok=False)
+    assert res.exit_code == 2 and "'images/front'" in res.output and "Traceback" not in res.output
+
+
+def test_console_script_reports_errors_without_traceback():
+    exe = Path(sys.executable).with_name("robolearn")
+    proc = subprocess.run([str(exe), "data", "info", "/nonexistent.zarr"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "error: no store at /nonexistent.zarr" in proc.stderr and "Traceback" not in proc.stderr
