@@ -1,0 +1,57 @@
+"""robolearn/mujoco-reach: conformance, absolute 3-D position actions, expert success."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+
+import robolearn_envs  # noqa: F401  (registers the ids)
+from robolearn.env import check_env_conformance, check_upright
+from robolearn_envs.mujoco.reach import HIGH, LOW, SUCCESS_RADIUS
+
+ENV_ID = "robolearn/mujoco-reach"
+
+
+@pytest.fixture
+def env():
+    env = gymnasium.make(ENV_ID)
+    yield env
+    env.close()
+
+
+def test_conformance_and_upright(env):
+    check_env_conformance(env)
+    env.reset(seed=0)
+    check_upright(env, "top")
+
+
+def test_spaces(env):
+    assert env.action_space == gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    assert env.observation_space["state"].shape == (6,)
+    assert env.observation_space["images/front"].shape == (64, 64, 3)
+    assert gymnasium.registry[ENV_ID].max_episode_steps == 50
+
+
+def test_action_is_absolute_position(env):
+    env.reset(seed=0)
+    task = env.unwrapped.task
+    task.set_target(np.array([0.2, 0.2, 0.23]))  # out of the way
+    env.unwrapped.sim.forward()
+    for action, goal in (((-1, -1, -1), LOW), ((1, 1, 1), HIGH), ((0, 0, 0), (LOW + HIGH) / 2)):
+        for _ in range(16):  # the longest move, 0.6 m, takes 12 steps at 5 cm per step
+            obs, *_ = env.step(np.array(action, np.float32))
+        np.testing.assert_allclose(obs["state"][:3], goal, atol=0.003)
+
+
+def test_expert_succeeds(env):
+    expert = env.unwrapped.get_expert()
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        for _ in range(50):
+            obs, reward, terminated, truncated, info = env.step(expert.act(obs))
+            if terminated or truncated:
+                break
+        assert info["success"] and terminated and reward == 1.0, seed
+        assert np.linalg.norm(obs["state"][:3] - obs["state"][3:]) < SUCCESS_RADIUS
