@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import typer
 
 from robolearn.cli.errors import fail, friendly
 
-app = typer.Typer(no_args_is_help=True, help="Inspect, check and repair demonstration stores.")
+app = typer.Typer(no_args_is_help=True, help="Inspect, check, repair, import and export demonstration stores.")
 
 
 @app.command()
@@ -60,6 +61,38 @@ def stats(store: str = typer.Argument(..., help="Store path or URL.")):
     from robolearn.store import ensure_stats
 
     print(json.dumps(ensure_stats(store)))
+
+
+@app.command("import")
+@friendly
+def import_(src: str = typer.Argument(..., help="LeRobot v3.0 dataset folder or robomimic .hdf5 file."),
+            store: str = typer.Argument(..., help="New store path to create."),
+            fmt: Optional[str] = typer.Option(None, "--format", help="Source format: lerobot | robomimic."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Convert a LeRobot v3.0 dataset or a robomimic hdf5 file into a new store."""
+    from robolearn.store.interop import import_dataset
+
+    _summary(import_dataset(src, store, fmt), as_json)
+
+
+@app.command("export")
+@friendly
+def export(store: str = typer.Argument(..., help="Store path or URL."),
+           dst: str = typer.Argument(..., help="New LeRobot dataset folder or robomimic .hdf5 file."),
+           fmt: Optional[str] = typer.Option(None, "--format", help="Destination format: lerobot | robomimic."),
+           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Write a store as a LeRobot v3.0 dataset (h264 videos) or a robomimic hdf5 file."""
+    from robolearn.store.interop import export_dataset
+
+    _summary(export_dataset(store, dst, fmt), as_json)
+
+
+def _summary(out: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            typer.echo(f"{k:14s} {v}")
 
 
 __all__ = ["app", "fail"]

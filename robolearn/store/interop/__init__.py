@@ -1,0 +1,44 @@
+"""Import and export of other projects' dataset formats: LeRobot v3.0 folders and robomimic hdf5 files.
+
+>>> import_dataset("pusht_lerobot/", "pusht.zarr", "lerobot")  # doctest: +SKIP
+>>> export_dataset("lift.zarr", "lift.hdf5", "robomimic")  # doctest: +SKIP
+
+Each call writes into a temporary sibling of the destination and renames it at the end, so a failure
+leaves nothing behind; an existing non-empty destination is refused. The returned dict is a JSON-able
+summary (episodes, frames, keys, what was skipped and why).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robolearn.store.interop.common import FORMATS, check_format
+
+
+def import_dataset(src: str | Path, store: str | Path, fmt: str | None) -> dict:
+    """Convert the dataset at `src` (format `fmt`: "lerobot" or "robomimic") into a new store at `store`."""
+    fmt = check_format(fmt)
+    if not Path(src).exists():
+        raise FileNotFoundError(f"{src} does not exist")
+    if fmt == "lerobot":
+        from robolearn.store.interop.lerobot import import_lerobot
+
+        return import_lerobot(src, store)
+    from robolearn.store.interop.robomimic import import_robomimic
+
+    return import_robomimic(src, store)
+
+
+def export_dataset(store: str | Path, dst: str | Path, fmt: str | None) -> dict:
+    """Write the store at `store` to `dst` in format `fmt`: a LeRobot v3.0 folder or a robomimic hdf5 file."""
+    fmt = check_format(fmt)
+    if fmt == "lerobot":
+        from robolearn.store.interop.lerobot import export_lerobot
+
+        return export_lerobot(store, dst)
+    from robolearn.store.interop.robomimic import export_robomimic
+
+    return export_robomimic(store, dst)
+
+
+__all__ = ["FORMATS", "export_dataset", "import_dataset"]
