@@ -43,6 +43,8 @@ class EvalConfig:
     """How many rollouts go into the mp4."""
     workers: int = 1
     """Ray actors for rollouts (1 = in process)."""
+    threads: int = 1
+    """torch threads for inference at batch 1 (more threads only add sync overhead at this size)."""
 
 
 @dataclass

@@ -23,6 +23,10 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
     from robolearn.eval.rollout import evaluate
     from robolearn.policies import check_compatible, load
 
+    import torch
+
+    if cfg.eval.threads > 0:
+        torch.set_num_threads(cfg.eval.threads)
     run = read_run_config(checkpoint)
     env_id = env or run.get("env_id") or cfg.task.env
     env_kwargs = {**(run.get("env_kwargs") or {}), **cfg.task.env_kwargs}  # explicit overrides win
