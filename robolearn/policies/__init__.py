@@ -1,0 +1,213 @@
+"""Policies: registry, construction, checkpoints and compatibility checks.
+
+Every policy implements `robolearn.policies.base.Policy`. A checkpoint directory holds:
+
+- ``model.safetensors``: the state dict (normalizer buffers included);
+- ``ema.safetensors`` (optional): the EMA weights, preferred by `load` unless ``use_ema=False``;
+- ``config.json``: ``{"policy": <name>, "config": {...}, "features": {...}, **extra}``;
+- ``stats.json``: the dataset stats the normalizer was fitted from.
+
+Example::
+
+    from robolearn.policies import check_compatible, load, make_policy, save_policy
+
+    policy = make_policy("diffusion", features, stats, vision_backbone="resnet18")
+    save_policy(policy, "runs/exp/ckpt", ema_policy=ema, extra={"env_id": "PushT-v0"})
+    policy = load("runs/exp/ckpt")
+    check_compatible(policy, env.observation_space, env.action_space)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy, PolicyConfig
+from robolearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from robolearn.policies.normalize import Normalizer, is_image_key
+
+POLICIES = {
+    "diffusion": (DiffusionConfig, DiffusionPolicy),
+}
+
+MODEL_FILE = "model.safetensors"
+EMA_FILE = "ema.safetensors"
+CONFIG_FILE = "config.json"
+STATS_FILE = "stats.json"
+_RESERVED = ("policy", "config", "features")
+
+__all__ = [
+    "POLICIES", "Policy", "PolicyConfig", "Normalizer", "make_policy", "save_policy", "load", "check_compatible",
+]
+
+
+def _lookup(name: str) -> tuple[type[PolicyConfig], type[Policy]]:
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; known policies: {sorted(POLICIES)}.")
+    return POLICIES[name]
+
+
+def _clean_features(features: Mapping[str, Mapping]) -> dict[str, dict]:
+    # Keep what a policy consumes (state, images/*, action), as plain JSON-able dicts.
+    out = {}
+    for key, f in features.items():
+        if key in (STATE_KEY, ACTION_KEY) or is_image_key(key):
+            if "shape" not in f or "dtype" not in f:
+                raise ValueError(f"feature {key!r} needs 'shape' and 'dtype', got {dict(f)}.")
+            out[key] = {"shape": [int(s) for s in f["shape"]], "dtype": str(f["dtype"])}
+    return out
+
+
+def make_policy(name: str, features: Mapping[str, Mapping], stats: Mapping[str, Mapping], **overrides: Any) -> Policy:
+    """A fresh policy `name` for `features`/`stats`; `overrides` set config fields.
+
+    Pretrained weights named by the config (e.g. ``pretrained_encoder_path``) are loaded here.
+    """
+    config_cls, policy_cls = _lookup(name)
+    fields = {f.name for f in dataclasses.fields(config_cls)} - {"features"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{config_cls.__name__} has no field(s) {unknown}; known fields: {sorted(fields)}.")
+    config = config_cls.from_dict(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}, features=_clean_features(features)
+    )
+    policy = policy_cls(config, stats)
+    policy.init_pretrained()
+    return policy
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def _state_dict_for_file(module: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    sd = module.state_dict() if isinstance(module, nn.Module) else module
+    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+
+
+def save_policy(
+    policy: Policy,
+    directory: str | os.PathLike,
+    ema_policy: nn.Module | Mapping[str, torch.Tensor] | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write `policy` (and optionally its EMA copy) as a checkpoint directory; returns the path.
+
+    Each file is written to a temporary name and renamed, config.json last, so a crash never leaves
+    a half-written file; an ``ema.safetensors`` from an earlier save is removed when `ema_policy`
+    is None. `extra` (e.g. ``{"env_id": ...}``) is merged into config.json.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra may not use the reserved config.json key(s) {clash}.")
+    directory.mkdir(parents=True, exist_ok=True)
+    model_sd = _state_dict_for_file(policy)
+    meta = {"policy": policy.name}
+    _atomic_write(directory / MODEL_FILE, lambda p: save_file(model_sd, str(p), metadata=meta))
+    if ema_policy is not None:
+        ema_sd = _state_dict_for_file(ema_policy)
+        if set(ema_sd) != set(model_sd):
+            diff = sorted(set(ema_sd) ^ set(model_sd))[:3]
+            raise ValueError(f"ema_policy's state dict keys differ from the policy's (e.g. {diff}).")
+        _atomic_write(directory / EMA_FILE, lambda p: save_file(ema_sd, str(p), metadata=meta))
+    else:
+        (directory / EMA_FILE).unlink(missing_ok=True)
+    _write_json(directory / STATS_FILE, policy.stats)
+    config = {"policy": policy.name, "config": policy.config.to_dict(), "features": policy.config.features, **extra}
+    _write_json(directory / CONFIG_FILE, config)
+    return directory
+
+
+def _read_json(directory: Path, name: str) -> Any:
+    path = directory / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} not found in checkpoint directory {str(directory)!r}.")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}.") from None
+
+
+def load(directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True) -> Policy:
+    """Rebuild a policy from a checkpoint directory, in eval mode on `device`.
+
+    Uses ``ema.safetensors`` when present and `use_ema`, else ``model.safetensors``. A missing file
+    raises FileNotFoundError naming the file and the directory.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config_json = _read_json(directory, CONFIG_FILE)
+    stats = _read_json(directory, STATS_FILE)
+    for key in _RESERVED:
+        if key not in config_json:
+            raise ValueError(f"{directory / CONFIG_FILE} has no {key!r} entry.")
+    config_cls, policy_cls = _lookup(config_json["policy"])
+    config = config_cls.from_dict(config_json["config"], features=config_json["features"])
+    policy = policy_cls(config, stats)
+    weights = directory / (EMA_FILE if use_ema and (directory / EMA_FILE).is_file() else MODEL_FILE)
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights.name} not found in checkpoint directory {str(directory)!r}.")
+    state = load_file(str(weights))
+    own = policy.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{weights} does not match the {policy_cls.__name__} rebuilt from {CONFIG_FILE}: missing "
+            f"{len(missing)} key(s) {missing[:3]}, unexpected {len(unexpected)} {unexpected[:3]}, "
+            f"shape mismatch for {len(wrong)} {wrong[:3]}."
+        )
+    policy.load_state_dict(state)
+    return policy.to(device).eval()
+
+
+def check_compatible(policy: Policy, observation_space: Any, action_space: Any) -> None:
+    """Raise ValueError unless the env's spaces carry every input key and the action with the
+    shapes (and, for images, dtype) the policy was built for."""
+    import gymnasium as gym
+    import numpy as np
+
+    if not isinstance(observation_space, gym.spaces.Dict):
+        raise ValueError(f"observation space must be a gymnasium Dict space, got {type(observation_space).__name__}.")
+    for key in policy.input_keys:
+        expected = tuple(policy.config.features[key]["shape"])
+        if key not in observation_space.spaces:
+            raise ValueError(
+                f"Observation key {key!r} expected with shape {expected}, but the observation space has no such "
+                f"key (it has {sorted(observation_space.spaces)})."
+            )
+        space = observation_space.spaces[key]
+        if tuple(space.shape or ()) != expected:
+            raise ValueError(
+                f"Observation key {key!r} expected shape {expected}, but the observation space has "
+                f"{tuple(space.shape or ())}."
+            )
+        if is_image_key(key) and space.dtype != np.uint8:
+            raise ValueError(
+                f"Observation key {key!r} expected dtype uint8, but the observation space has {space.dtype}."
+            )
+    expected = (policy.action_dim,)
+    actual = tuple(action_space.shape or ())
+    if actual != expected:
+        raise ValueError(f"Key {ACTION_KEY!r} expected shape {expected}, but the action space has {actual}.")
