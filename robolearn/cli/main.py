@@ -55,22 +55,30 @@ def envs(as_json: bool = typer.Option(False, "--json", help="Print one JSON obje
 def collect(
     overrides: Optional[list[str]] = OVERRIDES,
     env: Optional[str] = typer.Option(None, "--env", help="Env id (default: the task preset's)."),
-    episodes: Optional[int] = typer.Option(None, "--episodes", "-n", help="Episodes to write."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", "-n", help="Episodes to write (per env with --recipe)."),
     out: Path = typer.Option(..., "--out", "-o", help="Store path to create or append to."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i."),
     only_success: Optional[bool] = typer.Option(None, "--only-success/--all", help="Keep only expert successes."),
+    workers: int = typer.Option(1, "--workers", "-k", help="Ray actors running the expert (1: in process)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="datasets/<name>/recipe.yaml, or its name."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Run a scripted expert and record its episodes into a zarr store."""
     from robolearn.experiment import build_config
     from robolearn.record.collect import collect as run_collect
+    from robolearn.record.collect import collect_recipe
 
+    if recipe:
+        _emit(collect_recipe(recipe, out, workers=workers, progress=not as_json, address=address,
+                             episodes_per_env=episodes), as_json)
+        return
     cfg = build_config(overrides or [])
     summary = run_collect(env or cfg.task.env, out, episodes or cfg.collect.episodes,
                           seed=cfg.collect.seed if seed is None else seed, env_kwargs=cfg.task.env_kwargs,
                           max_steps=cfg.task.max_steps,
                           only_success=cfg.collect.only_success if only_success is None else only_success,
-                          progress=not as_json)
+                          progress=not as_json, workers=workers, address=address)
     _emit(summary, as_json)
 
 

@@ -1,66 +1,186 @@
-"""Expert data collection: a scripted expert drives an env through the ControlLoop into a store."""
+"""Expert data collection: a scripted expert drives an env through the ControlLoop into a store.
+
+Episode i runs with seed `seed + i`. With `only_success`, seeds are tried in order and the first
+`episodes` successful ones are written, in seed order, so the store is the same whatever the number
+of workers: on Ray (`workers > 1`) each actor owns one env and returns whole episodes to the driver,
+which is the store's single writer.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from robolearn.env.registry import make_env
-from robolearn.record.recorder import Recorder
-from robolearn.store import StoreWriter, features_from_space
+from robolearn.store import EpisodeMeta, StoreWriter, features_from_space
+
+
+class ExpertEpisodes:
+    """One env, its expert and a ControlLoop on a virtual clock; `run(seed)` returns one episode."""
+
+    def __init__(self, env_id: str, env_kwargs: dict | None = None, max_steps: int | None = None):
+        from robolearn.env.registry import make_env
+        from robolearn.runtime import ControlLoop, ExpertSource, VirtualClock
+
+        self.env = make_env(env_id, **(env_kwargs or {}))
+        base = self.env.unwrapped
+        self.hz = float(base.control_hz)
+        self.task = str(getattr(base, "task_description", ""))
+        self.features = features_from_space(self.env.observation_space, self.env.action_space)
+        self._ticks: list = []
+        self.loop = ControlLoop(self.env, ExpertSource(base.get_expert()), VirtualClock(self.hz),
+                                on_step=self._ticks.append, max_steps=max_steps)
+
+    def run(self, seed: int) -> dict:
+        self._ticks.clear()
+        result = self.loop.run_episode(seed=seed)
+        frames = {k: np.stack([r.obs[k] for r in self._ticks]) for k in self._ticks[0].obs}
+        frames["action"] = np.stack([np.asarray(r.action) for r in self._ticks])
+        t = np.array([r.t for r in self._ticks], dtype=np.float64)
+        return {"seed": seed, "frames": frames, "t": t, "success": bool(result.success), "steps": result.steps,
+                "missed": int(result.missed_ticks)}
+
+    def describe(self) -> dict:
+        return {"hz": self.hz, "task": self.task, "features": {k: f.to_json() for k, f in self.features.items()}}
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _ray_workers(env_id, env_kwargs, max_steps, workers: int, address: str | None):
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, object_store_memory=256 * 1024**2, include_dashboard=False,
+                     log_to_driver=False)
+        started = True
+    actor = ray.remote(num_cpus=1)(ExpertEpisodes)
+    return [actor.remote(env_id, env_kwargs, max_steps) for _ in range(workers)], started
+
+
+def _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address):
+    """Yield episode dicts in seed order; local or on Ray actors with a bounded number in flight."""
+    if workers <= 1:
+        for s in seeds:
+            yield runner.run(s)
+        return
+    import ray
+
+    actors, started = _ray_workers(env_id, env_kwargs, max_steps, workers, address)
+    try:
+        pending, ready, free = {}, {}, list(actors)
+        seeds = iter(seeds)
+        next_seed = None
+        exhausted = False
+        while True:
+            while free and not exhausted:
+                try:
+                    s = next(seeds)
+                except StopIteration:
+                    exhausted = True
+                    break
+                next_seed = s if next_seed is None else next_seed
+                a = free.pop()
+                pending[a.run.remote(s)] = (a, s)
+            if not pending and not ready:
+                return
+            done, _ = ray.wait(list(pending), num_returns=1)
+            a, s = pending.pop(done[0])
+            ready[s] = ray.get(done[0])
+            free.append(a)
+            while next_seed in ready:
+                yield ready.pop(next_seed)
+                next_seed += 1
+    finally:
+        for a in actors:
+            ray.kill(a)
+        if started:
+            ray.shutdown()
 
 
 def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwargs: dict | None = None,
-            max_steps: int | None = None, only_success: bool = True, progress: bool = True) -> dict:
-    """Record `episodes` expert episodes (successful ones only, when asked) into the store at `out`."""
-    from robolearn.runtime import ControlLoop, ExpertSource, VirtualClock
-
+            max_steps: int | None = None, only_success: bool = True, progress: bool = True, workers: int = 1,
+            address: str | None = None) -> dict:
+    """Record `episodes` expert episodes (the first successful ones, when asked) into the store at `out`."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env = make_env(env_id, **(env_kwargs or {}))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    runner = ExpertEpisodes(env_id, env_kwargs, max_steps)  # the driver's env: spaces, and the work when K=1
+    info = runner.describe()
+    max_attempts = episodes * 3 + 10 if only_success else episodes
+    seeds = range(seed, seed + max_attempts)
+    attrs = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {})}
+    written = attempts = successes = steps = 0
+    t0 = time.perf_counter()
+    columns = [TextColumn("[bold]collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn()]
     try:
-        base = env.unwrapped
-        features = features_from_space(env.observation_space, env.action_space)
-        hz = float(base.control_hz)
-        attrs = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {})}
-        writer = StoreWriter(out, features, fps=hz, attrs=attrs)
-        recorder = Recorder(writer, fps=hz, task=getattr(base, "task_description", ""), source=f"expert:{env_id}")
-        source = ExpertSource(base.get_expert())
-
-        def on_step(rec):
-            recorder.add_tick(rec.obs, rec.action, rec.t)
-
-        loop = ControlLoop(env, source, VirtualClock(hz), on_step=on_step, max_steps=max_steps)
-        written, attempts, successes, steps = 0, 0, 0, 0
-        max_attempts = episodes * 3 + 10 if only_success else episodes
-        t0 = time.perf_counter()
-        columns = [TextColumn("[bold]collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn()]
-        with Progress(*columns, disable=not progress) as bar:
+        with StoreWriter(out, runner.features, fps=info["hz"], attrs=attrs) as writer, \
+                Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("collect", total=episodes, info="")
-            while written < episodes and attempts < max_attempts:
-                ep_seed = seed + attempts
+            gen = _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address)
+            for ep in gen:
                 attempts += 1
-                recorder.start_episode(seed=ep_seed)
-                result = loop.run_episode(seed=ep_seed)
-                steps += result.steps
-                successes += int(result.success)
-                if only_success and not result.success:
-                    recorder.discard_episode()
-                    continue
-                recorder.save_episode(success=result.success, late=result.missed_ticks)
-                written += 1
-                bar.update(task, completed=written, info=f"expert success {successes}/{attempts}")
-        recorder.close()
-        writer.close()
-        elapsed = time.perf_counter() - t0
-        if written < episodes:
-            raise RuntimeError(f"the expert succeeded in only {successes} of {attempts} episodes; "
-                               f"wrote {written} of the {episodes} asked for to {out}")
-        return {"store": str(Path(out).resolve()) if "://" not in str(out) else str(out), "episodes": written,
-                "attempts": attempts, "expert_success_rate": successes / max(attempts, 1),
-                "env_steps_per_s": steps / max(elapsed, 1e-9), "seconds": elapsed}
+                steps += ep["steps"]
+                successes += int(ep["success"])
+                if ep["success"] or not only_success:
+                    stamps = {k: ep["t"] for k in ep["frames"]}
+                    writer.add_episode(ep["frames"], stamps, EpisodeMeta(
+                        task=info["task"], success=ep["success"], declared_fps=info["hz"], achieved_fps=info["hz"],
+                        late_frames=ep["missed"], seed=ep["seed"], source=f"expert:{env_id}"))
+                    written += 1
+                    bar.update(task, completed=written, info=f"expert success {successes}/{attempts}")
+                if written >= episodes:
+                    gen.close()  # stops the Ray actors still running later seeds
+                    break
     finally:
-        env.close()
+        runner.close()
+    elapsed = time.perf_counter() - t0
+    if written < episodes:
+        raise RuntimeError(f"the expert succeeded in only {successes} of {attempts} episodes; "
+                           f"wrote {written} of the {episodes} asked for to {out}")
+    return {"store": str(out) if "://" in str(out) else str(Path(out).resolve()), "episodes": written,
+            "attempts": attempts, "expert_success_rate": successes / max(attempts, 1),
+            "env_steps_per_s": steps / max(elapsed, 1e-9), "seconds": elapsed, "workers": workers}
+
+
+def recipe_path(recipe: str | Path) -> Path:
+    """A recipe file, or the name of a folder under datasets/ holding recipe.yaml."""
+    from robolearn.config import configs_dir
+
+    p = Path(recipe)
+    if p.is_file():
+        return p
+    named = configs_dir().parent / "datasets" / str(recipe) / "recipe.yaml"
+    if named.is_file():
+        return named
+    raise FileNotFoundError(f"no recipe {recipe!r}: neither a file nor datasets/{recipe}/recipe.yaml")
+
+
+def collect_recipe(recipe: str | Path, out: str | Path, workers: int = 1, progress: bool = True,
+                   address: str | None = None, episodes_per_env: int | None = None) -> dict:
+    """Regenerate a dataset from its recipe: every env of the recipe appends to the one store at `out`."""
+    import yaml
+
+    path = recipe_path(recipe)
+    spec = yaml.safe_load(path.read_text()) or {}
+    known = {"name", "envs", "episodes_per_env", "seed", "only_success", "max_steps", "env_kwargs"}
+    unknown = sorted(set(spec) - known)
+    if unknown or not spec.get("envs"):
+        raise ValueError(f"recipe {path} must list `envs` and may set {sorted(known)}; unknown: {unknown}")
+    per_env = []
+    for env_id in spec["envs"]:
+        per_env.append(collect(env_id, out, int(episodes_per_env or spec.get("episodes_per_env", 50)),
+                               seed=int(spec.get("seed", 0)), env_kwargs=spec.get("env_kwargs") or {},
+                               max_steps=spec.get("max_steps"), only_success=bool(spec.get("only_success", True)),
+                               progress=progress, workers=workers, address=address))
+    return {"store": per_env[0]["store"], "recipe": str(path), "episodes": sum(r["episodes"] for r in per_env),
+            "per_env": {e: {k: r[k] for k in ("episodes", "expert_success_rate", "env_steps_per_s")}
+                        for e, r in zip(spec["envs"], per_env)}}

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from robolearn.record.collect import collect, collect_recipe
+from robolearn.store import Store
+
+KW = {"image_size": [32, 32]}
+
+
+def test_collect_writes_expert_episodes_with_seeds_and_tasks(tmp_path):
+    out = collect("robolearn/mujoco-push", tmp_path / "a.zarr", 3, seed=5, env_kwargs=KW, progress=False)
+    assert out["episodes"] == 3 and out["expert_success_rate"] == 1.0
+    s = Store.open(tmp_path / "a.zarr")
+    assert s.episodes["seed"].tolist() == [5, 6, 7] and s.episodes["success"].tolist() == [1, 1, 1]
+    assert s.info["env_id"] == "robolearn/mujoco-push" and s.task(0) == "push the block onto the target"
+    assert s.features["images/front"].shape == (32, 32, 3)
+    ts = s.timestamps("action", 0)
+    np.testing.assert_allclose(np.diff(ts), 0.1)  # the control loop's tick times at 10 Hz
+
+
+def test_ray_workers_give_the_same_store(tmp_path):
+    collect("robolearn/mujoco-push", tmp_path / "one.zarr", 4, seed=11, env_kwargs=KW, progress=False)
+    collect("robolearn/mujoco-push", tmp_path / "two.zarr", 4, seed=11, env_kwargs=KW, progress=False, workers=2)
+    a, b = Store.open(tmp_path / "one.zarr"), Store.open(tmp_path / "two.zarr")
+    assert a.episodes["seed"].tolist() == b.episodes["seed"].tolist() == [11, 12, 13, 14]
+    for key in a.features:
+        np.testing.assert_array_equal(a.read_all(key), b.read_all(key))
+
+
+def test_recipe_and_bad_input(tmp_path):
+    out = collect_recipe("mujoco-reach", tmp_path / "r.zarr", episodes_per_env=2, progress=False)
+    assert out["episodes"] == 2 and Store.open(tmp_path / "r.zarr").n_episodes == 2
+    with pytest.raises(FileNotFoundError, match="no recipe 'nope'"):
+        collect_recipe("nope", tmp_path / "x.zarr")
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        collect("robolearn/mujoco-push", tmp_path / "y.zarr", 0)
