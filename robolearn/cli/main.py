@@ -84,10 +84,34 @@ def collect(
 
 @app.command()
 @friendly
+def teleop(
+    env: str = typer.Option(..., "--env", help="Env id, e.g. robolearn/pusht."),
+    out: Path = typer.Option(..., "--out", "-o", help="Store path to create or append to."),
+    device: str = typer.Option("keyboard", "--device", "-d",
+                               help="keyboard | mouse | scripted:<script.json> (replays synthetic key/mouse events)."),
+    episodes: Optional[int] = typer.Option(None, "--episodes", "-n",
+                                           help="Stop after saving this many (default: until q/Esc)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Control rate in Hz (default: the env's control_hz)."),
+    seed: int = typer.Option(0, "--seed", help="The n-th episode (re-records excluded) is reset with seed + n."),
+    clock: str = typer.Option("real", "--clock",
+                              help="real (wall-clock pacing) | virtual (no sleeping: scripted runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+):
+    """Teleoperate an env and record the episodes you keep: s/Enter save, d/Backspace discard, r re-record, q/Esc quit."""
+    from robolearn.record.teleop import record_teleop
+
+    summary = record_teleop(env, out, device=device, episodes=episodes, fps=fps, seed=seed, clock=clock)
+    _emit(summary, as_json)
+
+
+@app.command()
+@friendly
 def train(
     overrides: Optional[list[str]] = OVERRIDES,
     store: str = typer.Option(..., "--store", "-s", help="Store path or URL to train from."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (becomes the checkpoint)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/checkpoints/last."),
+    stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this session after that step (resumable)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Train a policy on a store; writes model.safetensors, config.json, stats.json and a training curve."""
@@ -95,7 +119,7 @@ def train(
     from robolearn.train.run import train_policy
 
     cfg = build_config(overrides or [])
-    _emit(train_policy(cfg, store, out, progress=not as_json), as_json)
+    _emit(train_policy(cfg, store, out, progress=not as_json, resume=resume, stop_at=stop_at), as_json)
 
 
 @app.command("eval")

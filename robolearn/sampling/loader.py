@@ -37,18 +37,22 @@ class BatchDataset(Dataset):
 
 
 def make_loader(sampler: WindowSampler, batch_size: int, shuffle: bool = True, seed: int = 0,
-                num_workers: int = 0, epoch: int = 0) -> DataLoader:
+                num_workers: int = 0, epoch: int = 0, start_batch: int = 0) -> DataLoader:
     ds = BatchDataset(sampler, batch_size, shuffle=shuffle, seed=seed)
     ds.set_epoch(epoch)
-    return DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
-                      persistent_workers=False, prefetch_factor=2 if num_workers else None)
+    ds.batches = ds.batches[start_batch:]
+    # A private generator: creating a loader must not draw from the global torch RNG (exact resume).
+    return DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers, persistent_workers=False,
+                      prefetch_factor=2 if num_workers else None,
+                      generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
 def infinite_batches(sampler: WindowSampler, batch_size: int, seed: int = 0, num_workers: int = 0,
-                     start_epoch: int = 0):
-    """Yield (epoch, batch) forever, reshuffling each epoch with a seed derived from (seed, epoch)."""
-    epoch = start_epoch
+                     start_epoch: int = 0, start_batch: int = 0):
+    """Yield (epoch, index in epoch, batch) forever, reshuffling each epoch with a seed derived from
+    (seed, epoch); (start_epoch, start_batch) resumes exactly where an interrupted run stopped."""
+    epoch, first = start_epoch, start_batch
     while True:
-        for batch in make_loader(sampler, batch_size, True, seed, num_workers, epoch):
-            yield epoch, batch
-        epoch += 1
+        for i, batch in enumerate(make_loader(sampler, batch_size, True, seed, num_workers, epoch, first), first):
+            yield epoch, i, batch
+        epoch, first = epoch + 1, 0

@@ -34,7 +34,13 @@ class TrainConfig:
     val_batches: int = 4
     """Batches per validation loss."""
     save_every: int = 0
-    """Steps between intermediate checkpoints (0: only at the end)."""
+    """Steps between resumable checkpoints in checkpoints/last (0: only the final policy)."""
+    eval_every: int = 0
+    """Steps between rollout evaluations in the task's env (0: none during training)."""
+    eval_episodes: int = 10
+    """Rollouts per periodic evaluation."""
+    bf16: bool = True
+    """bf16 autocast when training on a GPU (ignored on CPU)."""
     log_every: int = 25
     """Steps between metric lines in metrics.jsonl."""
     num_workers: int = 0

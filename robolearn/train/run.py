@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from robolearn.experiment import ExperimentConfig
 from robolearn.sampling import WindowSampler, split_episodes
 from robolearn.store import Store, StoreError, ensure_stats
@@ -15,7 +17,25 @@ def store_features(store: Store) -> dict[str, dict]:
     return {k: {"shape": list(f.shape), "dtype": f.dtype} for k, f in store.features.items()}
 
 
-def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progress: bool = True) -> dict:
+def rollout_eval_fn(cfg: ExperimentConfig, env_id: str, env_kwargs: dict):
+    """Periodic rollouts during training (train.eval_every): success rate of the current EMA weights."""
+    from robolearn.eval.rollout import evaluate
+
+    def run(model) -> dict:
+        was_training = model.training
+        model.eval()
+        try:
+            r = evaluate(model, env_id, cfg.train.eval_episodes, seed=cfg.eval.seed, env_kwargs=env_kwargs,
+                         max_steps=cfg.task.max_steps, progress=False)
+        finally:
+            model.train(was_training)
+        return {"success_rate": r.success_rate, "mean_length": r.mean_length}
+
+    return run
+
+
+def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progress: bool = True,
+                 resume: bool = False, stop_at: int | None = None) -> dict:
     """Fit the configured policy to the store; the run directory is a loadable checkpoint."""
     from robolearn.policies import make_policy
 
@@ -24,6 +44,7 @@ def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progre
         raise StoreError(f"store {store_path} has no committed episodes to train on")
     stats = ensure_stats(store_path)
     features = store_features(store)
+    torch.manual_seed(cfg.train.seed)  # weight init is part of the run's determinism
     policy = make_policy(cfg.policy, features, stats, **cfg.model)
     obs_keys = list(policy.input_keys)
     train_eps, val_eps = split_episodes(store.n_episodes, cfg.train.val_ratio, cfg.train.seed)
@@ -34,7 +55,8 @@ def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progre
     extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
              "store": str(store_path), "experiment": asdict(cfg)}
     trainer = Trainer(policy, train_s, cfg.train, out, val_sampler=val_s, extra=extra, progress=progress)
-    summary = trainer.fit()
+    eval_fn = rollout_eval_fn(cfg, env_id, extra["env_kwargs"]) if cfg.train.eval_every else None
+    summary = trainer.fit(resume=resume, eval_fn=eval_fn, stop_at=stop_at)
     summary.update({"train_episodes": int(len(train_eps)), "val_episodes": int(len(val_eps)),
                     "parameters": int(sum(p.numel() for p in policy.parameters()))})
     return summary

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +33,14 @@ def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
         return (step + 1) / max(1, warmup)
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; metrics.jsonl always exists
+        return None
+    return SummaryWriter(str(path))
 
 
 class Trainer:
@@ -74,24 +84,62 @@ class Trainer:
         model.train(was_training)
         return float(np.mean(losses)) if losses else None
 
-    def fit(self) -> dict:
+    def _resume(self, directory: Path) -> tuple[int, int]:
+        from safetensors.torch import load_file
+
+        from robolearn.train.state import load_trainer_state, optimizer_from_flat, set_rng_state
+
+        tensors, meta = load_trainer_state(directory)
+        self.policy.load_state_dict(load_file(str(directory / "model.safetensors")))
+        if self.ema:
+            self.ema.model.load_state_dict(load_file(str(directory / "ema.safetensors")))
+            self.ema.step = int(meta["ema_step"])
+        optimizer_from_flat(self.optimizer, tensors, meta["optimizer"])
+        self.scheduler.load_state_dict(meta["scheduler"])
+        set_rng_state(tensors, meta["rng"])
+        self.step = int(meta["step"])
+        metrics = self.out / "metrics.jsonl"
+        if metrics.is_file():  # keep the records up to the checkpoint, drop the ones after it
+            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            self.records = [r for r in rows if r["step"] <= self.step]
+            metrics.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+        return int(meta["epoch"]), int(meta["batch"]) + 1
+
+    def fit(self, resume: bool = False, eval_fn=None, stop_at: int | None = None) -> dict:
+        """Train to cfg.steps. `resume` continues from out/checkpoints/last exactly (same batches, noise
+        and weights as an uninterrupted run). `eval_fn(model) -> dict` runs every cfg.eval_every steps.
+        `stop_at` ends this session after that step with a resumable checkpoint (the schedule still
+        spans cfg.steps)."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        last = self.out / "checkpoints" / "last"
+        epoch0, batch0 = 0, 0
+        if resume:
+            if not (last / "trainer_state.json").is_file():
+                raise FileNotFoundError(f"cannot resume: {last} holds no trainer state (train without --resume)")
+            epoch0, batch0 = self._resume(last)
+        elif (self.out / "metrics.jsonl").exists():
+            (self.out / "metrics.jsonl").unlink()
         metrics_path = self.out / "metrics.jsonl"
+        tb = _tensorboard(self.out / "tb")
         batches = infinite_batches(self.train_sampler, min(cfg.batch_size, len(self.train_sampler)),
-                                   seed=cfg.seed, num_workers=cfg.num_workers)
+                                   seed=cfg.seed, num_workers=cfg.num_workers, start_epoch=epoch0,
+                                   start_batch=batch0)
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and cfg.bf16
+                    else contextlib.nullcontext())
         self.policy.train()
-        t0, samples = time.perf_counter(), 0
+        t0, samples, first_step = time.perf_counter(), 0, self.step
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
         with Progress(*columns, disable=not self.progress, transient=False) as bar, open(metrics_path, "a") as log:
-            task = bar.add_task("train", total=cfg.steps, info="")
+            task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
             running = []
-            while self.step < cfg.steps:
-                _, batch = next(batches)
+            end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+            while self.step < end:
+                epoch, batch_index, batch = next(batches)
                 batch = self._to_device(batch)
-                out = self.policy.compute_loss(batch)
-                loss = out["loss"]
+                with autocast:
+                    loss = self.policy.compute_loss(batch)["loss"]
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower train.lr")
                 self.optimizer.zero_grad(set_to_none=True)
@@ -105,32 +153,57 @@ class Trainer:
                 self.step += 1
                 samples += len(next(iter(batch.values())))
                 running.append(loss.item())
-                record = None
+                record = {}
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    record = {"step": self.step, "loss": float(np.mean(running)), "lr": self.scheduler.get_last_lr()[0],
+                    record = {"loss": float(np.mean(running)), "lr": self.scheduler.get_last_lr()[0],
                               "samples_per_s": samples / (time.perf_counter() - t0)}
                     running = []
                 if cfg.val_every and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
                     val = self.validation_loss()
                     if val is not None:
-                        record = {**(record or {"step": self.step}), "val_loss": val}
+                        record["val_loss"] = val
+                if eval_fn and cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                    record.update({f"eval_{k}": v for k, v in eval_fn(self.ema.model if self.ema else self.policy).items()})
                 if record:
+                    record = {"step": self.step, **record}
                     self.records.append(record)
                     log.write(json.dumps(record) + "\n")
                     log.flush()
+                    if tb:
+                        for k, v in record.items():
+                            if k != "step" and isinstance(v, (int, float)):
+                                tb.add_scalar(k, v, self.step)
                     bar.update(task, info=f"loss {record.get('loss', float('nan')):.4f}")
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.steps:
-                    self.save(self.out / "checkpoints" / f"step-{self.step:07d}")
+                    self.save_last(epoch, batch_index)
                 bar.update(task, completed=self.step)
+        if tb:
+            tb.close()
         elapsed = time.perf_counter() - t0
         self.save(self.out)
+        if cfg.save_every or self.step < cfg.steps:
+            self.save_last(epoch, batch_index)
         plot = plot_curves(self.records, self.out / "train_curve.png", title=f"{self.policy.name} training")
-        summary = {"steps": self.step, "seconds": elapsed, "samples_per_s": samples / max(elapsed, 1e-9),
+        summary = {"steps": self.step, "seconds": elapsed,
+                   "samples_per_s": samples / max(elapsed, 1e-9) if self.step > first_step else 0.0,
                    "final_loss": self.records[-1].get("loss") if self.records else None,
                    "val_loss": next((r["val_loss"] for r in reversed(self.records) if "val_loss" in r), None),
                    "checkpoint": str(self.out.resolve()), "plot": str(plot.resolve())}
         (self.out / "train_summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def save_last(self, epoch: int, batch_index: int) -> Path:
+        """Everything needed to resume, written to a temp folder and swapped in whole."""
+        from robolearn.train.state import replace_dir, save_trainer_state
+
+        final = self.out / "checkpoints" / "last"
+        tmp = final.with_name("last.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.save(tmp)
+        save_trainer_state(tmp, self.optimizer, self.scheduler, self.ema,
+                           {"step": self.step, "epoch": epoch, "batch": batch_index})
+        replace_dir(tmp, final)
+        return final
 
     def save(self, directory: Path) -> None:
         from robolearn.policies import save_policy
