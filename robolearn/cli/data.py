@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -85,6 +85,59 @@ def export(store: str = typer.Argument(..., help="Store path or URL."),
     from robolearn.store.interop import export_dataset
 
     _summary(export_dataset(store, dst, fmt), as_json)
+
+
+@app.command()
+@friendly
+def view(store: str = typer.Argument(..., help="Store path or URL."),
+         episode: int = typer.Option(..., "--episode", "-e", help="Episode index."),
+         out: str = typer.Option(".", "--out", help="Folder for episode_<i>.mp4 and episode_<i>_traces.png."),
+         as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Write an episode's cameras side by side (mp4) and its state/action traces (PNG)."""
+    from robolearn.store.view import view_episode
+
+    _summary(view_episode(store, episode, out), as_json)
+
+
+@app.command()
+@friendly
+def merge(stores: List[str] = typer.Argument(..., help="Source stores (same features and fps)."),
+          out: str = typer.Option(..., "--out", help="New store to create."),
+          as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Concatenate stores into a new one; task strings are remapped."""
+    from robolearn.store.ops import merge as run_merge
+
+    _summary(run_merge(stores, out), as_json)
+
+
+@app.command()
+@friendly
+def split(store: str = typer.Argument(..., help="Source store."),
+          out_train: str = typer.Option(..., "--out-train", help="New store for the training episodes."),
+          out_val: str = typer.Option(..., "--out-val", help="New store for the validation episodes."),
+          val_ratio: float = typer.Option(0.1, "--val-ratio", help="Fraction of episodes for validation."),
+          seed: int = typer.Option(0, "--seed", help="Seed of the episode shuffle."),
+          as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Split a store by episode into train and validation stores."""
+    from robolearn.store.ops import split as run_split
+
+    _summary(run_split(store, out_train, out_val, val_ratio, seed), as_json)
+
+
+@app.command("filter")
+@friendly
+def filter_(store: str = typer.Argument(..., help="Source store."),
+            out: str = typer.Option(..., "--out", help="New store to create."),
+            success: Optional[bool] = typer.Option(None, "--success/--no-success",
+                                                   help="Keep only successful (or only failed) episodes."),
+            task: Optional[str] = typer.Option(None, "--task", help="Keep only episodes of this task."),
+            min_length: Optional[int] = typer.Option(None, "--min-length", help="Keep episodes with >= N frames."),
+            max_length: Optional[int] = typer.Option(None, "--max-length", help="Keep episodes with <= N frames."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Copy the episodes that match every condition into a new store."""
+    from robolearn.store.ops import filter_store
+
+    _summary(filter_store(store, out, success, task, min_length, max_length), as_json)
 
 
 def _summary(out: dict, as_json: bool) -> None:

@@ -51,7 +51,8 @@ _ACCEPTED_KEYS = "'state', 'images/<camera>', 'depth/<camera>', 'tactile/<sensor
 
 
 # gymnasium warnings that say nothing about the env itself.
-_BENIGN = ("not having a spec",)
+# Warnings that do not break the contract: a spec-less env, and an action space in env units (PushT pixels).
+_BENIGN = ("not having a spec", "symmetric and normalized space")
 
 
 class ConformanceError(AssertionError):

@@ -1,7 +1,9 @@
 """Recorder: takes one tick at a time from a control loop and commits whole episodes to a store.
 
 Ticks are appended in the caller's thread (a list append); validation, encoding and the atomic commit
-run on a background thread, so a control loop never waits for the disk.
+run on a background thread, so a control loop never waits for the disk (tests/record check that
+`add_tick` stays under 1 ms with three 640x480 cameras while commits run). Arrays handed to `add_tick`
+are kept by reference until the commit: hand over a fresh array each tick, never a buffer reused later.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ class _Episode:
 
 def achieved_rate(stamps: np.ndarray) -> float:
     return float((len(stamps) - 1) / (stamps[-1] - stamps[0])) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+
+
+def tick_counters(stamps: np.ndarray, fps: float) -> tuple[int, int]:
+    """(late, dropped) from tick times at a declared fps.
+
+    late: ticks that come more than one period after their due time, i.e. more than 1.5 periods
+    after the previous tick (half a period of slack absorbs ordinary jitter);
+    dropped: ticks missing from the gaps, round(gap / period) - 1 for each gap.
+    """
+    if len(stamps) < 2 or fps <= 0:
+        return 0, 0
+    gaps = np.diff(np.asarray(stamps, dtype=np.float64)) * fps  # in periods
+    late = int(np.count_nonzero(gaps > 1.5))
+    dropped = int(np.maximum(np.rint(gaps) - 1, 0).sum())
+    return late, dropped
 
 
 class Recorder:
@@ -62,6 +79,9 @@ class Recorder:
         ep.stamps.setdefault("action", []).append(t if stamps is None else stamps.get("action", t))
 
     def save_episode(self, success: bool | None = None, dropped: int = 0, late: int = 0) -> None:
+        """Queue the episode for commit. `dropped`/`late` are the caller's own counts (a camera driver's
+        dropped frames, a control loop's missed ticks); the stored counters are the larger of those and
+        what the tick times show (`tick_counters`)."""
         ep, self._current = self._current, None
         if ep is None or not ep.frames:
             return
@@ -97,6 +117,9 @@ class Recorder:
                 stamps = {k: np.asarray(v, dtype=np.float64) for k, v in ep.stamps.items()}
                 rate = achieved_rate(stamps["action"])
                 ep.meta.achieved_fps = rate
+                late, dropped = tick_counters(stamps["action"], self.fps)
+                ep.meta.late_frames = max(ep.meta.late_frames, late)
+                ep.meta.dropped_frames = max(ep.meta.dropped_frames, dropped)
                 duration = stamps["action"][-1] - stamps["action"][0]
                 # Flag a rate off by more than one period per second of recording.
                 ep.meta.rate_flagged = bool(duration > 0 and abs(rate - self.fps) > 1.0)

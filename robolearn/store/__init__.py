@@ -1,5 +1,6 @@
 """The demonstration store: zarr v3, crash-safe single writer, committed-episodes-only readers."""
 
+from robolearn.store import codecs as _codecs  # noqa: F401  (registers the JPEG codec with zarr)
 from robolearn.store.layout import EpisodeMeta, Feature, StoreError, features_from_space
 from robolearn.store.reader import Store, open_store
 from robolearn.store.repair import repair

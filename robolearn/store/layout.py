@@ -82,13 +82,21 @@ class Feature:
                        quality=int(d.get("quality", 90)))
 
 
-def features_from_space(observation_space, action_space, image_codec: str = "zstd") -> dict[str, Feature]:
-    """Derive store features from a gymnasium Dict observation space and a Box action space."""
+def features_from_space(observation_space, action_space, image_codec: str = "zstd",
+                        image_quality: int = 90) -> dict[str, Feature]:
+    """Derive store features from a gymnasium Dict observation space and a Box action space.
+
+    `image_codec` ("zstd" lossless or "jpeg" at `image_quality`) applies to `images/<camera>` only;
+    depth, tactile and low-dim keys stay lossless.
+    """
+    if image_codec not in ("zstd", "jpeg"):
+        raise StoreError(f"unknown image codec {image_codec!r}: use 'zstd' (lossless) or 'jpeg'")
     feats: dict[str, Feature] = {}
     for key, space in observation_space.spaces.items():
         check_key(key)
         codec = image_codec if key.startswith("images/") else "zstd"
-        feats[key] = Feature(tuple(int(s) for s in space.shape), np.dtype(space.dtype).name, codec)
+        feats[key] = Feature(tuple(int(s) for s in space.shape), np.dtype(space.dtype).name, codec,
+                             int(image_quality))
     feats["action"] = Feature(tuple(int(s) for s in action_space.shape), np.dtype(action_space.dtype).name)
     return feats
 

@@ -17,6 +17,8 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from robolearn.store.codecs import array_codecs, check_codec
+
 from robolearn.store.backend import SyncingLocalStore, is_url, open_root
 from robolearn.store.layout import (
     EPISODE_COLUMNS,
@@ -70,6 +72,14 @@ def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray]
     return out
 
 
+def _check_features(features: dict[str, Feature]) -> None:
+    for key, feat in features.items():
+        check_key(key)
+        check_codec(key, feat)
+    if "action" not in features:
+        raise StoreError("a store needs an 'action' feature")
+
+
 class StoreWriter:
     """Appends episodes to a store, one committed episode at a time. One writer per store (a lock file).
 
@@ -84,6 +94,8 @@ class StoreWriter:
         exists = self._exists(path, storage_options)
         if not exists and (features is None or fps is None):
             raise StoreError(f"no store at {path}; creating one needs its features and fps")
+        if not exists:
+            _check_features(features)  # before anything is created on disk
         if self._lock is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
@@ -110,17 +122,12 @@ class StoreWriter:
 
     # -- creation / reopening -------------------------------------------------------------------
     def _create(self, features: dict[str, Feature], fps: float, attrs: dict) -> None:
-        for key in features:
-            check_key(key)
-        if "action" not in features:
-            raise StoreError("a store needs an 'action' feature")
+        _check_features(features)
         info = {"version": SCHEMA_VERSION, "fps": fps, "features": {k: f.to_json() for k, f in features.items()},
                 "tasks": [], "sources": [], "created": time.time(), **attrs}
         for key, feat in features.items():
-            if feat.codec != "zstd":
-                raise StoreError(f"key {key!r}: codec {feat.codec!r} is not supported yet (use 'zstd')")
             self.root.create_array(f"data/{key}", shape=(0, *feat.shape), chunks=(_time_chunk(feat), *feat.shape),
-                                   dtype=feat.dtype, compressors=ZstdCodec(level=3), fill_value=0)
+                                   dtype=feat.dtype, fill_value=0, **array_codecs(feat))
             self.root.create_array(f"timestamps/{key}", shape=(0,), chunks=(65536,), dtype="float64",
                                    compressors=ZstdCodec(level=3), fill_value=0.0)
         for col, (dtype, fill) in EPISODE_COLUMNS.items():

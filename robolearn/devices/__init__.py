@@ -1,0 +1,1 @@
+"""Devices behind explicit lifecycles: teleoperation (`robolearn.devices.teleop`)."""

@@ -1,0 +1,164 @@
+"""Teleop recording: a person drives an env through a teleop device; the episodes they keep go to a store.
+
+One `ControlLoop` per episode, paced by a `RealClock` at the env's `control_hz` (or `fps`), with the
+device as its action source; every tick goes to the `Recorder` through `on_step`. Episode keys:
+
+    save      commit the episode (its success flag: any `info["success"]` during it), next seed
+    discard   drop it, next seed
+    rerecord  drop it, same seed again
+    quit      drop the episode in progress, commit what was saved, close the store
+
+An episode the env ends itself (success, or its time limit) is saved with its success flag. Seeds:
+the n-th episode not re-recorded is reset with `seed + n`, so a saved episode can be replayed.
+
+Example::
+
+    summary = record_teleop("robolearn/pusht", "pusht.zarr", device="mouse", episodes=20)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robolearn.devices.teleop import EVENTS, make_teleop
+from robolearn.env.registry import make_env
+from robolearn.record.recorder import Recorder
+from robolearn.store import StoreWriter, features_from_space
+
+__all__ = ["EpisodeEvent", "TeleopSource", "record_teleop"]
+
+CLOCKS = ("real", "virtual")
+
+
+class EpisodeEvent(Exception):
+    """Raised out of the control loop when the operator ends the episode with an episode key."""
+
+    def __init__(self, event: str) -> None:
+        super().__init__(event)
+        self.event = event
+
+
+class TeleopSource:
+    """A teleop device as the loop's `ActionSource`: its action, or `hold(obs)` when it gives none.
+
+    `act` raises `EpisodeEvent` when an episode key was pressed since the previous tick; that tick is
+    not stepped. `on_tick(obs, tick)` runs first each tick (the recorder refreshes its viewer there).
+    """
+
+    def __init__(self, device: Any, hold, on_tick=None) -> None:
+        self.device, self.hold, self.on_tick = device, hold, on_tick
+
+    def reset(self, seed: int | None = None) -> None:
+        self.device.reset()
+
+    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray:
+        if self.on_tick is not None:
+            self.on_tick(obs, tick)
+        action = self.device.get_action(obs)
+        events = self.device.events()
+        if events:
+            raise EpisodeEvent(events[0])
+        return np.asarray(self.hold(obs) if action is None else action, dtype=np.float32)
+
+
+def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episodes: int | None = None,
+                  fps: float | None = None, seed: int = 0, env_kwargs: dict | None = None,
+                  clock: str = "real", max_steps: int | None = None) -> dict:
+    """Record teleoperated episodes of `env_id` into the store at `out` (created or appended to).
+
+    Args:
+        env_id: a registered robolearn env id.
+        out: store path or URL.
+        device: "keyboard", "mouse" or "scripted:<script.json>" (`robolearn.devices.teleop.make_teleop`).
+        episodes: stop after saving this many (None: until quit).
+        fps: control rate; defaults to the env's `control_hz`.
+        seed: the n-th episode (re-records excluded) is reset with seed + n.
+        env_kwargs: passed to the env's constructor.
+        clock: "real" (wall-clock pacing) or "virtual" (no sleeping: scripted devices and tests).
+        max_steps: end (and save) an episode after this many steps (None: the env decides).
+    Returns: a summary: store, episodes (saved), discarded, rerecorded, successes, frames, missed_ticks, quit.
+    """
+    from robolearn.runtime import ControlLoop, RealClock, VirtualClock
+
+    if episodes is not None and episodes < 1:
+        raise ValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}.")
+    if clock not in CLOCKS:
+        raise ValueError(f"clock={clock!r} is not supported; accepted values: {', '.join(CLOCKS)}.")
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}.")
+    env = make_env(env_id, **(env_kwargs or {}))
+    base = env.unwrapped
+    hz = float(fps or base.control_hz)
+    hold = getattr(base, "hold_action", None) or (lambda obs: _zeros_in(env.action_space))
+    dev = make_teleop(device, env.action_space, mapping=getattr(base, "teleop_mapping", None),
+                      origin=getattr(base, "hold_action", None))
+    try:
+        dev.connect()  # before the store exists: no window (no display), no empty store left behind
+    except BaseException:
+        env.close()
+        raise
+    writer = StoreWriter(out, features_from_space(env.observation_space, env.action_space), fps=hz,
+                         attrs={"env_id": env_id, "env_kwargs": dict(env_kwargs or {})})
+    recorder = Recorder(writer, fps=hz, task=getattr(base, "task_description", ""),
+                        source=f"teleop:{device.split(':', 1)[0]}:{env_id}")
+    counts = {"episodes": 0, "discarded": 0, "rerecorded": 0, "successes": 0, "frames": 0, "missed_ticks": 0}
+    ep = {"index": 0, "frames": 0, "success": False}
+
+    def on_tick(obs, tick):
+        lines = [f"{env_id}   episode {ep['index']}   frame {ep['frames']}",
+                 f"saved {counts['episodes']}" + (f" of {episodes}" if episodes else "")]
+        dev.viewer.show(env.render(), lines, recording=True)
+
+    def on_step(rec):
+        recorder.add_tick(rec.obs, rec.action, rec.t)
+        ep["frames"] += 1
+        ep["success"] = ep["success"] or bool(rec.info.get("success", False))
+
+    clk = RealClock(hz) if clock == "real" else VirtualClock(hz)
+    loop = ControlLoop(env, TeleopSource(dev, hold, on_tick), clk, on_step=on_step, max_steps=max_steps)
+    quit_, n, t0 = False, 0, time.perf_counter()
+    try:
+        with dev:  # disconnects on the way out
+            while episodes is None or counts["episodes"] < episodes:
+                ep.update(index=counts["episodes"], frames=0, success=False)
+                recorder.start_episode(seed=seed + n)
+                try:
+                    result = loop.run_episode(seed=seed + n)
+                    event, missed = "save", result.missed_ticks
+                except EpisodeEvent as e:
+                    event, missed = e.event, clk.missed_ticks
+                assert event in EVENTS
+                counts["missed_ticks"] += missed
+                if event == "save" and ep["frames"] > 0:
+                    recorder.save_episode(success=ep["success"], late=missed)
+                    counts["episodes"] += 1
+                    counts["successes"] += int(ep["success"])
+                    counts["frames"] += ep["frames"]
+                    n += 1
+                elif event == "rerecord":
+                    recorder.discard_episode()
+                    counts["rerecorded"] += 1
+                else:  # discard, quit, or save with nothing recorded yet
+                    recorder.discard_episode()
+                    if event == "quit":
+                        quit_ = True
+                        break
+                    counts["discarded"] += 1
+                    n += 1
+    finally:
+        recorder.discard_episode()
+        try:
+            recorder.close()
+        finally:
+            writer.close()
+            env.close()
+    store = str(out) if "://" in str(out) else str(Path(out).resolve())
+    return {"store": store, **counts, "quit": quit_, "seconds": time.perf_counter() - t0}
+
+
+def _zeros_in(space) -> np.ndarray:
+    return np.clip(np.zeros(space.shape, np.float32), space.low, space.high).astype(np.float32)

@@ -1,0 +1,144 @@
+"""Whole-store operations: merge stores, split one into train/val, filter episodes into a new store.
+
+Each reads committed episodes and writes a *new* store through the single writer, so the result is
+crash-safe like any recording; an existing destination is refused, never overwritten.
+
+>>> merge(["a.zarr", "b.zarr"], "ab.zarr")  # doctest: +SKIP
+>>> split("ab.zarr", "train.zarr", "val.zarr", val_ratio=0.1, seed=0)  # doctest: +SKIP
+>>> filter_store("ab.zarr", "good.zarr", success=True, min_length=50)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from robolearn.store.backend import is_url, open_root
+from robolearn.store.layout import ROOT_ATTR, EpisodeMeta, StoreError
+from robolearn.store.reader import Store
+from robolearn.store.writer import StoreWriter
+
+# Root attrs that describe the schema or are rebuilt by the writer; everything else (env_id, ...) is carried over.
+_SCHEMA_ATTRS = ("version", "fps", "features", "tasks", "sources", "created")
+
+
+def _refuse_existing(out) -> None:
+    if is_url(out):
+        try:
+            if ROOT_ATTR in open_root(out, "r").attrs:
+                raise StoreError(f"{out} already holds a store; choose a new destination")
+        except StoreError:
+            raise
+        except Exception:
+            return
+    elif Path(out).exists() and any(Path(out).iterdir()):
+        raise StoreError(f"{out} already exists; choose a new destination (nothing is overwritten)")
+
+
+def _meta(src: Store, e: int) -> EpisodeMeta:
+    row = {c: v[e] for c, v in src.episodes.items()}
+    sources = list(src.info.get("sources", []))
+    si = int(row["source_index"])
+    return EpisodeMeta(
+        task=src.task(e), success=None if int(row["success"]) < 0 else bool(row["success"]),
+        declared_fps=float(row["declared_fps"]), achieved_fps=float(row["achieved_fps"]),
+        dropped_frames=int(row["dropped_frames"]), late_frames=int(row["late_frames"]),
+        rate_flagged=bool(row["rate_flagged"]), has_actions=bool(row["has_actions"]),
+        start_time=float(row["start_time"]), seed=int(row["seed"]),
+        source=sources[si] if 0 <= si < len(sources) else "")
+
+
+def copy_episodes(parts: list[tuple[Store, np.ndarray]], out, derived: dict) -> dict:
+    """Write the given (store, episode indices) pairs, in order, into a new store at `out`."""
+    if not any(len(eps) for _, eps in parts):
+        raise StoreError(f"no episodes selected: nothing to write to {out}")
+    _refuse_existing(out)
+    first = parts[0][0]
+    attrs = {k: v for k, v in first.info.items() if k not in _SCHEMA_ATTRS}
+    attrs["derived"] = derived
+    created = not is_url(out) and not Path(out).exists()
+    written = 0
+    try:
+        with StoreWriter(out, first.features, fps=first.fps, attrs=attrs) as w:
+            for src, eps in parts:
+                for e in eps:
+                    e = int(e)
+                    frames = src.episode(e)
+                    stamps = {k: src.timestamps(k, e) for k in src.features}
+                    w.add_episode(frames, stamps, _meta(src, e))
+                    written += 1
+            n_eps, n_frames = w.n_episodes, w.n_frames
+    except BaseException:
+        if created and written == 0:  # nothing committed: leave nothing behind
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return {"store": str(out), "episodes": n_eps, "frames": n_frames}
+
+
+def merge(sources: list[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """Concatenate stores with identical features and fps; task and source strings are remapped."""
+    if len(sources) < 1:
+        raise StoreError("merge needs at least one source store")
+    stores = [Store.open(p) for p in sources]
+    ref = stores[0]
+    for s in stores[1:]:
+        if s.info["features"] != ref.info["features"]:
+            diff = sorted(set(s.info["features"]) ^ set(ref.info["features"])) or [
+                k for k in ref.info["features"] if s.info["features"].get(k) != ref.info["features"][k]]
+            raise StoreError(f"cannot merge {s.path} into {ref.path}: features differ ({', '.join(diff)})")
+        if s.fps != ref.fps:
+            raise StoreError(f"cannot merge {s.path} ({s.fps} fps) with {ref.path} ({ref.fps} fps)")
+    parts = [(s, np.arange(s.n_episodes)) for s in stores]
+    out_info = copy_episodes(parts, out, {"op": "merge", "from": [str(p) for p in sources]})
+    return {**out_info, "from": {str(s.path): s.n_episodes for s in stores}}
+
+
+def split(store: str | os.PathLike, out_train, out_val, val_ratio: float = 0.1, seed: int = 0) -> dict:
+    """Episode-level train/val split into two new stores (the sampler's `split_episodes`, same seed)."""
+    from robolearn.sampling.windows import split_episodes
+
+    src = Store.open(store)
+    if src.n_episodes < 2:
+        raise StoreError(f"{store} has {src.n_episodes} episode(s); a split needs at least 2")
+    train, val = split_episodes(src.n_episodes, val_ratio, seed)
+    if len(val) == 0:
+        raise StoreError(f"val_ratio {val_ratio} of {src.n_episodes} episodes selects no validation episode")
+    _refuse_existing(out_train)
+    _refuse_existing(out_val)
+    derived = {"op": "split", "from": str(store), "val_ratio": val_ratio, "seed": seed}
+    a = copy_episodes([(src, train)], out_train, {**derived, "part": "train", "episodes": train.tolist()})
+    b = copy_episodes([(src, val)], out_val, {**derived, "part": "val", "episodes": val.tolist()})
+    return {"train": {**a, "source_episodes": train.tolist()}, "val": {**b, "source_episodes": val.tolist()}}
+
+
+def select_episodes(src: Store, success: bool | None = None, task: str | None = None,
+                    min_length: int | None = None, max_length: int | None = None) -> np.ndarray:
+    """Indices of the committed episodes that pass every given condition."""
+    keep = np.ones(src.n_episodes, bool)
+    if success is not None:
+        keep &= src.episodes["success"] == int(success)
+    if task is not None:
+        if task not in src.tasks:
+            raise StoreError(f"task {task!r} is not in {src.path}; its tasks are {src.tasks}")
+        keep &= src.episodes["task_index"] == src.tasks.index(task)
+    if min_length is not None:
+        keep &= src.lengths >= min_length
+    if max_length is not None:
+        keep &= src.lengths <= max_length
+    return np.flatnonzero(keep)
+
+
+def filter_store(store: str | os.PathLike, out, success: bool | None = None, task: str | None = None,
+                 min_length: int | None = None, max_length: int | None = None) -> dict:
+    """Copy the episodes that pass the conditions (success, task, length bounds) into a new store."""
+    src = Store.open(store)
+    eps = select_episodes(src, success, task, min_length, max_length)
+    cond = {"success": success, "task": task, "min_length": min_length, "max_length": max_length}
+    if len(eps) == 0:
+        raise StoreError(f"no episode of {store} matches {', '.join(f'{k}={v}' for k, v in cond.items() if v is not None)}")
+    out_info = copy_episodes([(src, eps)], out, {"op": "filter", "from": str(store), **cond, "episodes": eps.tolist()})
+    return {**out_info, "source_episodes": eps.tolist()}

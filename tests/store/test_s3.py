@@ -1,0 +1,114 @@
+"""A store on S3 (`s3://bucket/prefix` through fsspec), against moto's server on loopback."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("moto.server")
+pytest.importorskip("s3fs")
+boto3 = pytest.importorskip("boto3")
+
+from robolearn.sampling import WindowSampler  # noqa: E402
+from robolearn.store import EpisodeMeta, Store, StoreWriter  # noqa: E402
+from robolearn.store.info import store_info, validate_store  # noqa: E402
+from tests.conftest import FEATURES, episode_frames  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "robolearn-test"
+CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+         "AWS_EC2_METADATA_DISABLED": "true"}
+
+READER = """
+import json, sys, numpy as np
+from robolearn.store import Store
+url, opts = sys.argv[1], json.loads(sys.argv[2])
+s = Store.open(url, storage_options=opts)
+sums = [float(sum(np.asarray(v, np.float64).sum() for v in s.episode(e).values())) for e in range(s.n_episodes)]
+frames = s.root["data/images/front"].get_orthogonal_selection((np.array([0, 5, 11]),))  # the sampler's read path
+print(json.dumps({"episodes": s.n_episodes, "sums": sums, "red": frames[:, 0, 0, 0].tolist()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    old = {k: os.environ.get(k) for k in CREDS}
+    os.environ.update(CREDS)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        yield {"endpoint_url": endpoint, "key": "testing", "secret": "testing", "anon": False}
+    finally:
+        server.stop()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def s3_store(s3):
+    url = f"s3://{BUCKET}/stores/demo.zarr"
+    with StoreWriter(url, FEATURES, fps=10.0, storage_options=s3) as w:
+        for e, n in enumerate([5, 7, 4]):
+            w.add_episode(episode_frames(e, n), None, EpisodeMeta(task="push", seed=e))
+    return url
+
+
+def test_write_and_read_by_url(s3, s3_store):
+    s = Store.open(s3_store, storage_options=s3)
+    assert (s.n_episodes, s.n_frames) == (3, 16) and s.lengths.tolist() == [5, 7, 4]
+    for e, n in enumerate([5, 7, 4]):
+        for k, v in episode_frames(e, n).items():
+            np.testing.assert_array_equal(s.episode(e)[k], v)
+    b = WindowSampler(s, ["state", "images/front"], 2, 4, cache_bytes=0).get_batch(np.array([0, 5, 11]))
+    assert b["state"][..., 0].tolist() == [[0, 0], [100, 100], [105, 106]]
+    assert b["images/front"].shape == (3, 2, 8, 8, 3)
+    assert s.nbytes() > 0
+
+
+def test_append_to_existing_url_store(s3):
+    url = f"s3://{BUCKET}/stores/append.zarr"
+    with StoreWriter(url, FEATURES, fps=10.0, storage_options=s3) as w:
+        w.add_episode(episode_frames(0, 3))
+    with StoreWriter(url, storage_options=s3) as w:
+        assert w.n_episodes == 1
+        w.add_episode(episode_frames(1, 4))
+    s = Store.open(url, storage_options=s3)
+    assert s.lengths.tolist() == [3, 4]
+    np.testing.assert_array_equal(s.episode(1)["action"], episode_frames(1, 4)["action"])
+
+
+def test_two_processes_read_concurrently(s3, s3_store):
+    env = {**os.environ, **CREDS, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", READER, s3_store, json.dumps(s3)], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    want = [float(sum(np.asarray(v, np.float64).sum() for v in episode_frames(e, n).values()))
+            for e, n in enumerate([5, 7, 4])]
+    for r in results:
+        assert r["episodes"] == 3
+        np.testing.assert_allclose(r["sums"], want)
+        assert r["red"] == [0, 1, 1]
+
+
+def test_validate_by_url(s3, s3_store, monkeypatch):
+    # Without storage_options, fsspec takes the endpoint from the environment (as a CLI user would).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint_url"])
+    assert validate_store(s3_store)["ok"]
+    assert store_info(s3_store)["episodes"] == 3
