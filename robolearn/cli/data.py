@@ -140,6 +140,23 @@ def filter_(store: str = typer.Argument(..., help="Source store."),
     _summary(filter_store(store, out, success, task, min_length, max_length), as_json)
 
 
+@app.command()
+@friendly
+def latents(store: str = typer.Argument(..., help="Store path."),
+            autoencoder: str = typer.Option(..., "--autoencoder", "-a",
+                                            help="Autoencoder run dir (robolearn train policy=autoencoder) or a "
+                                                 "diffusers AutoencoderKL folder."),
+            camera: Optional[List[str]] = typer.Option(None, "--camera", help="Cameras to encode (default: all)."),
+            dtype: str = typer.Option("float16", "--dtype", help="float16 | float32."),
+            batch_size: int = typer.Option(64, "--batch-size", help="Frames encoded at a time."),
+            device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Encode every frame with an autoencoder and cache the latents in the store (latents/<camera>)."""
+    from robolearn.policies.latent import cache_latents
+
+    _summary(cache_latents(store, autoencoder, camera or None, batch_size, dtype, device), as_json)
+
+
 def _summary(out: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(out))

@@ -165,7 +165,12 @@ class _Rollouts:
         self.env = _make_env(_env_from_ref(env_ref), env_kwargs)
         _check_compatible(policy, self.env)
         self.hz = _control_hz(self.env)
-        source = PolicySource(policy, device=_policy_device(policy))
+        # A policy that runs at its own rates (e.g. RDP's slow planner + fast decoder) supplies its source.
+        make_source = getattr(policy, "make_action_source", None)
+        device = _policy_device(policy)
+        task = getattr(self.env.unwrapped, "task_description", None)
+        source = (make_source(device=device) if callable(make_source)
+                  else PolicySource(policy, device=device, task=task))
         self.loop = ControlLoop(self.env, source, VirtualClock(self.hz), max_steps=max_steps)
 
     def run(self, seed: int, record_video: bool) -> dict[str, Any]:

@@ -31,10 +31,21 @@ from torch import nn
 
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy, PolicyConfig
 from robolearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from robolearn.policies.latent import AutoencoderConfig, AutoencoderPolicy
+from robolearn.policies.pad import PADConfig, PADPolicy
+from robolearn.policies.uwm import UWMConfig, UWMPolicy
+from robolearn.policies.flow import FlowConfig, FlowPolicy
 from robolearn.policies.normalize import Normalizer, is_image_key
+from robolearn.policies.rdp import ActionTokenizer, RDPConfig, RDPPolicy, RDPTokenizerConfig
 
 POLICIES = {
+    "rdp": (RDPConfig, RDPPolicy),
+    "rdp_tokenizer": (RDPTokenizerConfig, ActionTokenizer),
     "diffusion": (DiffusionConfig, DiffusionPolicy),
+    "autoencoder": (AutoencoderConfig, AutoencoderPolicy),
+    "pad": (PADConfig, PADPolicy),
+    "uwm": (UWMConfig, UWMPolicy),
+    "flow": (FlowConfig, FlowPolicy),
 }
 
 MODEL_FILE = "model.safetensors"
@@ -55,10 +66,10 @@ def _lookup(name: str) -> tuple[type[PolicyConfig], type[Policy]]:
 
 
 def _clean_features(features: Mapping[str, Mapping]) -> dict[str, dict]:
-    # Keep what a policy consumes (state, images/*, action), as plain JSON-able dicts.
+    # Keep what a policy consumes (state, images/*, depth/*, force, action), as plain JSON-able dicts.
     out = {}
     for key, f in features.items():
-        if key in (STATE_KEY, ACTION_KEY) or is_image_key(key):
+        if key in (STATE_KEY, ACTION_KEY, "force") or is_image_key(key) or key.startswith("depth/"):
             if "shape" not in f or "dtype" not in f:
                 raise ValueError(f"feature {key!r} needs 'shape' and 'dtype', got {dict(f)}.")
             out[key] = {"shape": [int(s) for s in f["shape"]], "dtype": str(f["dtype"])}

@@ -85,7 +85,8 @@ class PolicySource:
         latency_ticks: simulated inference latency ``L`` in ticks, ``0 <= L < Ta``.
     """
 
-    def __init__(self, policy: Any, device: str | torch.device = "cpu", latency_ticks: int = 0) -> None:
+    def __init__(self, policy: Any, device: str | torch.device = "cpu", latency_ticks: int = 0,
+                 task: str | None = None) -> None:
         config = getattr(policy, "config", None)
         missing = [
             f for f in ("n_obs_steps", "n_action_steps", "features") if not hasattr(config, f)
@@ -109,6 +110,14 @@ class PolicySource:
                 f"got {latency_ticks}"
             )
         self.latency_ticks = int(latency_ticks)
+        # Language-conditioned policies get the task's embedding with every chunk request.
+        self._task_embedding: torch.Tensor | None = None
+        if getattr(config, "use_language", False):
+            if not task:
+                raise ValueError("PolicySource: this policy is language-conditioned; pass task= (the instruction)")
+            from robolearn.policies.language import TaskEmbedder
+
+            self._task_embedding = torch.from_numpy(TaskEmbedder().embed([task])).to(self.device)
         self.scheduler = ActionScheduler()
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
         # Chunks computed but not yet delivered: (available_at_tick, start_tick, actions (Ta, Da)).
@@ -190,6 +199,8 @@ class PolicySource:
             if stacked.dtype != np.uint8:
                 tensor = tensor.to(torch.float32)
             batch[key] = tensor.to(self.device)
+        if self._task_embedding is not None:
+            batch["task_embedding"] = self._task_embedding  # (1, D)
         with torch.inference_mode():
             if self._generator is not None:
                 chunk = self.policy.predict_action_chunk(batch, generator=self._generator)

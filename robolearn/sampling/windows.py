@@ -4,12 +4,21 @@ A window is anchored at a current frame t of an episode [s, e):
 - observation keys read frames t-To+1 .. t   (`<key>_is_pad` marks frames before s, filled with frame s)
 - the action key reads frames   t .. t+T-1    (`action_is_pad` marks frames past e-1, filled with frame e-1)
 Every frame of every selected episode anchors one window.
+
+Optional extras (off by default):
+- ``future_keys={key: (K, stride)}``: ``future/<key>`` reads frames t+stride, .., t+K*stride
+  (``future/<key>_is_pad`` marks frames past e-1, filled with frame e-1): the future frames PAD and
+  UWM predict.
+- ``episode_columns=("has_actions", ...)``: one value per window from the store's episode table.
+- keys ``latents/<camera>`` read the latents cached in the store (`robolearn.store.latents`) like any
+  frame-aligned key.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from robolearn.store.latents import is_latent_key, latent_features, read_latents, stale_latents
 from robolearn.store.layout import StoreError
 from robolearn.store.reader import Store
 
@@ -34,10 +43,24 @@ class WindowSampler:
 
     def __init__(self, store: Store, obs_keys: list[str], n_obs_steps: int, horizon: int,
                  episodes: np.ndarray | None = None, action_key: str = "action",
-                 cache_bytes: int = DEFAULT_CACHE_BYTES):
-        for key in [*obs_keys, action_key]:
-            if key not in store.features:
+                 cache_bytes: int = DEFAULT_CACHE_BYTES, future_keys: dict[str, tuple[int, int]] | None = None,
+                 episode_columns: tuple[str, ...] = ()):
+        self.future_keys = {k: (int(n), int(stride)) for k, (n, stride) in (future_keys or {}).items()}
+        wants_latents = any(map(is_latent_key, [*obs_keys, *self.future_keys]))
+        latents, stale = (latent_features(store), stale_latents(store)) if wants_latents else ({}, {})
+        for key in [*obs_keys, action_key, *self.future_keys]:
+            if key in stale:
+                raise StoreError(stale[key])
+            if key not in store.features and key not in latents:
                 raise StoreError(f"key {key!r} is not in store {store.path} (it has {', '.join(sorted(store.features))})")
+        for key, (n, stride) in self.future_keys.items():
+            if n < 1 or stride < 1:
+                raise ValueError(f"future_keys[{key!r}] = ({n}, {stride}): frames and stride must be >= 1")
+        unknown = sorted(set(episode_columns) - set(store.episodes))
+        if unknown:
+            raise StoreError(f"episode column(s) {unknown} are not in store {store.path} "
+                             f"(it has {sorted(store.episodes)})")
+        self.episode_columns = tuple(episode_columns)
         if n_obs_steps < 1 or horizon < 1:
             raise ValueError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps}, {horizon}")
         self.store, self.obs_keys, self.action_key = store, list(obs_keys), action_key
@@ -52,12 +75,16 @@ class WindowSampler:
         self._end = np.concatenate([np.full(e - s, e) for s, e in zip(starts, ends)]).astype(np.int64)
         self._cache: dict[str, np.ndarray] = {}
         budget = cache_bytes
-        for key in [action_key, *obs_keys]:
-            arr = store.root[f"data/{key}"]
+        for key in dict.fromkeys([action_key, *obs_keys, *self.future_keys]):
+            arr = store.root[self._path(key)]
             nbytes = int(np.prod(arr.shape)) * arr.dtype.itemsize if arr.shape[0] else 0
             if nbytes <= budget:
-                self._cache[key] = store.read_all(key)
+                self._cache[key] = read_latents(store, key) if is_latent_key(key) else store.read_all(key)
                 budget -= nbytes
+
+    @staticmethod
+    def _path(key: str) -> str:
+        return key if is_latent_key(key) else f"data/{key}"
 
     def __len__(self) -> int:
         return len(self._anchor)
@@ -68,7 +95,7 @@ class WindowSampler:
         flat = idx.reshape(-1)
         uniq, inverse = np.unique(flat, return_inverse=True)
         try:
-            got = np.asarray(self.store.root[f"data/{key}"].get_orthogonal_selection((uniq,)))
+            got = np.asarray(self.store.root[self._path(key)].get_orthogonal_selection((uniq,)))
         except Exception as e:
             ep = int(np.searchsorted(self.store.episode_ends, uniq[0], side="right"))
             raise StoreError(f"corrupt data near episode {ep}, key {key!r}: {e}") from e
@@ -88,7 +115,13 @@ class WindowSampler:
             batch[f"{key}_is_pad"] = obs_pad
         batch[self.action_key] = self._frames(self.action_key, act_idx)
         batch[f"{self.action_key}_is_pad"] = act_raw > e - 1
+        for key, (n, stride) in self.future_keys.items():
+            fut_raw = t + stride * np.arange(1, n + 1)[None]
+            batch[f"future/{key}"] = self._frames(key, np.minimum(fut_raw, e - 1))
+            batch[f"future/{key}_is_pad"] = fut_raw > e - 1
         batch["episode_index"] = np.searchsorted(self.store.episode_ends, t[:, 0], side="right")
+        for col in self.episode_columns:
+            batch[col] = self.store.episodes[col][batch["episode_index"]]
         return batch
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ import torch
 
 from robolearn.experiment import ExperimentConfig
 from robolearn.sampling import WindowSampler, split_episodes
+from robolearn.sampling.tasks import with_task_embeddings
 from robolearn.store import Store, StoreError, ensure_stats
 from robolearn.train.trainer import Trainer
 
@@ -47,10 +48,16 @@ def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progre
     torch.manual_seed(cfg.train.seed)  # weight init is part of the run's determinism
     policy = make_policy(cfg.policy, features, stats, **cfg.model)
     obs_keys = list(policy.input_keys)
+    # Policies that need more than To obs frames and T actions (future frames, cached latents,
+    # episode columns) say so; `sampler_kwargs(store)` may also replace the obs keys.
+    kw = policy.sampler_kwargs(store) if hasattr(policy, "sampler_kwargs") else {}
+    obs_keys = kw.pop("obs_keys", obs_keys)
     train_eps, val_eps = split_episodes(store.n_episodes, cfg.train.val_ratio, cfg.train.seed)
     To, T = policy.config.n_obs_steps, policy.config.horizon
-    train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps)
-    val_s = WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30) if len(val_eps) else None
+    train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps, **kw)
+    val_s = (WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30, **kw)
+             if len(val_eps) else None)
+    train_s, val_s = with_task_embeddings(policy, store, train_s, val_s)
     env_id = store.info.get("env_id", cfg.task.env)
     extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
              "store": str(store_path), "experiment": asdict(cfg)}

@@ -50,3 +50,21 @@ def test_training_reduces_loss_and_writes_run(make_store, tmp_path):
 def test_resume_without_checkpoint_is_an_error(make_store, tmp_path):
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         train_policy(build_config([*TINY, "train.steps=2"]), str(make_store((5,))), tmp_path / "r", resume=True)
+
+
+def test_language_conditioned_policy_trains_and_deploys(make_store, tmp_path):
+    from robolearn.policies import load
+    from robolearn.runtime import PolicySource
+
+    store = str(make_store((6, 7, 5), tasks=["push left", "push right", "push left"]))
+    out = tmp_path / "lang"
+    train_policy(build_config(["policy=flow", *TINY, "model.use_language=true", "train.steps=3"]), store, out,
+                 progress=False)
+    policy = load(out)
+    assert policy.config.use_language
+    with pytest.raises(ValueError, match="language-conditioned"):
+        PolicySource(policy)
+    source = PolicySource(policy, task="push left")
+    obs = {"state": np.zeros(3, np.float32), "images/front": np.zeros((8, 8, 3), np.uint8)}
+    source.reset(seed=0)
+    assert source.act(obs, 0).shape == (2,)

@@ -1,6 +1,6 @@
 """Native MuJoCo manipulation tasks with their own MJCF and scripted experts.
 
-Each task is a `Task` (push.py, reach.py) run by the one `MujocoEnv` (env.py) on a `Sim` (base.py).
+Each task is a `Task` (push.py, reach.py, wipe.py) run by the one `MujocoEnv` (env.py) on a `Sim` (base.py).
 
 Example::
 
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import gymnasium
 
-from robolearn_envs.mujoco import push, reach
+from robolearn_envs.mujoco import push, reach, wipe
 
 # id -> (entry point, default max_episode_steps)
 ENVS = {
     "robolearn/mujoco-push": (push.make_env, push.MAX_EPISODE_STEPS),
     "robolearn/mujoco-reach": (reach.make_env, reach.MAX_EPISODE_STEPS),
+    "robolearn/mujoco-wipe": (wipe.make_env, wipe.MAX_EPISODE_STEPS),
 }
 
 

@@ -6,6 +6,7 @@ scene is and what it means (initial state, actuation, state vector, reward, succ
 Observation (gymnasium Dict):
     `state`            Box float32 (Do,), layout in `env.state_names`
     `images/<camera>`  Box uint8 (H, W, 3), upright, one per name in `cameras`
+    task sensors       e.g. `force` Box float32 (6,), from `Task.sensor_spaces()` (wipe.py)
 Action: Box float32 (Da,) in [-1, 1]; the task defines what it means (absolute normalized targets).
 
 Example::
@@ -64,6 +65,14 @@ class Task(abc.ABC):
     def state(self) -> np.ndarray:
         """The `state` observation (Do,) float32."""
 
+    def sensor_spaces(self) -> dict[str, gym.spaces.Box]:
+        """Extra observation keys beside `state` and images (e.g. `force`); none by default."""
+        return {}
+
+    def sensors(self) -> dict[str, np.ndarray]:
+        """Values for `sensor_spaces()`, read after the last physics substep."""
+        return {}
+
     @abc.abstractmethod
     def success(self) -> bool: ...
 
@@ -114,6 +123,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         h, w = self.image_size
         spaces: dict[str, gym.Space] = {
             "state": gym.spaces.Box(-task.state_limit, task.state_limit, (len(task.state_names),), np.float32),
+            **self._task.sensor_spaces(),
         }
         for cam in self.cameras:
             spaces[f"images/{cam}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
@@ -176,6 +186,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs = {"state": np.asarray(self._task.state(), dtype=np.float32).copy()}
+        obs.update({k: np.asarray(v, dtype=np.float32).copy() for k, v in self._task.sensors().items()})
         for cam in self.cameras:
             obs[f"images/{cam}"] = self._sim.render(cam, self.image_size)
         return obs

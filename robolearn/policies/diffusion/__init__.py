@@ -1,4 +1,4 @@
-"""Diffusion Policy, CNN U-Net variant (DP-C)."""
+"""Diffusion Policy: CNN U-Net (DP-C) or transformer (DP-T) denoiser."""
 
 from robolearn.policies.diffusion.config import DiffusionConfig
 from robolearn.policies.diffusion.policy import DiffusionPolicy

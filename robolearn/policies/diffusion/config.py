@@ -1,10 +1,11 @@
-"""DiffusionConfig: Diffusion Policy with the CNN U-Net denoiser (DP-C)."""
+"""DiffusionConfig: Diffusion Policy with the CNN U-Net (DP-C) or transformer (DP-T) denoiser."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from robolearn.policies.base import PolicyConfig
+from robolearn.policies.conditioning import check_config
 from robolearn.policies.nets.encoders import RESNET_PRESETS
 
 
@@ -41,6 +42,26 @@ class DiffusionConfig(PolicyConfig):
     """Size of the diffusion-step embedding."""
     film_scale: bool = True
     """FiLM with scale and bias (True) or bias only (False)."""
+    denoiser: str = "unet"
+    """Denoiser network: "unet" (DP-C, the fields above) or "transformer" (DP-T, the fields below)."""
+    n_layer: int = 4
+    """Transformer decoder layers (Diffusion Policy's DP-T: 8)."""
+    n_head: int = 4
+    """Transformer attention heads."""
+    n_emb: int = 128
+    """Transformer token width (DP-T: 256); divisible by n_head."""
+    p_drop_emb: float = 0.0
+    """Transformer dropout on the token embeddings."""
+    p_drop_attn: float = 0.3
+    """Transformer dropout inside the decoder layers (DP-T: 0.3)."""
+    causal_attn: bool = True
+    """Causal self-attention over the action tokens (DP-T's default)."""
+
+    # --- language ---
+    use_language: bool = False
+    """Condition on the batch/obs key "task_embedding" (B, 384), see robolearn.policies.language."""
+    language_feature_dim: int = 64
+    """Size of the Linear projection of the task embedding added to the condition."""
 
     # --- noise schedule ---
     num_train_timesteps: int = 100
@@ -74,9 +95,7 @@ class DiffusionConfig(PolicyConfig):
             raise ValueError(f"prediction_type {self.prediction_type!r} must be 'epsilon' or 'sample'.")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
             raise ValueError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")
-        multiple = 2 ** (len(self.down_dims) - 1)
-        if self.horizon % multiple:
-            raise ValueError(f"horizon {self.horizon} must be divisible by {multiple} for down_dims {self.down_dims}.")
+        check_config(self)
         if self.crop_shape is not None:
             self.crop_shape = tuple(self.crop_shape)
         self.down_dims = tuple(self.down_dims)

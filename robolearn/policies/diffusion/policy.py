@@ -1,7 +1,9 @@
-"""DiffusionPolicy: DDPM-trained CNN U-Net over action chunks, conditioned on To observation steps.
+"""DiffusionPolicy: DDPM-trained denoiser over action chunks, conditioned on To observation steps.
 
 Observation features per step = concat(normalized state, image features of every camera); the
-To steps are flattened into the U-Net's global FiLM condition. Training noises normalized action
+To steps are flattened into the U-Net's global FiLM condition (DP-C), or are the transformer's
+conditioning tokens (DP-T, ``denoiser="transformer"``); see `robolearn.policies.conditioning`,
+shared with the flow policy. Training noises normalized action
 chunks with the DDPM schedule and regresses the noise (masked by `action_is_pad`); inference runs
 DDIM (default) or DDPM from Gaussian noise and unnormalizes.
 """
@@ -13,20 +15,15 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
-from torch import nn
 
-from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
+from robolearn.policies import conditioning
+from robolearn.policies.base import ACTION_KEY, Policy
 from robolearn.policies.diffusion.config import DiffusionConfig
-from robolearn.policies.nets.encoders import ResNetEncoder, load_pretrained_encoder
-from robolearn.policies.nets.unet1d import ConditionalUnet1D
-
-
-def _default_crop(hw: tuple[int, int]) -> tuple[int, int]:
-    return tuple(max(1, round(s * 7 / 8)) for s in hw)
+from robolearn.policies.nets.encoders import load_pretrained_encoder
 
 
 class DiffusionPolicy(Policy):
-    """Diffusion Policy (Chi et al., 2023), CNN variant. See `DiffusionConfig` for every knob."""
+    """Diffusion Policy (Chi et al., 2023), CNN or transformer variant. See `DiffusionConfig` for every knob."""
 
     name = "diffusion"
     config: DiffusionConfig
@@ -34,35 +31,10 @@ class DiffusionPolicy(Policy):
     def __init__(self, config: DiffusionConfig, stats: Mapping[str, Mapping]):
         super().__init__(config, stats)
         cfg = config
-        feats = cfg.features
-        image_shapes = {k: tuple(feats[k]["shape"][:2]) for k in self.image_keys}
-        if cfg.share_image_encoder and len(set(image_shapes.values())) > 1:
-            raise ValueError(
-                f"share_image_encoder needs cameras of one size, got {image_shapes}; set share_image_encoder=False."
-            )
-
-        def encoder(hw: tuple[int, int]) -> ResNetEncoder:
-            return ResNetEncoder(hw, cfg.crop_shape or _default_crop(hw), cfg.vision_backbone, cfg.image_pool,
-                                 cfg.spatial_softmax_num_keypoints, cfg.image_feature_dim, cfg.encoder_dtype)
-
-        self.encoders = nn.ModuleDict()
-        if self.image_keys and cfg.share_image_encoder:
-            self.encoders["shared"] = encoder(image_shapes[self.image_keys[0]])
-        elif self.image_keys:
-            for k in self.image_keys:
-                self.encoders[self._camera_module_name(k)] = encoder(image_shapes[k])
-
-        state_dim = int(feats[STATE_KEY]["shape"][0]) if STATE_KEY in feats else 0
-        self.obs_feature_dim = state_dim + len(self.image_keys) * cfg.image_feature_dim
-        self.unet = ConditionalUnet1D(
-            input_dim=self.action_dim,
-            global_cond_dim=cfg.n_obs_steps * self.obs_feature_dim,
-            down_dims=cfg.down_dims,
-            kernel_size=cfg.kernel_size,
-            n_groups=cfg.n_groups,
-            step_embed_dim=cfg.diffusion_step_embed_dim,
-            film_scale=cfg.film_scale,
-        )
+        self.encoders = conditioning.build_image_encoders(cfg, self.image_keys)
+        self.obs_feature_dim = conditioning.obs_feature_dim(cfg, self.image_keys)
+        self.language_proj = conditioning.build_language_proj(cfg)
+        conditioning.attach_denoiser(self, self.obs_feature_dim)  # self.unet or self.transformer
         sched_kwargs = dict(
             num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start, beta_end=cfg.beta_end,
             beta_schedule=cfg.beta_schedule, clip_sample=cfg.clip_sample, clip_sample_range=cfg.clip_sample_range,
@@ -83,27 +55,12 @@ class DiffusionPolicy(Policy):
 
     @staticmethod
     def _camera_module_name(key: str) -> str:
-        return key.split("/", 1)[1].replace(".", "_")
+        return conditioning.camera_module_name(key)
 
     def encode_obs(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Global condition (B, To * obs_feature_dim) from obs keys shaped (B, To, ...)."""
-        obs = self.check_obs(obs)
-        B, To = obs[self.input_keys[0]].shape[:2]
-        parts = []
-        if STATE_KEY in obs:
-            parts.append(self.normalizer.normalize(STATE_KEY, obs[STATE_KEY]))
-        if self.image_keys:
-            # (B, To, H, W, 3) uint8 per camera -> float [0, 1]; the NHWC -> NCHW permute is a
-            # (channels-last) view, so cropping happens before any copy.
-            images = [self.normalizer.normalize(k, obs[k]) for k in self.image_keys]
-            if "shared" in self.encoders:
-                x = torch.stack(images, dim=2).flatten(0, 2).permute(0, 3, 1, 2)  # (B*To*Ncam, 3, H, W)
-                parts.append(self.encoders["shared"](x).view(B, To, -1))
-            else:
-                for k, img in zip(self.image_keys, images):
-                    enc = self.encoders[self._camera_module_name(k)]
-                    parts.append(enc(img.flatten(0, 1).permute(0, 3, 1, 2)).view(B, To, -1))
-        return torch.cat(parts, dim=-1).flatten(1)
+        """The denoiser's condition from obs keys shaped (B, To, ...): (B, To * obs_feature_dim [+ L])
+        for the U-Net, (B, To, obs_feature_dim [+ L]) for the transformer (L: language features)."""
+        return conditioning.denoiser_cond(self, obs)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -117,7 +74,7 @@ class DiffusionPolicy(Policy):
         noise = torch.randn_like(actions)
         k = torch.randint(0, cfg.num_train_timesteps, (B,), device=actions.device)
         noisy = self.sqrt_alpha_bar[k, None, None] * actions + self.sqrt_one_minus_alpha_bar[k, None, None] * noise
-        pred = self.unet(noisy, k, cond)
+        pred = conditioning.get_denoiser(self)(noisy, k, cond)
         target = noise if cfg.prediction_type == "epsilon" else actions
         err = F.mse_loss(pred, target, reduction="none")  # (B, T, Da)
         is_pad = batch.get("action_is_pad")
@@ -134,12 +91,11 @@ class DiffusionPolicy(Policy):
         cond = self.encode_obs(obs)
         B = cond.shape[0]
         timesteps = self.sampler.timesteps
-        obs_film = self.unet.obs_film(cond)  # (B, F), shared by every step
-        step_films = self.unet.step_film(timesteps.to(cond.device))  # (K, F), one call for all K steps
+        denoise = conditioning.chunk_denoiser(conditioning.get_denoiser(self), cond, timesteps)
         # Noise is drawn on the generator's device, so a CPU generator reproduces on any device.
         x = torch.randn((B, self.config.horizon, self.action_dim), generator=generator,
                         device=generator.device if generator is not None else cond.device).to(cond)
         for i, t in enumerate(timesteps):
-            eps = self.unet.denoise(x, obs_film + step_films[i])
+            eps = denoise(i, x)
             x = self.sampler.step(eps, t, x, generator=generator).prev_sample
         return self.normalizer.unnormalize(ACTION_KEY, x)

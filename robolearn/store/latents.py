@@ -1,0 +1,111 @@
+"""Cached image latents beside a store's frames: ``latents/<camera>``, one row per frame of data/.
+
+```
+<store>/latents/<camera>   float16|float32 (n_frames, C, h, w): the scaled latent of data/images/<camera>
+                           attrs["robolearn_latents"] = {"frames", "camera", "autoencoder", "fingerprint", "scale"}
+```
+
+The array is written under the store's writer lock, rows first and its attrs last: the attrs are the
+commit marker, so an interrupted cache is invisible. Latents cover the frames committed when they
+were cached; a store that grew since is reported as stale (`stale_latents`) and not read.
+Latents are not features: episodes appended later need not carry them, and merge/split/filter drop them.
+
+Example::
+
+    from robolearn.store.latents import latent_features
+    latent_features(Store.open("demo.zarr"))   # {"latents/front": Feature((4, 8, 8), "float16"), ...}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from zarr.codecs import ZstdCodec
+
+from robolearn.store.layout import Feature, StoreError
+from robolearn.store.reader import Store
+
+LATENT_PREFIX = "latents/"
+LATENT_ATTR = "robolearn_latents"
+
+
+def is_latent_key(key: str) -> bool:
+    return key.startswith(LATENT_PREFIX)
+
+
+def _entries(store: Store) -> dict[str, tuple[dict, object]]:
+    if "latents" not in store.root:
+        return {}
+    out = {}
+    for name, arr in store.root["latents"].arrays():
+        meta = arr.attrs.get(LATENT_ATTR)
+        if meta is not None:
+            out[f"{LATENT_PREFIX}{name}"] = (dict(meta), arr)
+    return out
+
+
+def latent_info(store: Store) -> dict[str, dict]:
+    """Key -> the attrs of every committed latent array (stale ones included)."""
+    return {k: meta for k, (meta, _) in _entries(store).items()}
+
+
+def latent_features(store: Store) -> dict[str, Feature]:
+    """``latents/<camera>`` keys whose rows cover every committed frame of the store."""
+    return {k: Feature(tuple(arr.shape[1:]), arr.dtype.name) for k, (meta, arr) in _entries(store).items()
+            if int(meta["frames"]) == store.n_frames and arr.shape[0] >= store.n_frames}
+
+
+def stale_latents(store: Store) -> dict[str, str]:
+    """Key -> why it cannot be read (the store grew or shrank since the latents were cached)."""
+    return {k: f"{k} covers {meta['frames']} frames, but {store.path} has {store.n_frames} committed: "
+               f"run `robolearn data latents {store.path} --autoencoder RUN` again"
+            for k, (meta, arr) in _entries(store).items() if int(meta["frames"]) != store.n_frames}
+
+
+def read_latents(store: Store, key: str, rows: np.ndarray | slice | None = None) -> np.ndarray:
+    """Rows of a latent array (all committed frames by default)."""
+    feats = latent_features(store)
+    if key not in feats:
+        why = stale_latents(store).get(key) or (
+            f"{store.path} has no {key!r} (cached latents: {sorted(feats) or 'none'}); "
+            f"run `robolearn data latents {store.path} --autoencoder RUN`")
+        raise StoreError(why)
+    arr = store.root[key]
+    if rows is None:
+        return np.asarray(arr[: store.n_frames])
+    if isinstance(rows, slice):
+        return np.asarray(arr[rows])
+    return np.asarray(arr.get_orthogonal_selection((np.asarray(rows),)))
+
+
+def write_latents(path, camera: str, batches: Iterable[np.ndarray], shape: tuple[int, ...], dtype: str,
+                  meta: dict) -> dict:
+    """Write ``latents/<camera>`` from `batches` (consecutive row blocks covering every committed
+    frame, in order) under the writer lock; the attrs (with ``frames``) are written last."""
+    from robolearn.store.writer import StoreWriter
+
+    if dtype not in ("float16", "float32"):
+        raise StoreError(f"latent dtype must be 'float16' or 'float32', got {dtype!r}")
+    with StoreWriter(path) as w:
+        n = w.n_frames
+        if f"images/{camera}" not in w.features:
+            raise StoreError(f"store {path} has no key 'images/{camera}' (it has {', '.join(sorted(w.features))})")
+        chunk_rows = max(1, (1 << 20) // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
+        arr = w.root.create_array(f"latents/{camera}", shape=(n, *shape), chunks=(chunk_rows, *shape), dtype=dtype,
+                                  fill_value=0, compressors=ZstdCodec(level=3), overwrite=True)
+        row = 0
+        for block in batches:
+            block = np.asarray(block, dtype=dtype)
+            if tuple(block.shape[1:]) != tuple(shape) or row + len(block) > n:
+                raise StoreError(f"latents/{camera}: block of shape {list(block.shape)} does not fit "
+                                 f"({n} frames of {list(shape)}, {row} written)")
+            arr[row: row + len(block)] = block
+            row += len(block)
+        if row != n:
+            raise StoreError(f"latents/{camera}: {row} rows written, the store has {n} committed frames")
+        w._sync()
+        info = {**meta, "camera": camera, "frames": int(n)}
+        arr.attrs[LATENT_ATTR] = info
+        w._sync()
+    return info
