@@ -112,14 +112,25 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (becomes the checkpoint)."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/checkpoints/last."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this session after that step (resumable)."),
+    workers: int = typer.Option(1, "--workers", "-k",
+                                help="Data-parallel Ray Train workers (DDP); train.batch_size is the global batch."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Train a policy on a store; writes model.safetensors, config.json, stats.json and a training curve."""
     from robolearn.experiment import build_config
-    from robolearn.train.run import train_policy
 
     cfg = build_config(overrides or [])
-    _emit(train_policy(cfg, store, out, progress=not as_json, resume=resume, stop_at=stop_at), as_json)
+    if workers == 1 and address is None:
+        from robolearn.train.run import train_policy
+
+        summary = train_policy(cfg, store, out, progress=not as_json, resume=resume, stop_at=stop_at)
+    else:
+        from robolearn.train.distributed import train_distributed
+
+        summary = train_distributed(cfg, store, out, workers, address=address, progress=not as_json, resume=resume,
+                                    stop_at=stop_at)
+    _emit(summary, as_json)
 
 
 @app.command("eval")

@@ -15,11 +15,19 @@ def to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 class BatchDataset(Dataset):
-    """Item i is the batch of windows `batches[i]`; reshuffled per epoch by `set_epoch`."""
+    """Item i is the batch of windows `batches[i]`; reshuffled per epoch by `set_epoch`.
+
+    Data-parallel training: every rank draws the same seeded epoch order and keeps the batches
+    `rank::world_size` (cut to a multiple of world_size so all ranks take the same number of steps),
+    so at step k the ranks together hold the k-th global batch of world_size * batch_size windows.
+    """
 
     def __init__(self, sampler: WindowSampler, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = True):
+                 drop_last: bool = True, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.sampler, self.batch_size, self.shuffle, self.seed = sampler, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last and len(sampler) >= batch_size
         self.set_epoch(0)
 
@@ -28,6 +36,12 @@ class BatchDataset(Dataset):
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
         self.batches = [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
+        if self.world_size > 1:
+            usable = len(self.batches) // self.world_size * self.world_size
+            if usable == 0:
+                raise ValueError(f"{n} training windows make {len(self.batches)} batches of {self.batch_size}: "
+                                 f"too few for {self.world_size} workers (lower train.batch_size or --workers)")
+            self.batches = self.batches[self.rank:usable:self.world_size]
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -37,8 +51,9 @@ class BatchDataset(Dataset):
 
 
 def make_loader(sampler: WindowSampler, batch_size: int, shuffle: bool = True, seed: int = 0,
-                num_workers: int = 0, epoch: int = 0, start_batch: int = 0) -> DataLoader:
-    ds = BatchDataset(sampler, batch_size, shuffle=shuffle, seed=seed)
+                num_workers: int = 0, epoch: int = 0, start_batch: int = 0, rank: int = 0,
+                world_size: int = 1) -> DataLoader:
+    ds = BatchDataset(sampler, batch_size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     ds.set_epoch(epoch)
     ds.batches = ds.batches[start_batch:]
     # A private generator: creating a loader must not draw from the global torch RNG (exact resume).
@@ -48,11 +63,13 @@ def make_loader(sampler: WindowSampler, batch_size: int, shuffle: bool = True, s
 
 
 def infinite_batches(sampler: WindowSampler, batch_size: int, seed: int = 0, num_workers: int = 0,
-                     start_epoch: int = 0, start_batch: int = 0):
+                     start_epoch: int = 0, start_batch: int = 0, rank: int = 0, world_size: int = 1):
     """Yield (epoch, index in epoch, batch) forever, reshuffling each epoch with a seed derived from
-    (seed, epoch); (start_epoch, start_batch) resumes exactly where an interrupted run stopped."""
+    (seed, epoch); (start_epoch, start_batch) resumes exactly where an interrupted run stopped.
+    `rank`/`world_size` give this rank its share of every epoch (see BatchDataset)."""
     epoch, first = start_epoch, start_batch
     while True:
-        for i, batch in enumerate(make_loader(sampler, batch_size, True, seed, num_workers, epoch, first), first):
+        loader = make_loader(sampler, batch_size, True, seed, num_workers, epoch, first, rank, world_size)
+        for i, batch in enumerate(loader, first):
             yield epoch, i, batch
         epoch, first = epoch + 1, 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -35,9 +36,26 @@ def rollout_eval_fn(cfg: ExperimentConfig, env_id: str, env_kwargs: dict):
     return run
 
 
-def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progress: bool = True,
-                 resume: bool = False, stop_at: int | None = None) -> dict:
-    """Fit the configured policy to the store; the run directory is a loadable checkpoint."""
+@dataclass
+class RunParts:
+    """Everything a training run is built from; the same on one process and on every Ray Train rank."""
+
+    policy: torch.nn.Module
+    train_sampler: WindowSampler
+    val_sampler: WindowSampler | None
+    extra: dict
+    """Saved beside the weights in config.json (env, store, experiment)."""
+    eval_fn: Callable[[torch.nn.Module], dict] | None
+    train_episodes: int
+    val_episodes: int
+
+    def summary(self) -> dict:
+        return {"train_episodes": self.train_episodes, "val_episodes": self.val_episodes,
+                "parameters": int(sum(p.numel() for p in self.policy.parameters()))}
+
+
+def build_run(cfg: ExperimentConfig, store_path: str) -> RunParts:
+    """The configured policy (fitted normalizer, seeded weights) and its train/val window samplers."""
     from robolearn.policies import make_policy
 
     store = Store.open(store_path)
@@ -61,9 +79,16 @@ def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progre
     env_id = store.info.get("env_id", cfg.task.env)
     extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
              "store": str(store_path), "experiment": asdict(cfg)}
-    trainer = Trainer(policy, train_s, cfg.train, out, val_sampler=val_s, extra=extra, progress=progress)
     eval_fn = rollout_eval_fn(cfg, env_id, extra["env_kwargs"]) if cfg.train.eval_every else None
-    summary = trainer.fit(resume=resume, eval_fn=eval_fn, stop_at=stop_at)
-    summary.update({"train_episodes": int(len(train_eps)), "val_episodes": int(len(val_eps)),
-                    "parameters": int(sum(p.numel() for p in policy.parameters()))})
+    return RunParts(policy, train_s, val_s, extra, eval_fn, int(len(train_eps)), int(len(val_eps)))
+
+
+def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progress: bool = True,
+                 resume: bool = False, stop_at: int | None = None) -> dict:
+    """Fit the configured policy to the store; the run directory is a loadable checkpoint."""
+    run = build_run(cfg, store_path)
+    trainer = Trainer(run.policy, run.train_sampler, cfg.train, out, val_sampler=run.val_sampler, extra=run.extra,
+                      progress=progress)
+    summary = trainer.fit(resume=resume, eval_fn=run.eval_fn, stop_at=stop_at)
+    summary.update(run.summary())
     return summary

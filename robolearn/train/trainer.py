@@ -9,6 +9,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from robolearn.sampling import WindowSampler, infinite_batches, make_loader
 from robolearn.train.config import TrainConfig
 from robolearn.train.ema import EMA
 from robolearn.train.plots import plot_curves
+
+
+_RANK_SEED_STRIDE = 1_000_003
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,19 +47,46 @@ def _tensorboard(path: Path):
     return SummaryWriter(str(path))
 
 
+class _LossModule(torch.nn.Module):
+    """`forward(batch)` is the policy's `compute_loss`: the call a DistributedDataParallel wrapper hooks
+    its gradient all-reduce into. It owns no parameters of its own."""
+
+    def __init__(self, policy: torch.nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict) -> dict:
+        return self.policy.compute_loss(batch)
+
+
 class Trainer:
     """Trains `policy` on windows from `train_sampler`; writes the run directory `out`:
-    model.safetensors, ema.safetensors, config.json, stats.json, metrics.jsonl, train_curve.png."""
+    model.safetensors, ema.safetensors, config.json, stats.json, metrics.jsonl, train_curve.png.
+
+    Data-parallel training runs this same loop on every rank (`robolearn.train.distributed`): `rank`
+    and `world_size` split each global batch of `cfg.batch_size` windows across the ranks, `wrap_model`
+    wraps the loss module (forward = `policy.compute_loss`) in DistributedDataParallel, and only rank 0
+    writes the run directory. The optimizer, EMA and checkpoints always hold the unwrapped policy.
+    """
 
     def __init__(self, policy, train_sampler: WindowSampler, cfg: TrainConfig, out: str | Path,
-                 val_sampler: WindowSampler | None = None, extra: dict | None = None, progress: bool = True):
+                 val_sampler: WindowSampler | None = None, extra: dict | None = None, progress: bool = True,
+                 rank: int = 0, world_size: int = 1,
+                 wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None):
         self.cfg, self.out, self.extra, self.progress = cfg, Path(out), dict(extra or {}), progress
+        if cfg.batch_size % world_size:
+            raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by {world_size} workers: "
+                             f"pick a multiple of {world_size} so the global batch matches one worker")
+        self.rank, self.world_size, self.is_main = rank, world_size, rank == 0
         self.device = resolve_device(cfg.device)
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed)
+        # Ranks draw different noise; rank 0 draws what a single-process run draws.
+        torch.manual_seed(cfg.seed + _RANK_SEED_STRIDE * rank)
+        np.random.seed(cfg.seed + _RANK_SEED_STRIDE * rank)
         self.policy = policy.to(self.device)
+        # DDP broadcasts rank 0's weights when it wraps, so the EMA is copied after wrapping.
+        self.loss_module = (wrap_model or (lambda m: m))(_LossModule(self.policy))
         self.train_sampler, self.val_sampler = train_sampler, val_sampler
         # fused AdamW: one kernel for all parameters (the CPU optimizer step drops ~4x).
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
@@ -99,8 +130,10 @@ class Trainer:
         self.scheduler.load_state_dict(meta["scheduler"])
         set_rng_state(tensors, meta["rng"])
         self.step = int(meta["step"])
+        if not self.is_main:  # the checkpoint holds rank 0's RNG; other ranks keep drawing their own noise
+            torch.manual_seed(self.cfg.seed + _RANK_SEED_STRIDE * self.rank + self.step)
         metrics = self.out / "metrics.jsonl"
-        if metrics.is_file():  # keep the records up to the checkpoint, drop the ones after it
+        if self.is_main and metrics.is_file():  # keep the records up to the checkpoint, drop the ones after it
             rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
             self.records = [r for r in rows if r["step"] <= self.step]
             metrics.write_text("".join(json.dumps(r) + "\n" for r in self.records))
@@ -111,28 +144,34 @@ class Trainer:
         and weights as an uninterrupted run). `eval_fn(model) -> dict` runs every cfg.eval_every steps.
         `stop_at` ends this session after that step with a resumable checkpoint (the schedule still
         spans cfg.steps)."""
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
+        cfg, main = self.cfg, self.is_main
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
         last = self.out / "checkpoints" / "last"
         epoch0, batch0 = 0, 0
         if resume:
             if not (last / "trainer_state.json").is_file():
                 raise FileNotFoundError(f"cannot resume: {last} holds no trainer state (train without --resume)")
             epoch0, batch0 = self._resume(last)
-        elif (self.out / "metrics.jsonl").exists():
+        elif main and (self.out / "metrics.jsonl").exists():
             (self.out / "metrics.jsonl").unlink()
         metrics_path = self.out / "metrics.jsonl"
-        tb = _tensorboard(self.out / "tb")
-        batches = infinite_batches(self.train_sampler, min(cfg.batch_size, len(self.train_sampler)),
-                                   seed=cfg.seed, num_workers=cfg.num_workers, start_epoch=epoch0,
-                                   start_batch=batch0)
+        tb = _tensorboard(self.out / "tb") if main else None
+        rank_batch = min(cfg.batch_size, len(self.train_sampler)) // self.world_size
+        if rank_batch == 0:
+            raise ValueError(f"{len(self.train_sampler)} training windows cannot fill a batch on each of "
+                             f"{self.world_size} workers")
+        batches = infinite_batches(self.train_sampler, rank_batch, seed=cfg.seed, num_workers=cfg.num_workers,
+                                   start_epoch=epoch0, start_batch=batch0, rank=self.rank,
+                                   world_size=self.world_size)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and cfg.bf16
                     else contextlib.nullcontext())
         self.policy.train()
         t0, samples, first_step = time.perf_counter(), 0, self.step
         columns = [TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-        with Progress(*columns, disable=not self.progress, transient=False) as bar, open(metrics_path, "a") as log:
+        with (Progress(*columns, disable=not (self.progress and main), transient=False) as bar,
+              open(metrics_path, "a") if main else contextlib.nullcontext() as log):
             task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
             running = []
             end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
@@ -140,7 +179,7 @@ class Trainer:
                 epoch, batch_index, batch = next(batches)
                 batch = self._to_device(batch)
                 with autocast:
-                    loss = self.policy.compute_loss(batch)["loss"]
+                    loss = self.loss_module(batch)["loss"]
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower train.lr")
                 self.optimizer.zero_grad(set_to_none=True)
@@ -152,20 +191,22 @@ class Trainer:
                 if self.ema:
                     self.ema.update(self.policy)
                 self.step += 1
-                samples += len(next(iter(batch.values())))
+                samples += len(next(iter(batch.values()))) * self.world_size
                 running.append(loss.item())
                 record = {}
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    record = {"loss": float(np.mean(running)), "lr": self.scheduler.get_last_lr()[0],
+                    record = {"loss": self._mean_over_ranks(float(np.mean(running))),
+                              "lr": self.scheduler.get_last_lr()[0],
                               "samples_per_s": samples / (time.perf_counter() - t0)}
                     running = []
-                if cfg.val_every and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
+                if main and cfg.val_every and (self.step % cfg.val_every == 0 or self.step == cfg.steps):
                     val = self.validation_loss()
                     if val is not None:
                         record["val_loss"] = val
-                if eval_fn and cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                if (main and eval_fn and cfg.eval_every
+                        and (self.step % cfg.eval_every == 0 or self.step == cfg.steps)):
                     record.update({f"eval_{k}": v for k, v in eval_fn(self.ema.model if self.ema else self.policy).items()})
-                if record:
+                if record and main:
                     record = {"step": self.step, **record}
                     self.records.append(record)
                     log.write(json.dumps(record) + "\n")
@@ -175,12 +216,14 @@ class Trainer:
                             if k != "step" and isinstance(v, (int, float)):
                                 tb.add_scalar(k, v, self.step)
                     bar.update(task, info=f"loss {record.get('loss', float('nan')):.4f}")
-                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.steps:
+                if main and cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.steps:
                     self.save_last(epoch, batch_index)
                 bar.update(task, completed=self.step)
         if tb:
             tb.close()
         elapsed = time.perf_counter() - t0
+        if not main:
+            return {"steps": self.step, "seconds": elapsed, "rank": self.rank}
         self.save(self.out)
         if cfg.save_every or self.step < cfg.steps:
             self.save_last(epoch, batch_index)
@@ -190,8 +233,18 @@ class Trainer:
                    "final_loss": self.records[-1].get("loss") if self.records else None,
                    "val_loss": next((r["val_loss"] for r in reversed(self.records) if "val_loss" in r), None),
                    "checkpoint": str(self.out.resolve()), "plot": str(plot.resolve())}
+        if self.world_size > 1:
+            summary.update({"workers": self.world_size, "global_batch_size": rank_batch * self.world_size})
         (self.out / "train_summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def _mean_over_ranks(self, value: float) -> float:
+        """The logged loss is the mean over every rank's windows (a collective: all ranks call it)."""
+        if self.world_size == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world_size
 
     def save_last(self, epoch: int, batch_index: int) -> Path:
         """Everything needed to resume, written to a temp folder and swapped in whole."""

@@ -76,6 +76,8 @@ def test_demo_quick_json(tmp_path):
     (["collect", "--env", "robolearn/mujoco-psh", "--episodes", 1, "--out", "/tmp/x.zarr"],
      "unknown env id 'robolearn/mujoco-psh'; did you mean robolearn/mujoco-push"),
     (["train", "train.stpes=3", "--store", "/tmp/none.zarr", "--out", "/tmp/r"], "unknown config key 'train.stpes'"),
+    (["train", "train.batch_size=8", "--workers", 3, "--store", "/tmp/none.zarr", "--out", "/tmp/r"],
+     "train.batch_size=8 is not divisible by --workers 3"),
 ])
 def test_bad_input_is_one_sentence(args, msg):
     res = run(*args, ok=False)
