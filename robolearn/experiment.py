@@ -45,6 +45,9 @@ class EvalConfig:
     """Ray actors for rollouts (1 = in process)."""
     threads: int = 1
     """torch threads for inference at batch 1 (more threads only add sync overhead at this size)."""
+    latency_ticks: int = 0
+    """Simulated inference latency in control ticks: a chunk computed from the observation at tick k
+    starts acting at tick k + latency_ticks, as on a robot whose policy takes that long (< n_action_steps)."""
 
 
 @dataclass

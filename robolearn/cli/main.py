@@ -142,6 +142,9 @@ def evaluate(
     episodes: Optional[int] = typer.Option(None, "--episodes", "-n", help="Rollouts."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Ray actors for rollouts."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
+    latency_ticks: Optional[int] = typer.Option(
+        None, "--latency-ticks", help="Simulated inference latency in control ticks (eval.latency_ticks)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for eval.json and rollouts.mp4."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
@@ -149,9 +152,9 @@ def evaluate(
     from robolearn.experiment import build_config
     from robolearn.eval.run import evaluate_checkpoint
 
-    cfg = build_config(overrides or [])
+    cfg = build_config([*(overrides or []), *([f"eval.latency_ticks={latency_ticks}"] if latency_ticks is not None else [])])
     result = evaluate_checkpoint(checkpoint, cfg, env=env, episodes=episodes, seed=seed, workers=workers, out=out,
-                                 progress=not as_json)
+                                 progress=not as_json, address=address)
     _emit(result, as_json)
 
 

@@ -55,6 +55,8 @@ class EvalResult:
     """Per episode, in order: ``{"seed", "success", "length", "reward"}``."""
     seed: int = 0
     workers: int = 1
+    latency_ticks: int = 0
+    """Simulated inference latency the rollouts ran with, in control ticks."""
     video_path: str | None = None
     checkpoint: str | None = None
     duration_s: float = 0.0
@@ -157,6 +159,7 @@ class _Rollouts:
         env_ref: str,
         env_kwargs: dict[str, Any],
         max_steps: int | None,
+        latency_ticks: int = 0,
     ) -> None:
         if isinstance(policy, (str, os.PathLike)):
             policy = _load_policy(policy)
@@ -169,8 +172,13 @@ class _Rollouts:
         make_source = getattr(policy, "make_action_source", None)
         device = _policy_device(policy)
         task = getattr(self.env.unwrapped, "task_description", None)
-        source = (make_source(device=device) if callable(make_source)
-                  else PolicySource(policy, device=device, task=task))
+        if callable(make_source):
+            if latency_ticks:
+                raise ValueError(f"evaluate: latency_ticks is not supported for {type(policy).__name__}, "
+                                 "which runs its own multi-rate action source")
+            source = make_source(device=device)
+        else:
+            source = PolicySource(policy, device=device, task=task, latency_ticks=latency_ticks)
         self.loop = ControlLoop(self.env, source, VirtualClock(self.hz), max_steps=max_steps)
 
     def run(self, seed: int, record_video: bool) -> dict[str, Any]:
@@ -199,6 +207,8 @@ def evaluate(
     video_episodes: int = 4,
     progress: bool = True,
     workers: int = 1,
+    latency_ticks: int = 0,
+    address: str | None = None,
 ) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes on ``env_id`` and summarise.
 
@@ -214,6 +224,9 @@ def evaluate(
             green (success) or red (failure) bar.
         progress: show a rich progress bar on stderr.
         workers: episodes run on this many Ray actors (1: in this process).
+        latency_ticks: simulated inference latency in control ticks (see ``PolicySource``), so that
+            sim results reflect what a robot whose policy takes that long would see.
+        address: a running Ray cluster for ``workers > 1`` (default: a local Ray).
     """
     if episodes < 1:
         raise ValueError(f"evaluate: episodes must be >= 1, got {episodes}")
@@ -240,10 +253,10 @@ def evaluate(
             bar.advance(bool(res["success"]))
 
         if workers == 1:
-            _run_local(policy, env_ref, env_kwargs, max_steps, seed, episodes, n_video, collect)
+            _run_local(policy, env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video, collect)
         else:
-            _run_ray(os.fspath(policy), env_ref, env_kwargs, max_steps, seed, episodes, n_video,
-                     workers, collect)
+            _run_ray(os.fspath(policy), env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video,
+                     workers, collect, address)
     duration = time.monotonic() - start
 
     done: list[dict[str, Any]] = [r for r in results if r is not None]
@@ -266,6 +279,7 @@ def evaluate(
         episodes=per_episode,
         seed=seed,
         workers=workers,
+        latency_ticks=latency_ticks,
         video_path=written,
         checkpoint=os.fspath(policy) if is_path else None,
         duration_s=duration,
@@ -277,6 +291,7 @@ def _run_local(
     env_ref: str,
     env_kwargs: dict[str, Any],
     max_steps: int | None,
+    latency_ticks: int,
     seed: int,
     episodes: int,
     n_video: int,
@@ -286,7 +301,7 @@ def _run_local(
     was_training = getattr(policy, "training", None)
     if was_training and hasattr(policy, "eval"):
         policy.eval()
-    rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps)
+    rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps, latency_ticks)
     try:
         for i in range(episodes):
             collect(i, rollouts.run(seed + i, i < n_video))
@@ -301,45 +316,43 @@ def _run_ray(
     env_ref: str,
     env_kwargs: dict[str, Any],
     max_steps: int | None,
+    latency_ticks: int,
     seed: int,
     episodes: int,
     n_video: int,
     workers: int,
     collect: Callable[[int, dict[str, Any]], None],
+    address: str | None = None,
 ) -> None:
-    try:
-        import ray
-    except ImportError as e:
-        raise ImportError("evaluate: workers > 1 needs Ray: pip install 'ray[default]'") from e
+    from robolearn.cluster import ray_session
 
-    started = False
-    if not ray.is_initialized():
-        ray.init(num_cpus=workers, object_store_memory=200 * 1024**2, include_dashboard=False)
-        started = True
-    actor_cls = ray.remote(num_cpus=1)(_Rollouts)
-    n_actors = min(workers, episodes)
-    actors = [actor_cls.remote(checkpoint, env_ref, env_kwargs, max_steps) for _ in range(n_actors)]
-    try:
-        # Hand the next episode to whichever actor finishes first; results are keyed by index.
-        pending: dict[Any, tuple[int, Any]] = {}
-        next_i = 0
-        for actor in actors:
+    with ray_session(workers, address, purpose="evaluate with workers > 1") as ray:
+        actor_cls = ray.remote(num_cpus=1)(_Rollouts)
+        n_actors = min(workers, episodes)
+        actors = [actor_cls.remote(checkpoint, env_ref, env_kwargs, max_steps, latency_ticks) for _ in range(n_actors)]
+        try:
+            _dispatch(ray, actors, seed, episodes, n_video, collect)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+
+def _dispatch(ray, actors, seed: int, episodes: int, n_video: int, collect) -> None:
+    # Hand the next episode to whichever actor finishes first; results are keyed by index.
+    pending: dict[Any, tuple[int, Any]] = {}
+    next_i = 0
+    for actor in actors:
+        if next_i < episodes:
+            pending[actor.run.remote(seed + next_i, next_i < n_video)] = (next_i, actor)
+            next_i += 1
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            i, actor = pending.pop(ref)
+            collect(i, ray.get(ref))
             if next_i < episodes:
                 pending[actor.run.remote(seed + next_i, next_i < n_video)] = (next_i, actor)
                 next_i += 1
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                i, actor = pending.pop(ref)
-                collect(i, ray.get(ref))
-                if next_i < episodes:
-                    pending[actor.run.remote(seed + next_i, next_i < n_video)] = (next_i, actor)
-                    next_i += 1
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-        if started:
-            ray.shutdown()
 
 
 class _Progress:

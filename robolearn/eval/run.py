@@ -17,7 +17,8 @@ def read_run_config(checkpoint: str | Path) -> dict:
 
 def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str | None = None,
                         episodes: int | None = None, seed: int | None = None, workers: int | None = None,
-                        out: str | Path | None = None, progress: bool = True) -> dict:
+                        out: str | Path | None = None, progress: bool = True,
+                        address: str | None = None) -> dict:
     """Roll out the policy in `checkpoint` (EMA weights when present); write eval.json and rollouts.mp4."""
     from robolearn.env.registry import load_env_plugins, make_env
     from robolearn.eval.rollout import evaluate
@@ -43,7 +44,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
     result = evaluate(policy if n_workers <= 1 else str(checkpoint), env_id, episodes or cfg.eval.episodes,
                       seed=cfg.eval.seed if seed is None else seed, env_kwargs=env_kwargs,
                       max_steps=cfg.task.max_steps, video_path=out / "rollouts.mp4",
-                      video_episodes=cfg.eval.video_episodes, progress=progress, workers=n_workers)
+                      video_episodes=cfg.eval.video_episodes, progress=progress, workers=n_workers,
+                      latency_ticks=cfg.eval.latency_ticks, address=address)
     summary = {**result.to_json(), "checkpoint": str(Path(checkpoint).resolve()), "env": env_id}
     (out / "eval.json").write_text(json.dumps(summary, indent=2))
     summary["json"] = str((out / "eval.json").resolve())

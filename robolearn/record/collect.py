@@ -49,59 +49,49 @@ class ExpertEpisodes:
         self.env.close()
 
 
-def _ray_workers(env_id, env_kwargs, max_steps, workers: int, address: str | None):
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, object_store_memory=256 * 1024**2, include_dashboard=False,
-                     log_to_driver=False)
-        started = True
-    actor = ray.remote(num_cpus=1)(ExpertEpisodes)
-    return [actor.remote(env_id, env_kwargs, max_steps) for _ in range(workers)], started
-
-
 def _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address):
     """Yield episode dicts in seed order; local or on Ray actors with a bounded number in flight."""
     if workers <= 1:
         for s in seeds:
             yield runner.run(s)
         return
-    import ray
+    from robolearn.cluster import ray_session
 
-    actors, started = _ray_workers(env_id, env_kwargs, max_steps, workers, address)
-    try:
-        pending, ready, free = {}, {}, list(actors)
-        seeds = iter(seeds)
-        next_seed = None
-        exhausted = False
-        while True:
-            while free and not exhausted:
-                try:
-                    s = next(seeds)
-                except StopIteration:
-                    exhausted = True
-                    break
-                next_seed = s if next_seed is None else next_seed
-                a = free.pop()
-                pending[a.run.remote(s)] = (a, s)
-            if not pending and not ready:
-                return
-            done, _ = ray.wait(list(pending), num_returns=1)
-            a, s = pending.pop(done[0])
-            ready[s] = ray.get(done[0])
-            free.append(a)
-            while next_seed in ready:
-                yield ready.pop(next_seed)
-                next_seed += 1
-    finally:
-        for a in actors:
-            ray.kill(a)
-        if started:
-            ray.shutdown()
+    with ray_session(workers, address, purpose="collect --workers") as ray:
+        actor = ray.remote(num_cpus=1)(ExpertEpisodes)
+        actors = [actor.remote(env_id, env_kwargs, max_steps) for _ in range(workers)]
+        try:
+            yield from _in_seed_order(ray, actors, seeds)
+        finally:
+            for a in actors:
+                ray.kill(a)
+
+
+def _in_seed_order(ray, actors, seeds):
+    """Keep every actor busy; yield finished episodes in seed order (whatever order they finish in)."""
+    pending, ready, free = {}, {}, list(actors)
+    seeds = iter(seeds)
+    next_seed = None
+    exhausted = False
+    while True:
+        while free and not exhausted:
+            try:
+                s = next(seeds)
+            except StopIteration:
+                exhausted = True
+                break
+            next_seed = s if next_seed is None else next_seed
+            a = free.pop()
+            pending[a.run.remote(s)] = (a, s)
+        if not pending and not ready:
+            return
+        done, _ = ray.wait(list(pending), num_returns=1)
+        a, s = pending.pop(done[0])
+        ready[s] = ray.get(done[0])
+        free.append(a)
+        while next_seed in ready:
+            yield ready.pop(next_seed)
+            next_seed += 1
 
 
 def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwargs: dict | None = None,

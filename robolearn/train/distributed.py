@@ -65,13 +65,6 @@ def train_distributed(cfg: ExperimentConfig, store_path: str, out: str | Path, w
     `address` joins a running Ray cluster (default: start a local Ray with `workers` CPUs). GPUs are
     used when train.device is cuda, or auto and this machine sees one.
     """
-    try:
-        import ray
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-    except ImportError as e:
-        raise ImportError("train --workers needs Ray Train: pip install 'ray[train]'") from e
-
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if cfg.train.batch_size % workers:
@@ -82,15 +75,14 @@ def train_distributed(cfg: ExperimentConfig, store_path: str, out: str | Path, w
     use_gpu = cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
     loop_config = {"cfg": cfg, "store": store_path, "out": str(Path(out).resolve()), "progress": progress,
                    "resume": resume, "stop_at": stop_at}
-    started = False
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=progress)
-        else:
-            ray.init(num_cpus=workers, object_store_memory=256 * 1024**2, include_dashboard=False,
-                     log_to_driver=progress)
-        started = True
-    try:
+    from robolearn.cluster import ray_session
+
+    with ray_session(workers, address, log_to_driver=progress, purpose="train --workers") as ray:
+        try:
+            from ray.train import RunConfig, ScalingConfig
+            from ray.train.torch import TorchTrainer
+        except ImportError as e:
+            raise ImportError("train --workers needs Ray Train: pip install 'ray[train]'") from e
         # Ray Train's own bookkeeping (no checkpoints go there: rank 0 writes the run directory).
         with tempfile.TemporaryDirectory(prefix="robolearn-ray-train-") as storage:
             trainer = TorchTrainer(_train_worker, train_loop_config=loop_config,
@@ -101,9 +93,6 @@ def train_distributed(cfg: ExperimentConfig, store_path: str, out: str | Path, w
             except ray.train.WorkerGroupError as e:
                 # Surface the first failing rank's own error (a bad config, a missing key) to the user.
                 raise _unwrap(e.worker_failures[min(e.worker_failures)]) from e
-    finally:
-        if started:
-            ray.shutdown()
     return json.loads(result.metrics["summary"])
 
 

@@ -48,9 +48,10 @@ def test_collect_train_eval(pipeline):
     assert tr["steps"] == 4 and Path(tr["plot"]).is_file()
     for f in ("model.safetensors", "ema.safetensors", "config.json", "stats.json", "metrics.jsonl"):
         assert (run_dir / f).is_file(), f
-    ev = last_json(run("eval", *TASK, "--checkpoint", run_dir, "--episodes", 2, "--out", root / "eval", "--json").output)
+    ev = last_json(run("eval", *TASK, "--checkpoint", run_dir, "--episodes", 2, "--latency-ticks", 1, "--out", root / "eval", "--json").output)
     assert ev["n_episodes"] == 2 and 0.0 <= ev["success_rate"] <= 1.0 and len(ev["ci95"]) == 2
     assert Path(ev["video_path"]).stat().st_size > 0 and (root / "eval" / "eval.json").is_file()
+    assert ev["latency_ticks"] == 1
 
 
 def test_data_subcommands(pipeline):

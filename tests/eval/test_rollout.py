@@ -217,3 +217,17 @@ def test_ray_workers_give_identical_results(tmp_path, monkeypatch):
     a, b = imageio.get_reader(tmp_path / "a.mp4"), imageio.get_reader(tmp_path / "b.mp4")
     assert a.count_frames() == b.count_frames()
     a.close(), b.close()
+
+
+def test_simulated_latency_is_applied_and_reported():
+    fresh_policy, late_policy = PlanningPolicy(noise=0.0), PlanningPolicy(noise=0.0)
+    fresh = evaluate(fresh_policy, ENV_ID, episodes=6, seed=100, progress=False)
+    late = evaluate(late_policy, ENV_ID, episodes=6, seed=100, progress=False, latency_ticks=3)
+    assert fresh.latency_ticks == 0 and late.latency_ticks == 3
+    assert late.to_json()["latency_ticks"] == 3
+    # Ta=4: without latency a chunk every 4 ticks; with L=3 each chunk arrives 3 ticks after its request
+    # and only its last action is still fresh, so chunks are asked for every 3 ticks (holding in between)
+    assert fresh_policy.calls == sum(-(-e["length"] // 4) for e in fresh.episodes)
+    assert late_policy.calls >= sum(e["length"] for e in late.episodes) // 3 > fresh_policy.calls
+    with pytest.raises(ValueError, match="latency_ticks must be in"):
+        evaluate(PlanningPolicy(), ENV_ID, episodes=1, progress=False, latency_ticks=4)
