@@ -1,6 +1,7 @@
 """Native MuJoCo manipulation tasks with their own MJCF and scripted experts.
 
-Each task is a `Task` (push.py, reach.py, wipe.py) run by the one `MujocoEnv` (env.py) on a `Sim` (base.py).
+Each task is a `Task` (push.py, reach.py, pick_place.py, wipe.py) run by the one `MujocoEnv` (env.py) on a
+`Sim` (base.py).
 
 Example::
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import gymnasium
 
-from robolearn_envs.mujoco import push, reach, wipe
+from robolearn_envs.mujoco import pick_place, push, reach, wipe
 
 # id -> (entry point, default max_episode_steps)
 ENVS = {
     "robolearn/mujoco-push": (push.make_env, push.MAX_EPISODE_STEPS),
     "robolearn/mujoco-reach": (reach.make_env, reach.MAX_EPISODE_STEPS),
+    "robolearn/mujoco-pick-place": (pick_place.make_env, pick_place.MAX_EPISODE_STEPS),
     "robolearn/mujoco-wipe": (wipe.make_env, wipe.MAX_EPISODE_STEPS),
 }
 
