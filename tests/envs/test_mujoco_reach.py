@@ -55,3 +55,13 @@ def test_expert_succeeds(env):
                 break
         assert info["success"] and terminated and reward == 1.0, seed
         assert np.linalg.norm(obs["state"][:3] - obs["state"][3:]) < SUCCESS_RADIUS
+
+
+def test_drawn_effector_is_where_the_state_says(env):
+    """The state is the effector's world position: what the cameras show matches what the policy reads."""
+    obs, _ = env.reset(seed=3)
+    sim = env.unwrapped.task.sim
+    for _ in range(3):
+        world = sim.data.xpos[sim.id("body", "effector")]
+        np.testing.assert_allclose(obs["state"][:3], world, atol=1e-6)
+        obs, *_ = env.step(env.action_space.sample())
