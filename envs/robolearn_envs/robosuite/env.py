@@ -18,6 +18,11 @@ the first step robosuite's `_check_success()` holds (`info["success"]`); gymnasi
 at `tasks.TASKS[task].max_episode_steps` (robosuite's own horizon is switched off). Control runs at 20 Hz
 (25 physics steps of 2 ms). Reward: robosuite's, sparse (1.0 on success) unless `reward_shaping=True`.
 
+Rendering: plain by default (`high_quality=False`): no shadows, no floor/table reflections, no skybox, no
+multisampling; frames are aliased but several times faster on a software renderer (llvmpipe).
+`high_quality=True` renders as robosuite does (all four on, 4x multisampling). `PLAIN_RENDER_FLAGS` lists
+the scene flags switched off.
+
 Example::
 
     env = RobosuiteEnv("lift", cameras=("agentview", "robot0_eye_in_hand"))
@@ -65,6 +70,16 @@ CONTROL_HZ = 20.0
 STATE_LIMIT = 10.0  # bound (m) of positions and offsets in `state`; never reached on the table
 MAX_IMAGE_SIDE = 2048
 
+# Scene render flags that `high_quality=False` switches off (robosuite keeps MuJoCo's defaults: all on).
+# The floor and table are reflective, so reflections re-render the scene; with them, shadows, the skybox
+# and 4x multisampling (`vis.quality.offsamples`) a software renderer spends most of a frame on effects.
+PLAIN_RENDER_FLAGS: tuple[mujoco.mjtRndFlag, ...] = (
+    mujoco.mjtRndFlag.mjRND_SHADOW,
+    mujoco.mjtRndFlag.mjRND_REFLECTION,
+    mujoco.mjtRndFlag.mjRND_SKYBOX,
+)
+HIGH_QUALITY_OFFSAMPLES = 4  # MuJoCo's and robosuite's default multisampling
+
 
 def import_robosuite() -> Any:
     """`import robosuite` (quietened to warnings), or an ImportError saying which extra to install."""
@@ -106,6 +121,7 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_camera: str = "agentview",
         render_mode: str | None = "rgb_array",
         reward_shaping: bool = False,
+        high_quality: bool = False,
     ) -> None:
         """Args:
             task: a key of `tasks.TASKS`: "lift", "stack", "pickplacecan" or "nutassemblysquare".
@@ -116,6 +132,9 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             render_camera: camera of `render()`.
             render_mode: "rgb_array" or None.
             reward_shaping: robosuite's dense staged reward instead of the sparse success reward.
+            high_quality: render as robosuite does (shadows, reflections, skybox, 4x multisampling); off
+                (the default), frames are plain and aliased but several times faster on a software
+                renderer (llvmpipe, 84x84 `agentview`: see envs/README.md).
         """
         if task not in TASKS:
             close = difflib.get_close_matches(str(task), TASKS, n=3, cutoff=0.5)
@@ -128,6 +147,7 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.cameras = _validate_cameras(cameras, "cameras")
         (self.render_camera,) = _validate_cameras((render_camera,), "render_camera")
         self.render_mode = render_mode
+        self.high_quality = bool(high_quality)
         self.task = task
         self.task_description = TASKS[task].description
         self.control_hz = CONTROL_HZ
@@ -140,8 +160,10 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             controller_configs=controller_config(),
             control_freq=int(CONTROL_HZ),
             has_renderer=False,
-            has_offscreen_renderer=bool(self.cameras),
-            use_camera_obs=False,  # frames come from `_frame`, the same path as render() and upright_probe()
+            # The offscreen context is made by `_context()` on first use, after the model's render settings:
+            # frames come from `_frame`, the same path as render() and upright_probe().
+            has_offscreen_renderer=False,
+            use_camera_obs=False,
             use_object_obs=True,
             reward_shaping=reward_shaping,
             ignore_done=True,  # gymnasium's TimeLimit truncates
@@ -279,14 +301,18 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return {"success": success, "time": self._steps / self.control_hz}
 
     def _context(self) -> Any:
-        """robosuite's offscreen render context of the sim, made on first use (state-only envs have none)."""
+        """robosuite's offscreen render context of the sim, made on first use and set to `high_quality`."""
         sim = self._rs.sim
         if sim._render_context_offscreen is None:
             from robosuite.utils.binding_utils import MjRenderContextOffscreen
 
+            # Read when the MjrContext (its offscreen framebuffer) is made, i.e. in the constructor.
+            sim.model._model.vis.quality.offsamples = HIGH_QUALITY_OFFSAMPLES if self.high_quality else 0
             ctx = MjRenderContextOffscreen(sim, device_id=-1)  # registers itself with the sim
             ctx.vopt.geomgroup[0] = 0  # visual meshes only, as robosuite sets for its own context
             ctx.vopt.geomgroup[1] = 1
+            for flag in PLAIN_RENDER_FLAGS:  # kept across mjv_updateScene calls
+                ctx.scn.flags[flag] = self.high_quality
         return sim._render_context_offscreen
 
     def _frame(self, camera: str, size: tuple[int, int]) -> np.ndarray:

@@ -35,7 +35,7 @@ KP_POS = 0.7 / POS_SCALE  # a 5 cm error asks for 70% of the step: fast, no over
 KP_ROT = 0.8 / ROT_SCALE
 OPEN, CLOSE = -1.0, 1.0
 # Gripper site frame pointing straight down with yaw 0 (columns: site x, y, z in world): the Panda's pose
-# at reset, fingers closing along world x.
+# at reset. The fingers close along the site's x axis: world y at yaw 0, (-sin yaw, cos yaw) in general.
 R_DOWN = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
 
 
@@ -58,6 +58,8 @@ class Phase:
     """steps after which a phase moves on even if the error is still above tol."""
     on_enter: Callable[[], None] | None = None
     """called once when the phase starts (to remember grasp offsets and the like)."""
+    ready: Callable[[], bool] | None = None
+    """an extra condition, besides tol, for the phase to be done before its timeout (e.g. an aligned yaw)."""
 
 
 class WaypointExpert:
@@ -91,6 +93,20 @@ class WaypointExpert:
     def body_pos(self, body_id: int) -> np.ndarray:
         return self.rs.sim.data.body_xpos[body_id].copy()
 
+    def gripper_yaw(self) -> float:
+        """Yaw (rad about world z) of the gripper site relative to R_DOWN, for a gripper pointing down."""
+        turn = self.eef_mat() @ R_DOWN.T
+        return float(np.arctan2(turn[1, 0], turn[0, 0]))
+
+    def nearest_yaw(self, yaw: float, period: float) -> float:
+        """The angle equal to `yaw` modulo `period` closest to the gripper's yaw now.
+
+        Once the gripper turns toward one of two equivalent goals it keeps that one: a goal picked by
+        wrapping alone flips between +-period/2 near the boundary and can leave the gripper halfway.
+        """
+        now = self.gripper_yaw()
+        return now + _wrap(yaw - now, period)
+
     def body_yaw(self, body_id: int) -> float:
         mat = self.rs.sim.data.body_xmat[body_id].reshape(3, 3)
         return float(np.arctan2(mat[1, 0], mat[0, 0]))
@@ -110,7 +126,8 @@ class WaypointExpert:
         err = goal - self.eef_pos()
         self._in_phase += 1
         done = (self._in_phase >= phase.steps) if phase.steps else (
-            np.linalg.norm(err) < phase.tol or self._in_phase >= phase.timeout)
+            (np.linalg.norm(err) < phase.tol and (phase.ready is None or phase.ready()))
+            or self._in_phase >= phase.timeout)
         if done and self._index + 1 < len(self._phases):
             self._index += 1
             self._in_phase = 0
@@ -222,28 +239,85 @@ def can_plan(x: WaypointExpert) -> list[Phase]:
             *_carry(x, can, place, carry_z=float(target[2]) + 0.18, place_tol=0.02, over_tol=0.03)]
 
 
+HANDLE_OUT = 0.012  # m past the nut's handle site where the square-nut expert grasps (the handle ends 2.5 cm past)
+
+
 def square_plan(x: WaypointExpert) -> list[Phase]:
+    """Grasp the nut by its handle, then servo the nut itself (not the gripper) onto the square peg.
+
+    The hole leaves 6.75 mm each side around the peg when square to it, so after the grasp every goal is
+    closed-loop on the nut's measured pose: the eef moves by the nut's position error (the nut shifts and
+    tilts in the fingers while carried) and turns by the nut's yaw error to the peg (modulo 90 degrees).
+    The nut comes down to 2 cm above the peg top (at most 2 cm a step, so it never lands on the top) and
+    waits there until it is within 2 mm and 2 degrees of the peg; then it goes down the peg, at most
+    1.5 cm a step, is let go near the table and the gripper backs off.
+    """
     rs = x.rs
     nut = rs.obj_body_id["SquareNut"]
-    handle = rs.sim.model.site_name2id(rs.nuts[0].important_sites["handle"])
+    handle = rs.sim.model.site_name2id(rs.nuts[0].important_sites["handle"])  # 5.4 cm from the hole's centre
     peg = rs.peg1_body_id
+    table_z = float(rs.table_offset[2])
+    peg_top = float(x.body_pos(peg)[2] + rs.sim.model.geom_size[rs.sim.model.body_geomadr[peg]][2])
 
-    def handle_yaw() -> float:  # fingers across the handle, which runs along the nut's x axis
-        return _wrap(x.body_yaw(nut) + np.pi / 2, np.pi)
+    def handle_yaw() -> float:  # fingers across the handle (which runs along the nut's x axis): yaw = nut yaw
+        return x.nearest_yaw(x.body_yaw(nut), np.pi)
 
-    def peg_yaw() -> float:  # turn the held nut by its yaw error to the peg's square (a multiple of 90 degrees)
-        return x.memory["grasp_yaw"] - _wrap(x.body_yaw(nut) - x.body_yaw(peg), np.pi / 2)
+    def choose_nut_yaw() -> None:
+        """The nut yaw to put it on the peg with: square to the peg, handle not pointing away from the robot.
 
-    handle_pos = lambda: x.rs.sim.data.site_xpos[handle].copy()  # noqa: E731
-    peg_top = lambda: np.array([*x.body_pos(peg)[:2], float(rs.table_offset[2]) + 0.03])  # noqa: E731
-    pick = [
+        Any multiple of 90 degrees from the peg's yaw fits; with the handle (where the gripper holds it)
+        pointing away from the base (+x), the gripper would have to reach 5 cm past the peg, at the edge
+        of the Panda's workspace. Of the other three, the one closest to the nut's yaw now.
+        """
+        now, peg_yaw_ = x.body_yaw(nut), x.body_yaw(peg)
+        candidates = [peg_yaw_ + k * np.pi / 2 for k in range(4)]
+        candidates = [c for c in candidates if np.cos(c) < 0.5]
+        x.memory["nut_yaw"] = min(candidates, key=lambda c: abs(_wrap(c - now, 2 * np.pi)))
+
+    def yaw_error() -> float:  # nut yaw to the chosen one
+        return _wrap(x.body_yaw(nut) - x.memory["nut_yaw"], 2 * np.pi)
+
+    def peg_yaw() -> float:  # gripper yaw now, less the nut's yaw error: a P loop on the nut's yaw
+        return x.gripper_yaw() - yaw_error()
+
+    def move_nut(z: float, max_drop: float | None = None) -> Callable[[], np.ndarray]:
+        """eef goal that brings the nut's centre over the peg at height z (at most max_drop lower per step)."""
+
+        def goal() -> np.ndarray:
+            nut_pos = x.body_pos(nut)
+            target = np.array([*x.body_pos(peg)[:2], z])
+            if max_drop is not None:
+                target[2] = max(z, nut_pos[2] - max_drop)
+            return x.eef_pos() + target - nut_pos
+
+        return goal
+
+    def aligned() -> bool:
+        return abs(_wrap(x.body_yaw(nut) - x.body_yaw(peg), np.pi / 2)) < np.deg2rad(2.0)
+
+    def handle_pos() -> np.ndarray:
+        """Grasp point: 1.2 cm past the handle site, away from the ring, so the open fingers (8 cm apart,
+        across the handle) clear the ring's corners even with the eef a centimetre short."""
+        site = x.rs.sim.data.site_xpos[handle].copy()
+        out = site - x.body_pos(nut)
+        out[2] = 0.0
+        return site + HANDLE_OUT * out / np.linalg.norm(out)
+
+    retreat = lambda: x.memory.setdefault("retreat", x.eef_pos() + np.array([0.0, 0.0, 0.12]))  # noqa: E731
+    return [
         Phase("above", lambda: handle_pos() + np.array([0.0, 0.0, 0.08]), OPEN, yaw=handle_yaw, tol=0.012),
         Phase("descend", handle_pos, OPEN, yaw=handle_yaw, tol=0.006, timeout=60),
         Phase("close", handle_pos, CLOSE, steps=12),
+        Phase("lift", lambda: np.array([*x.eef_pos()[:2], table_z + 0.25]), CLOSE, tol=0.02,
+              on_enter=choose_nut_yaw),
+        Phase("over", move_nut(table_z + 0.25), CLOSE, yaw=peg_yaw, tol=0.01, timeout=100),
+        # the nut's centre 3 cm above the peg top: its bottom (1 cm below the centre) 2 cm above it
+        Phase("hover", move_nut(peg_top + 0.03, max_drop=0.02), CLOSE, yaw=peg_yaw, tol=0.002, timeout=60,
+              ready=aligned),
+        Phase("insert", move_nut(table_z + 0.035, max_drop=0.015), CLOSE, yaw=peg_yaw, tol=0.008, timeout=60),
+        Phase("release", move_nut(table_z + 0.035), OPEN, steps=8),
+        Phase("retreat", retreat, OPEN, tol=0.01, timeout=10**6),
     ]
-    carry = _carry(x, nut, peg_top, carry_z=float(rs.table_offset[2]) + 0.25, yaw=peg_yaw, place_tol=0.01,
-                   over_tol=0.01, hover=0.12)
-    return [*pick, *carry]
 
 
 PLANS: dict[str, Callable[[WaypointExpert], list[Phase]]] = {
