@@ -115,9 +115,10 @@ class PolicySource:
         if getattr(config, "use_language", False):
             if not task:
                 raise ValueError("PolicySource: this policy is language-conditioned; pass task= (the instruction)")
-            from robolearn.policies.language import TaskEmbedder
+            from robolearn.policies.language import default_embedder
 
-            self._task_embedding = torch.from_numpy(TaskEmbedder().embed([task])).to(self.device)
+            # One embedder per process: MiniLM loads once, whatever the number of tasks evaluated.
+            self._task_embedding = torch.from_numpy(default_embedder().embed([task])).to(self.device)
         self.scheduler = ActionScheduler()
         self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
         # Chunks computed but not yet delivered: (available_at_tick, start_tick, actions (Ta, Da)).
