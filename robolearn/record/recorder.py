@@ -1,9 +1,14 @@
-"""Recorder: takes one tick at a time from a control loop and commits whole episodes to a store.
+"""Recorder: takes one tick at a time from a control loop and streams episodes into a store.
 
-Ticks are appended in the caller's thread (a list append); validation, encoding and the atomic commit
-run on a background thread, so a control loop never waits for the disk (tests/record check that
-`add_tick` stays under 1 ms with three 640x480 cameras while commits run). Arrays handed to `add_tick`
-are kept by reference until the commit: hand over a fresh array each tick, never a buffer reused later.
+Ticks are handed to a background thread in the caller's thread (a queue put); the background thread
+validates them, encodes them and writes them into the store's arrays while the episode is still being
+recorded (`StoreWriter.begin_episode`), so `save_episode` only leaves the commit itself to do (the last
+partial chunks, the episode's table row and the commit marker): the episode is committed a few tens of
+milliseconds after `save_episode`, whatever its length. A control loop never waits for the encoder or the
+disk (tests/record check that `add_tick` stays under 1 ms with three 640x480 cameras while frames are
+written). `discard_episode` (and re-recording) drops what was streamed: the store's arrays are cut back to
+the last committed episode. Arrays handed to `add_tick` are kept by reference until they are written (a
+fraction of a second): hand over a fresh array each tick, never a buffer reused later.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ import numpy as np
 
 from robolearn.store import EpisodeMeta, StoreWriter
 
+_MAX_BLOCK_TICKS = 64  # ticks written in one block at most (bounds the memory of one np.stack)
+
 
 @dataclass
 class _Episode:
-    frames: dict[str, list] = field(default_factory=dict)
-    stamps: dict[str, list] = field(default_factory=dict)
-    meta: EpisodeMeta = field(default_factory=EpisodeMeta)
+    """The background thread's view of the episode being recorded."""
+
+    meta: EpisodeMeta
+    stream: object = None  # EpisodeStream, opened at the first tick
+    action_stamps: list[float] = field(default_factory=list)
+    failed: bool = False  # a block could not be written: the episode is dropped, the error surfaced
 
 
 def achieved_rate(stamps: np.ndarray) -> float:
@@ -48,57 +58,71 @@ class Recorder:
     """Episode events: `start_episode`, `add_tick` per control tick, then `save_episode` or
     `discard_episode` (re-record = discard, then start again). `close()` waits for pending commits.
 
+    `commit_latency_s` lists, per committed episode, the seconds from `save_episode` to its commit.
+
     >>> rec = Recorder(writer, fps=10, task="push the block")  # doctest: +SKIP
     >>> rec.start_episode(seed=3); rec.add_tick(obs, action_sent, t); rec.save_episode(success=True)  # doctest: +SKIP
     """
 
     def __init__(self, writer: StoreWriter, fps: float, task: str = "", source: str = ""):
         self.writer, self.fps, self.task, self.source = writer, float(fps), task, source
-        self._current: _Episode | None = None
-        self._queue: queue.Queue = queue.Queue()
+        self._recording = False
+        self._ticks = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._errors: list[BaseException] = []
         self.committed: list[int] = []
+        self.commit_latency_s: list[float] = []
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="robolearn-recorder", daemon=True)
         self._thread.start()
 
     # -- caller's thread ---------------------------------------------------------------------------
     def start_episode(self, seed: int = -1, task: str | None = None) -> None:
+        """Start an episode (an episode in progress that was neither saved nor discarded is discarded)."""
         self._raise_pending()
-        self._current = _Episode(meta=EpisodeMeta(task=self.task if task is None else task, seed=seed,
-                                                  declared_fps=self.fps, source=self.source, start_time=time.time()))
+        meta = EpisodeMeta(task=self.task if task is None else task, seed=seed, declared_fps=self.fps,
+                           source=self.source, start_time=time.time())
+        self._recording, self._ticks = True, 0
+        self._queue.put(("start", meta))
 
     def add_tick(self, obs: dict, action, t: float, stamps: dict[str, float] | None = None) -> None:
         """One tick: the observation the action was computed from, the action actually sent, its time."""
-        ep = self._current
-        if ep is None:
+        if not self._recording:
             raise RuntimeError("add_tick before start_episode")
-        for key, value in obs.items():
-            ep.frames.setdefault(key, []).append(value)
-            ep.stamps.setdefault(key, []).append(t if stamps is None else stamps.get(key, t))
-        ep.frames.setdefault("action", []).append(action)
-        ep.stamps.setdefault("action", []).append(t if stamps is None else stamps.get("action", t))
+        self._ticks += 1
+        self._queue.put(("tick", obs, action, t, stamps))
 
     def save_episode(self, success: bool | None = None, dropped: int = 0, late: int = 0) -> None:
-        """Queue the episode for commit. `dropped`/`late` are the caller's own counts (a camera driver's
-        dropped frames, a control loop's missed ticks); the stored counters are the larger of those and
-        what the tick times show (`tick_counters`)."""
-        ep, self._current = self._current, None
-        if ep is None or not ep.frames:
+        """Commit the episode (in the background). `dropped`/`late` are the caller's own counts (a camera
+        driver's dropped frames, a control loop's missed ticks); the stored counters are the larger of
+        those and what the tick times show (`tick_counters`). An episode without ticks is not saved."""
+        if not self._recording:
             return
-        ep.meta.success, ep.meta.dropped_frames, ep.meta.late_frames = success, dropped, late
-        self._queue.put(ep)
+        self._recording = False
+        self._queue.put(("save", success, dropped, late, time.perf_counter()) if self._ticks else ("discard",))
 
     def discard_episode(self) -> None:
-        self._current = None
+        """Drop the episode in progress, with whatever of it was already written."""
+        if self._recording:
+            self._recording = False
+            self._queue.put(("discard",))
 
     @property
     def recording(self) -> bool:
-        return self._current is not None
+        return self._recording
+
+    @property
+    def pending(self) -> int:
+        """Events (ticks mostly) not yet taken by the background thread: how far the writer lags."""
+        return self._queue.qsize()
 
     def close(self) -> list[int]:
-        """Wait for queued episodes; re-raise the first error a commit hit. Returns committed indices."""
-        self._queue.put(None)
-        self._thread.join()
+        """Wait for queued episodes (an episode still in progress is discarded); re-raise the first
+        error a write or commit hit. Returns committed indices."""
+        if not self._closed:
+            self._closed, self._recording = True, False
+            self._queue.put(None)
+            self._thread.join()
         self._raise_pending()
         return self.committed
 
@@ -108,21 +132,90 @@ class Recorder:
 
     # -- background thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        ep: _Episode | None = None
         while True:
-            ep = self._queue.get()
-            if ep is None:
-                return
+            events = [self._queue.get()]
+            while len(events) < _MAX_BLOCK_TICKS:  # take what else is waiting: written as one block
+                try:
+                    events.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            ticks: list[tuple] = []
+            for ev in events:
+                if ev is not None and ev[0] == "tick":
+                    ticks.append(ev)
+                    continue
+                if ticks:
+                    self._write(ep, ticks)
+                    ticks = []
+                if ev is None:
+                    self._drop(ep)
+                    return
+                if ev[0] == "start":
+                    self._drop(ep)
+                    ep = _Episode(meta=ev[1])
+                elif ev[0] == "discard":
+                    self._drop(ep)
+                    ep = None
+                elif ev[0] == "save":
+                    self._commit(ep, *ev[1:])
+                    ep = None
+            if ticks:
+                self._write(ep, ticks)
+
+    def _fail(self, ep: _Episode, e: BaseException) -> None:
+        """Surface the error to the caller on its next call; drop what the episode streamed."""
+        self._errors.append(e)
+        ep.failed = True
+        self._drop(ep)
+
+    def _drop(self, ep: _Episode | None) -> None:
+        if ep is not None and ep.stream is not None:
+            stream, ep.stream = ep.stream, None
             try:
-                frames = {k: np.stack(v) for k, v in ep.frames.items()}
-                stamps = {k: np.asarray(v, dtype=np.float64) for k, v in ep.stamps.items()}
-                rate = achieved_rate(stamps["action"])
-                ep.meta.achieved_fps = rate
-                late, dropped = tick_counters(stamps["action"], self.fps)
-                ep.meta.late_frames = max(ep.meta.late_frames, late)
-                ep.meta.dropped_frames = max(ep.meta.dropped_frames, dropped)
-                duration = stamps["action"][-1] - stamps["action"][0]
-                # Flag a rate off by more than one period per second of recording.
-                ep.meta.rate_flagged = bool(duration > 0 and abs(rate - self.fps) > 1.0)
-                self.committed.append(self.writer.add_episode(frames, stamps, ep.meta))
-            except BaseException as e:  # surfaced to the caller on its next call
+                stream.abort()
+            except BaseException as e:
                 self._errors.append(e)
+
+    def _write(self, ep: _Episode | None, ticks: list[tuple]) -> None:
+        if ep is None or ep.failed:
+            return
+        try:
+            frames: dict[str, list] = {}
+            stamps: dict[str, list] = {}
+            for _, obs, action, t, st in ticks:
+                for key, value in obs.items():
+                    frames.setdefault(key, []).append(value)
+                    stamps.setdefault(key, []).append(t if st is None else st.get(key, t))
+                frames.setdefault("action", []).append(action)
+                stamps.setdefault("action", []).append(t if st is None else st.get("action", t))
+            block = {k: np.stack(v) for k, v in frames.items()}
+            if len({len(v) for v in block.values()}) > 1:
+                counts = {k: len(v) for k, v in block.items()}
+                raise ValueError(f"ticks of one episode carry different keys: frames per key {counts}")
+            ep.action_stamps.extend(stamps["action"])
+            if ep.stream is None:
+                ep.stream = self.writer.begin_episode()
+            ep.stream.append(block, stamps)
+        except BaseException as e:
+            self._fail(ep, e)
+
+    def _commit(self, ep: _Episode | None, success, dropped: int, late: int, saved_at: float) -> None:
+        if ep is None or ep.failed or ep.stream is None:
+            return
+        try:
+            meta = ep.meta
+            meta.success = success
+            stamps = np.asarray(ep.action_stamps, dtype=np.float64)
+            meta.achieved_fps = rate = achieved_rate(stamps)
+            tick_late, tick_dropped = tick_counters(stamps, self.fps)
+            meta.late_frames = max(int(late), tick_late)
+            meta.dropped_frames = max(int(dropped), tick_dropped)
+            duration = stamps[-1] - stamps[0]
+            # Flag a rate off by more than one period per second of recording.
+            meta.rate_flagged = bool(duration > 0 and abs(rate - self.fps) > 1.0)
+            self.committed.append(ep.stream.commit(meta))
+            self.commit_latency_s.append(time.perf_counter() - saved_at)
+            ep.stream = None
+        except BaseException as e:  # surfaced to the caller on its next call
+            self._fail(ep, e)

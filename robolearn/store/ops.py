@@ -1,7 +1,10 @@
 """Whole-store operations: merge stores, split one into train/val, filter episodes into a new store.
 
 Each reads committed episodes and writes a *new* store through the single writer, so the result is
-crash-safe like any recording; an existing destination is refused, never overwritten.
+crash-safe like any recording; an existing destination is refused, never overwritten. Frames stored
+one per chunk (images) are copied as their stored chunk bytes when the destination array encodes
+them the same way (same codecs, chunking, dtype, fill value): JPEG frames are never decoded and
+re-encoded, so they stay bit-identical and the copy costs file reads and writes only.
 
 >>> merge(["a.zarr", "b.zarr"], "ab.zarr")  # doctest: +SKIP
 >>> split("ab.zarr", "train.zarr", "val.zarr", val_ratio=0.1, seed=0)  # doctest: +SKIP
@@ -18,7 +21,7 @@ import numpy as np
 from robolearn.store.backend import is_url, open_root
 from robolearn.store.layout import ROOT_ATTR, EpisodeMeta, StoreError
 from robolearn.store.reader import Store
-from robolearn.store.writer import StoreWriter
+from robolearn.store.writer import StoreWriter, frame_chunked
 
 # Root attrs that describe the schema or are rebuilt by the writer; everything else (env_id, ...) is carried over.
 _SCHEMA_ATTRS = ("version", "fps", "features", "tasks", "sources", "created")
@@ -50,6 +53,54 @@ def _meta(src: Store, e: int) -> EpisodeMeta:
         source=sources[si] if 0 <= si < len(sources) else "")
 
 
+_BLOCK = 256  # frames per block: a long episode is copied without holding it in memory
+
+
+def _same_encoding(a, b) -> bool:
+    """Whether two arrays store a frame as the same chunk bytes."""
+    da, db = a.metadata.to_dict(), b.metadata.to_dict()
+    for d in (da, db):
+        for k in ("shape", "attributes", "dimension_names", "storage_transformers"):
+            d.pop(k, None)
+    return da == db
+
+
+def raw_copy_keys(src: Store, w: StoreWriter) -> list[str]:
+    """Keys of `src` whose chunks `w` takes as they are: frame-chunked in both, encoded the same way."""
+    keys = []
+    for k in w.features:
+        if k in src.features:
+            a, b = src.root[f"data/{k}"], w._array(f"data/{k}")
+            if frame_chunked(a) and frame_chunked(b) and _same_encoding(a, b):
+                keys.append(k)
+    return keys
+
+
+def _whole(blob: bytes | None, jpeg: bool) -> bool:
+    """A cheap check that a JPEG chunk is not truncated (start and end markers); other codecs pass."""
+    return blob is None or not jpeg or (blob[:2] == b"\xff\xd8" and blob.rstrip(b"\x00")[-2:] == b"\xff\xd9")
+
+
+def copy_episode(src: Store, e: int, w: StoreWriter, raw_keys: list[str] | None = None) -> int:
+    """Copy committed episode `e` of `src` into the writer's store as a new episode; return its index.
+    Keys in `raw_keys` (see `raw_copy_keys`) go over as their stored chunk bytes."""
+    raw_keys = raw_copy_keys(src, w) if raw_keys is None else raw_keys
+    s0, e0 = int(src.episode_starts[e]), int(src.episode_ends[e])
+    jpeg = {k: src.features[k].codec == "jpeg" for k in raw_keys}
+    stamps = {k: src.timestamps(k, e) for k in src.features}
+    with w.begin_episode() as st:
+        for a in range(s0, e0, _BLOCK):
+            b = min(a + _BLOCK, e0)
+            chunks = {k: src.chunk_bytes(k, a, b) for k in raw_keys}
+            for k, blobs in list(chunks.items()):
+                if not all(_whole(x, jpeg[k]) for x in blobs):
+                    src.read(k, a, b, e)  # names the corrupt frame (StoreError); else re-encode these
+                    del chunks[k]
+            frames = {k: src.read(k, a, b, e) for k in src.features if k not in chunks}
+            st.append(frames, {k: v[a - s0: b - s0] for k, v in stamps.items()}, chunks=chunks)
+        return st.commit(_meta(src, e))
+
+
 def copy_episodes(parts: list[tuple[Store, np.ndarray]], out, derived: dict) -> dict:
     """Write the given (store, episode indices) pairs, in order, into a new store at `out`."""
     if not any(len(eps) for _, eps in parts):
@@ -63,11 +114,9 @@ def copy_episodes(parts: list[tuple[Store, np.ndarray]], out, derived: dict) -> 
     try:
         with StoreWriter(out, first.features, fps=first.fps, attrs=attrs) as w:
             for src, eps in parts:
+                raw_keys = raw_copy_keys(src, w)
                 for e in eps:
-                    e = int(e)
-                    frames = src.episode(e)
-                    stamps = {k: src.timestamps(k, e) for k in src.features}
-                    w.add_episode(frames, stamps, _meta(src, e))
+                    copy_episode(src, int(e), w, raw_keys)
                     written += 1
             n_eps, n_frames = w.n_episodes, w.n_frames
     except BaseException:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync as zsync
 
 from robolearn.store.backend import is_url, open_root
 from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR, SCHEMA_VERSION, Feature, StoreError
@@ -105,6 +108,24 @@ class Store:
         except Exception as e:
             ep = episode if episode is not None else int(np.searchsorted(self.episode_ends, start, side="right"))
             raise StoreError(f"corrupt data in episode {ep}, key {key!r} (frames {start}..{stop}): {e}") from e
+
+    def chunk_bytes(self, key: str, start: int, stop: int) -> list[bytes | None]:
+        """The stored (encoded) chunks of frames [start, stop) of a key kept one frame per chunk (images),
+        as they are on disk: no decoding. None for a chunk never written (all fill value)."""
+        from robolearn.store.writer import frame_chunk_keys
+
+        if key not in self.features:
+            raise StoreError(f"unknown key {key!r}: {self.path} has {', '.join(sorted(self.features))}")
+        arr = self.root[f"data/{key}"]
+        keys = frame_chunk_keys(arr, start, stop)
+        if keys is None:
+            raise StoreError(f"key {key!r} of {self.path} is not stored one frame per chunk")
+        store, proto = arr.store_path.store, default_buffer_prototype()
+
+        async def _get_all():
+            return await asyncio.gather(*(store.get(k, proto) for k in keys))
+
+        return [None if b is None else b.to_bytes() for b in zsync(_get_all())]
 
     def read_all(self, key: str) -> np.ndarray:
         return self.read(key, 0, self.n_frames)

@@ -12,6 +12,7 @@ from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR
 
 def repair_root(root: zarr.Group, path) -> dict:
     from robolearn.store.reader import committed_extent
+    from robolearn.store.writer import set_rows
 
     n_eps, n_frames = committed_extent(root)
     cut_frames = 0
@@ -20,13 +21,13 @@ def repair_root(root: zarr.Group, path) -> dict:
             arr = root[f"{group}/{key}"]
             if arr.shape[0] != n_frames:
                 cut_frames = max(cut_frames, arr.shape[0] - n_frames)
-                arr.resize((n_frames, *arr.shape[1:]))
+                set_rows(arr, n_frames)  # deletes the chunks past the committed frames
     cut_eps = 0
     for name in [f"meta/episodes/{c}" for c in EPISODE_COLUMNS] + ["meta/episode_ends"]:
         arr = root[name]
         if arr.shape[0] != n_eps:
             cut_eps = max(cut_eps, arr.shape[0] - n_eps)
-            arr.resize((n_eps,))
+            set_rows(arr, n_eps)
     removed = 0
     if not is_url(path):
         for tmp in Path(path).rglob("*.partial"):  # a write killed between temp file and rename

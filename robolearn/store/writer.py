@@ -1,23 +1,39 @@
-"""The single writer of a store: validates an episode, writes its arrays, then commits it.
+"""The single writer of a store: validates episodes, writes their arrays, then commits them.
+
+An episode is written either whole (`StoreWriter.add_episode`) or streamed while it is being recorded
+(`StoreWriter.begin_episode` -> `EpisodeStream.append` per block of frames -> `commit` or `abort`): frames
+go into data/<key> as soon as they fill a chunk (every frame for images, one frame per chunk), so the
+commit itself writes at most one partial chunk per array, the table row and the marker.
 
 Commit order (what makes a kill -9 lose at most the episode in progress):
 1. data/<key> and timestamps/<key> are grown and written (every file written to a temp name, then renamed);
+   a stream fsyncs what it wrote every `sync_interval_s` on the way;
 2. the per-episode table row is written, and new task/source strings go into the root attrs;
 3. everything written is fsync'd;
 4. meta/episode_ends grows by one entry: the commit marker. Readers only trust the strictly increasing
-   prefix of episode_ends that the data arrays cover, so a torn commit is invisible to them.
+   prefix of episode_ends that the data arrays cover, so a torn commit, or frames streamed for an
+   episode not committed yet, are invisible to them.
+
+Aborting a stream (a discarded or re-recorded episode) cuts every array back to the committed frames
+and deletes the chunks past them; a kill before that leaves a tail that `repair` (and the next writer,
+which repairs on open) cuts back the same way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync as zsync
 
-from robolearn.store.codecs import array_codecs, check_codec
+from robolearn.store.codecs import JpegCodec, array_codecs, check_codec, encode_jpeg
 
 from robolearn.store.backend import SyncingLocalStore, is_url, open_root
 from robolearn.store.layout import (
@@ -41,8 +57,10 @@ def _time_chunk(feature: Feature) -> int:
     return int(max(64, min(65536, _ROWS_PER_CHUNK_BYTES // row)))
 
 
-def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Check an episode against the schema; return arrays in the schema's dtypes. Nothing is written here."""
+def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray],
+                     allow_empty: bool = False, first_frame: int = 0) -> dict[str, np.ndarray]:
+    """Check an episode (or, with `allow_empty`, a block of one starting at frame `first_frame`) against
+    the schema; return arrays in the schema's dtypes. Nothing is written here."""
     unknown = sorted(set(frames) - set(features))
     if unknown:
         raise StoreError(f"unknown key {unknown[0]!r}: this store has {', '.join(sorted(features))}")
@@ -52,7 +70,7 @@ def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray]
     lengths = {k: len(v) for k, v in frames.items()}
     if len(set(lengths.values())) != 1:
         raise StoreError(f"keys have different lengths in one episode: {lengths}")
-    if next(iter(lengths.values())) == 0:
+    if not allow_empty and next(iter(lengths.values())) == 0:
         raise StoreError("an episode needs at least one frame")
     out = {}
     for key, feat in features.items():
@@ -67,7 +85,7 @@ def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray]
             arr = arr.astype(want)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             bad = int(np.flatnonzero((~np.isfinite(arr.reshape(len(arr), -1))).any(1))[0])
-            raise StoreError(f"key {key!r}: frame {bad} holds NaN or inf")
+            raise StoreError(f"key {key!r}: frame {first_frame + bad} holds NaN or inf")
         out[key] = np.ascontiguousarray(arr)
     return out
 
@@ -80,6 +98,292 @@ def _check_features(features: dict[str, Feature]) -> None:
         raise StoreError("a store needs an 'action' feature")
 
 
+def _store_key(arr: zarr.Array, coords: tuple[int, ...]) -> str:
+    ck = arr.metadata.encode_chunk_key(coords)
+    return f"{arr.path}/{ck}" if arr.path else ck
+
+
+def frame_chunked(arr: zarr.Array) -> bool:
+    """Whether `arr` is stored one whole frame per chunk (images): chunk i holds frame i."""
+    return arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
+
+
+def frame_chunk_keys(arr: zarr.Array, start: int, stop: int) -> list[str] | None:
+    """Store keys of the chunks holding frames [start, stop) of a frame-chunked array; None otherwise."""
+    if not frame_chunked(arr):
+        return None
+    rest = (0,) * (arr.ndim - 1)
+    return [_store_key(arr, (i, *rest)) for i in range(start, stop)]
+
+
+def _jpeg_quality(arr: zarr.Array) -> int | None:
+    """The quality when every chunk of `arr` is exactly one frame's JPEG (our codec and nothing else)."""
+    codecs = arr.metadata.codecs
+    if frame_chunked(arr) and len(codecs) == 1 and isinstance(codecs[0], JpegCodec):
+        return codecs[0].quality
+    return None
+
+
+async def _set_rows(arr: zarr.Array, n: int, written: int | None = None) -> None:
+    old = int(arr.shape[0])
+    if n == old:
+        return
+    end = old if written is None else min(old, written)
+    if n < end:
+        c0 = int(arr.chunks[0])
+        others = [range(-(-int(s) // int(c))) for s, c in zip(arr.shape[1:], arr.chunks[1:])]
+        keys = [_store_key(arr, (i, *rest)) for i in range(-(-n // c0), -(-end // c0))
+                for rest in itertools.product(*others)]
+        store = arr.store_path.store
+        root = getattr(store, "root", None)
+        if isinstance(root, Path):  # local: only the chunk files that exist (a grown-ahead tail has none)
+            keys = [k for k in keys if (root / k).exists()]
+        await _gather(store.delete(k) for k in keys)
+        if isinstance(root, Path):  # drop the per-frame folders left empty (c/<frame>/0/0)
+            stop_at = root / arr.path / "c"
+            for k in keys:
+                d = (root / k).parent
+                while d != stop_at and d.is_relative_to(stop_at):
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        break
+                    d = d.parent
+    await arr._async_array.resize((n, *arr.shape[1:]), delete_outside_chunks=False)
+
+
+def set_rows(arr: zarr.Array, n: int, written: int | None = None) -> None:
+    """Grow or shrink `arr` along time (axis 0) to n rows. Shrinking first deletes the chunks wholly past
+    row n (only those before row `written` when the caller knows nothing was written past it), then
+    writes the new shape. Unlike zarr's `resize` this never enumerates every chunk of the array: it costs
+    the same at frame 100 and at frame 10^6."""
+    zsync(_set_rows(arr, n, written))
+
+
+async def _set_raw(store, keys: list[str], blobs: list) -> None:
+    """Write encoded chunk bytes as they are (None: a chunk never written, i.e. all fill value)."""
+    proto = default_buffer_prototype()
+
+    async def _one(key, blob):
+        if blob is None:
+            await store.delete(key)
+        else:
+            await store.set(key, proto.buffer.from_bytes(blob))
+
+    await _gather(_one(k, b) for k, b in zip(keys, blobs))
+
+
+async def _gather(jobs) -> None:
+    """Run the coroutines together; when one fails, wait for all the others, then raise the first error
+    (so nothing is still writing when the caller cleans up)."""
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+_GROW_AHEAD = 256  # frame-chunked arrays grow 256 frames ahead: one metadata write per 256 frames
+
+
+class _Pending:
+    """One array of a stream: rows are written as soon as they complete a chunk (every frame for images),
+    the rest at commit. Frame-chunked arrays are grown ahead of the frames and trimmed at commit."""
+
+    def __init__(self, arr: zarr.Array, pos: int):
+        self.arr, self.pos, self.chunk = arr, pos, int(arr.chunks[0])
+        self.ahead = _GROW_AHEAD if frame_chunked(arr) else 0
+        self.jpeg = _jpeg_quality(arr)
+        self.parts: list[np.ndarray] = []
+        self.rows = 0
+
+    def add(self, block: np.ndarray) -> None:
+        if len(block):  # rows that may wait for their chunk are copied: the caller may reuse its arrays
+            self.parts.append(block if self.chunk == 1 else np.array(block, copy=True))
+            self.rows += len(block)
+
+    def take(self, final: bool) -> tuple[int, np.ndarray] | None:
+        """(first row, rows) ready to write (whole chunks, or everything when final); None if none."""
+        end = self.pos + self.rows
+        upto = end if final else end // self.chunk * self.chunk
+        n = upto - self.pos
+        if n <= 0:
+            return None
+        data = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        rest = data[n:]
+        self.parts = [rest] if len(rest) else []
+        self.rows -= n
+        start, self.pos = self.pos, upto
+        return start, data[:n]
+
+    async def grow(self, stop: int) -> None:
+        if self.arr.shape[0] < stop:
+            await _set_rows(self.arr, stop + self.ahead)
+
+    async def write(self, start: int, data, encoded: bool = False) -> None:
+        """Write rows [start, start + len(data)): `data` holds the rows, or with `encoded` (frame-chunked
+        arrays) each frame's chunk bytes as they go to the store."""
+        await self.grow(start + len(data))
+        if encoded:
+            await _set_raw(self.arr.store_path.store, frame_chunk_keys(self.arr, start, start + len(data)), data)
+        else:
+            await self.arr._async_array.setitem(slice(start, start + len(data)), data)
+
+    async def trim(self) -> None:
+        """Cut the grown-ahead rows: nothing was written past `pos`, so only the shape changes."""
+        if self.arr.shape[0] != self.pos:
+            await _set_rows(self.arr, self.pos, written=self.pos)
+
+
+class EpisodeStream:
+    """One episode written while it is recorded; see the module docstring. Only `StoreWriter.begin_episode`
+    makes one. Blocks are validated like whole episodes (keys, shapes, dtypes, NaN), one at a time; a bad
+    block raises StoreError and writes nothing of itself (abort the stream to drop the blocks before it).
+    JPEG frames are encoded in the calling thread, one at a time (at most one core, whatever the cameras);
+    the chunk files are then written concurrently.
+
+    >>> with w.begin_episode() as st:  # doctest: +SKIP
+    ...     st.append({"state": s[:10], "action": a[:10]}, {"state": t[:10], "action": t[:10]})
+    ...     st.append({"state": s[10:], "action": a[10:]}, {"state": t[10:], "action": t[10:]})
+    ...     st.commit(EpisodeMeta(task="push"))
+    """
+
+    def __init__(self, writer: "StoreWriter", sync_interval_s: float):
+        self.writer = writer
+        self.start = writer.n_frames
+        self.length = 0
+        self.sync_interval_s = sync_interval_s
+        self._last_sync = time.monotonic()
+        self._open = True
+        self._broken = False
+        self._data = {k: _Pending(writer._array(f"data/{k}"), self.start) for k in writer.features}
+        self._stamps = {k: _Pending(writer._array(f"timestamps/{k}"), self.start) for k in writer.features}
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("this episode stream is already committed or aborted; begin a new one")
+
+    def _flush_jobs(self, final: bool, raw: dict[str, tuple[int, list]] | None = None) -> list:
+        """Coroutines writing what is ready (everything when final); JPEG frames are encoded here."""
+        jobs = []
+        for key, pend in self._data.items():
+            got = pend.take(final)
+            if got is not None:
+                start, rows = got
+                if pend.jpeg is not None:  # encode here, one frame at a time
+                    jobs.append(pend.write(start, [encode_jpeg(frame, pend.jpeg) for frame in rows], encoded=True))
+                else:
+                    jobs.append(pend.write(start, rows))
+        for key, (start, blobs) in (raw or {}).items():
+            jobs.append(self._data[key].write(start, blobs, encoded=True))
+        for pend in self._stamps.values():
+            got = pend.take(final)
+            if got is not None:
+                jobs.append(pend.write(*got))
+        if not final:
+            return jobs
+        pends = [*self._data.values(), *self._stamps.values()]
+
+        async def _then_trim(writes):
+            await _gather(writes)
+            await _gather(p.trim() for p in pends)
+
+        return [_then_trim(jobs)]
+
+    def append(self, frames: dict[str, np.ndarray], timestamps: dict[str, np.ndarray],
+               chunks: dict[str, list] | None = None) -> int:
+        """Add a block of frames (same length for every key) with their timestamps; return the episode's
+        length so far. `chunks` gives, for frame-chunked keys (images), the frames' encoded chunk bytes as
+        they are, instead of `frames` (copied from a store whose array has the same codecs: no decode, no
+        re-encode, bit-identical frames; None for a chunk never written)."""
+        self._check_open()
+        if self._broken:
+            raise StoreError("a block of this episode failed to write: abort the stream")
+        w = self.writer
+        chunks = dict(chunks or {})
+        for key in chunks:
+            if key not in w.features:
+                raise StoreError(f"unknown key {key!r}: this store has {', '.join(sorted(w.features))}")
+            if key in frames:
+                raise StoreError(f"key {key!r} given both as frames and as encoded chunks")
+            if not frame_chunked(self._data[key].arr):
+                raise StoreError(f"key {key!r} is not stored one frame per chunk: it cannot take encoded chunks")
+        feats = {k: f for k, f in w.features.items() if k not in chunks}
+        block = validate_episode(feats, frames, allow_empty=True, first_frame=self.length) if feats else {}
+        sizes = {k: len(v) for k, v in {**block, **chunks}.items()}
+        if len(set(sizes.values())) != 1:
+            raise StoreError(f"keys have different lengths in one block: {sizes}")
+        n = next(iter(sizes.values()))
+        stamps = {}
+        for key in w.features:
+            ts = np.asarray(None if timestamps is None else timestamps.get(key), dtype=np.float64)
+            if ts.shape != (n,):
+                raise StoreError(f"timestamps/{key}: expected {n} timestamps, got shape {list(ts.shape)}")
+            stamps[key] = ts
+        if n == 0:
+            return self.length
+        raw = {}
+        for key, blobs in chunks.items():
+            pend = self._data[key]
+            raw[key] = (pend.pos, list(blobs))
+            pend.pos += n
+        for key, arr in block.items():
+            self._data[key].add(arr)
+        for key, ts in stamps.items():
+            self._stamps[key].add(ts)
+        try:
+            jobs = self._flush_jobs(final=False, raw=raw)
+            if jobs:
+                zsync(_gather(jobs))
+        except BaseException:
+            self._broken = True
+            raise
+        self.length += n
+        if time.monotonic() - self._last_sync >= self.sync_interval_s:
+            w._sync()  # spread the fsyncs over the recording: the commit only syncs the last interval
+            self._last_sync = time.monotonic()
+        return self.length
+
+    def commit(self, meta: EpisodeMeta | None = None) -> int:
+        """Write the rest of the frames, the table row and the commit marker; return the episode index."""
+        self._check_open()
+        if self._broken:
+            raise StoreError("a block of this episode failed to write: abort the stream")
+        if self.length == 0:
+            raise StoreError("an episode needs at least one frame")
+        try:  # the last rows go out together with the table row
+            idx = self.writer._commit(meta or EpisodeMeta(), self.start, self.start + self.length,
+                                      self._flush_jobs(final=True))
+        except BaseException:
+            self._broken = True
+            raise
+        self._open = False
+        self.writer._stream = None
+        return idx
+
+    def abort(self) -> None:
+        """Drop everything streamed: every array is cut back to the committed frames. Idempotent."""
+        if not self._open:
+            return
+        self._open = False
+        w = self.writer
+        w._stream = None
+        pends = [*self._data.values(), *self._stamps.values()]
+        for pend in pends:
+            pend.parts, pend.rows = [], 0
+        # Chunks exist only below each array's write position: nothing past it needs deleting.
+        zsync(_gather(_set_rows(p.arr, w.n_frames, written=p.pos) for p in pends if p.arr.shape[0] != w.n_frames))
+
+    def __enter__(self) -> "EpisodeStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()  # no-op after commit
+
+
 class StoreWriter:
     """Appends episodes to a store, one committed episode at a time. One writer per store (a lock file).
 
@@ -90,6 +394,8 @@ class StoreWriter:
     def __init__(self, path: str | Path, features: dict[str, Feature] | None = None, fps: float | None = None,
                  attrs: dict | None = None, storage_options: dict | None = None):
         self.path = path
+        self._stream: EpisodeStream | None = None
+        self._arrays: dict[str, zarr.Array] = {}
         self._lock = None if is_url(path) else StoreLock(Path(path))
         exists = self._exists(path, storage_options)
         if not exists and (features is None or fps is None):
@@ -152,6 +458,13 @@ class StoreWriter:
         self.n_episodes, self.n_frames = committed_extent(self.root)
 
     # -- writing -------------------------------------------------------------------------------
+    def begin_episode(self, sync_interval_s: float = 0.25) -> EpisodeStream:
+        """Start streaming an episode (see `EpisodeStream`); one at a time per writer."""
+        if self._stream is not None:
+            raise StoreError("an episode stream is already open on this writer: commit or abort it first")
+        self._stream = EpisodeStream(self, sync_interval_s)
+        return self._stream
+
     def add_episode(self, frames: dict[str, np.ndarray], timestamps: dict[str, np.ndarray] | None = None,
                     meta: EpisodeMeta | None = None) -> int:
         """Validate, write and commit one episode; return its index. Nothing is written on bad input."""
@@ -167,27 +480,38 @@ class StoreWriter:
             if ts.shape != (length,):
                 raise StoreError(f"timestamps/{key}: expected {length} timestamps, got shape {list(ts.shape)}")
             stamps[key] = ts
-        start, stop = self.n_frames, self.n_frames + length
-        for key, arr in frames.items():
-            data = self.root[f"data/{key}"]
-            data.resize((stop, *data.shape[1:]))
-            data[start:stop] = arr
-            tsa = self.root[f"timestamps/{key}"]
-            tsa.resize((stop,))
-            tsa[start:stop] = stamps[key]
-        row = self._episode_row(meta, length)
+        with self.begin_episode() as st:
+            st.append(frames, stamps)
+            return st.commit(meta)
+
+    def _commit(self, meta: EpisodeMeta, start: int, stop: int, last_writes: list = ()) -> int:
+        """Steps 2-4 of the commit: the frames [start, stop) are written already, but for `last_writes`
+        (coroutines) that run together with the table row's writes."""
+        if start != self.n_frames:
+            raise StoreError(f"episode frames start at {start}, the store has {self.n_frames} committed frames")
+        row = self._episode_row(meta, stop - start)
         i = self.n_episodes
-        for col, value in row.items():
-            arr = self.root[f"meta/episodes/{col}"]
-            arr.resize((i + 1,))
-            arr[i] = value
+        cols = {col: self._array(f"meta/episodes/{col}") for col in row}
+
+        async def _row(arr, value):
+            await _set_rows(arr, i + 1)
+            await arr._async_array.setitem(i, value)
+
+        zsync(_gather([*last_writes, *(_row(cols[col], value) for col, value in row.items())]))
         self._sync()
-        ends = self.root["meta/episode_ends"]
-        ends.resize((i + 1,))
+        ends = self._array("meta/episode_ends")
+        set_rows(ends, i + 1)
         ends[i] = stop
-        self._sync()
         self.n_episodes, self.n_frames = i + 1, stop
+        self._sync()
         return i
+
+    def _array(self, name: str) -> zarr.Array:
+        """The writer's own handle on an array (its metadata is only changed through these handles)."""
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = self._arrays[name] = self.root[name]
+        return arr
 
     def _index_of(self, table: str, value: str) -> int:
         values = list(self.info[table])
@@ -222,8 +546,13 @@ class StoreWriter:
         self.root["meta/stats"].attrs["stats"] = stats
 
     def close(self) -> None:
-        if self._lock is not None:
-            self._lock.release()
+        """Abort an open episode stream (what it streamed is cut back), then release the lock."""
+        try:
+            if getattr(self, "_stream", None) is not None:
+                self._stream.abort()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def __enter__(self) -> "StoreWriter":
         return self

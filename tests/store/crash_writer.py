@@ -3,7 +3,9 @@
     python -m tests.store.crash_writer STORE PROGRESS [--episodes N]
 
 Every frame's values are a formula of (episode, frame) (`crash_episode`), so a checker can tell
-exactly what a committed episode must hold. PROGRESS gets one fsync'd line per event:
+exactly what a committed episode must hold. Episodes are written three ways, by episode index mod 3:
+whole (`add_episode`), streamed in blocks of two frames (`begin_episode`), and streamed after a take
+that is streamed and then aborted (a re-record: its frames are longer or shorter and must vanish). PROGRESS gets one fsync'd line per event:
 `ready` once the store exists, `start E` before episode E is written, `done E` after it committed.
 """
 
@@ -49,6 +51,13 @@ def crash_timestamps(e: int) -> np.ndarray:
     return e * 100.0 + np.arange(crash_length(e)) / 10.0
 
 
+def stream_blocks(stream, e: int, block: int = 2) -> None:
+    """Append episode e's frames to an open stream, `block` frames at a time."""
+    frames, ts = crash_episode(e), crash_timestamps(e)
+    for a in range(0, crash_length(e), block):
+        stream.append({k: v[a: a + block] for k, v in frames.items()}, {k: ts[a: a + block] for k in frames})
+
+
 def _log(f, line: str) -> None:
     f.write(line + "\n")
     f.flush()
@@ -66,9 +75,18 @@ def main(argv=None) -> None:
         for _ in range(args.episodes):
             e = w.n_episodes
             _log(log, f"start {e}")
-            ts = crash_timestamps(e)
-            got = w.add_episode(crash_episode(e), {k: ts for k in CRASH_FEATURES},
-                                EpisodeMeta(task=f"task{e % 3}", seed=e, success=e % 2 == 0))
+            meta = EpisodeMeta(task=f"task{e % 3}", seed=e, success=e % 2 == 0)
+            if e % 3 == 0:
+                ts = crash_timestamps(e)
+                got = w.add_episode(crash_episode(e), {k: ts for k in CRASH_FEATURES}, meta)
+            else:
+                if e % 3 == 2:
+                    with w.begin_episode() as take:
+                        stream_blocks(take, e + 1000)
+                        take.abort()
+                with w.begin_episode() as st:
+                    stream_blocks(st, e)
+                    got = st.commit(meta)
             assert got == e
             _log(log, f"done {e}")
 

@@ -1,11 +1,13 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from robolearn.cli.main import app
-from robolearn.store import Feature, Store, StoreError, StoreWriter
+from robolearn.store import EpisodeMeta, Feature, Store, StoreError, StoreWriter
+from robolearn.store.info import validate_store
 from robolearn.store.ops import filter_store, merge, split
 from robolearn.store.view import view_episode
 from tests.conftest import FEATURES, episode_frames
@@ -122,3 +124,62 @@ def test_cli_view_merge_split_filter(make_store, tmp_path):
     assert bad.exit_code == 2 and "episode 9 does not exist" in bad.output
     bad = cli("merge", a, "--out", b, ok=False)
     assert bad.exit_code == 2 and "already exists" in bad.output
+
+
+JPEG_FEATURES = {**FEATURES, "images/wrist": Feature((24, 32, 3), "uint8", "jpeg", 75)}
+
+
+def jpeg_store(path, lengths, tasks=None):
+    with StoreWriter(path, JPEG_FEATURES, fps=10.0) as w:
+        for e, n in enumerate(lengths):
+            fr = episode_frames(e, n)
+            yy, xx = np.mgrid[:24, :32]
+            fr["images/wrist"] = np.stack([np.stack([(xx * 5 + i + e) % 256, (yy * 7 + 3 * e) % 256,
+                                                     (xx + yy + i) % 256], -1).astype(np.uint8) for i in range(n)])
+            w.add_episode(fr, None, EpisodeMeta(task=(tasks or ["push"] * len(lengths))[e], seed=e, success=e % 2 == 0))
+    return path
+
+
+def frame_files(path, key, start, stop) -> list[bytes]:
+    return [(path / "data" / key / "c" / str(i) / "0" / "0" / "0").read_bytes() for i in range(start, stop)]
+
+
+def test_split_and_merge_copy_jpeg_chunks_bit_identical(tmp_path, monkeypatch):
+    a = jpeg_store(tmp_path / "a.zarr", (5, 7, 4, 6), tasks=["x", "y", "x", "y"])
+    b = jpeg_store(tmp_path / "b.zarr", (3, 8))
+    # Copies never encode a JPEG: the stored chunk bytes go over as they are.
+    import robolearn.store.codecs as codecs
+    import robolearn.store.writer as writer
+
+    def no_encode(*_a, **_k):
+        raise AssertionError("a JPEG frame was re-encoded")
+
+    monkeypatch.setattr(writer, "encode_jpeg", no_encode)
+    monkeypatch.setattr(codecs, "encode_jpeg", no_encode)
+    out = split(a, tmp_path / "tr.zarr", tmp_path / "va.zarr", val_ratio=0.5, seed=1)
+    merge([tmp_path / "va.zarr", b], tmp_path / "m.zarr")
+    filter_store(a, tmp_path / "f.zarr", task="y")
+    sa, sb = Store.open(a), Store.open(b)
+    m, va, f = Store.open(tmp_path / "m.zarr"), Store.open(tmp_path / "va.zarr"), Store.open(tmp_path / "f.zarr")
+    val = out["val"]["source_episodes"]
+    pairs = [(sa, i, va, j) for j, i in enumerate(val)]
+    pairs += [(sa, i, m, j) for j, i in enumerate(val)] + [(sb, i, m, len(val) + i) for i in range(2)]
+    pairs += [(sa, i, f, j) for j, i in enumerate([1, 3])]
+    for src, i, dst, j in pairs:
+        s0, e0 = int(src.episode_starts[i]), int(src.episode_ends[i])
+        d0, d1 = int(dst.episode_starts[j]), int(dst.episode_ends[j])
+        want = frame_files(Path(src.path), "images/wrist", s0, e0)
+        assert frame_files(Path(dst.path), "images/wrist", d0, d1) == want
+        assert dst.chunk_bytes("images/wrist", d0, d1) == src.chunk_bytes("images/wrist", s0, e0)
+        assert_same_episode(src, i, dst, j)  # decoded frames equal too, and every other key
+    for p in ("tr.zarr", "va.zarr", "m.zarr", "f.zarr"):
+        assert validate_store(tmp_path / p)["ok"]
+
+
+def test_copy_reports_a_truncated_jpeg_chunk(tmp_path):
+    a = jpeg_store(tmp_path / "a.zarr", (4, 5))
+    chunk = tmp_path / "a.zarr" / "data" / "images" / "wrist" / "c" / "6" / "0" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:40])
+    with pytest.raises(StoreError, match="corrupt data in episode 1, key 'images/wrist'"):
+        filter_store(a, tmp_path / "f.zarr", min_length=5)
+    assert not (tmp_path / "f.zarr").exists()

@@ -91,6 +91,27 @@ def test_append_to_existing_url_store(s3):
     np.testing.assert_array_equal(s.episode(1)["action"], episode_frames(1, 4)["action"])
 
 
+def test_streamed_episode_and_discarded_take_by_url(s3):
+    url = f"s3://{BUCKET}/stores/stream.zarr"
+    with StoreWriter(url, FEATURES, fps=10.0, storage_options=s3) as w:
+        w.add_episode(episode_frames(0, 3))
+        with w.begin_episode() as take:  # streamed, then discarded
+            fr = episode_frames(7, 9)
+            take.append(fr, {k: np.arange(9) / 10 for k in fr})
+            take.abort()
+        fr = episode_frames(1, 5)
+        with w.begin_episode() as st:
+            for a in (0, 2, 4):
+                st.append({k: v[a:a + 2] for k, v in fr.items()}, {k: np.arange(a, min(a + 2, 5)) / 10 for k in fr})
+            assert st.commit() == 1
+    s = Store.open(url, storage_options=s3)
+    assert s.lengths.tolist() == [3, 5]
+    for k, v in fr.items():
+        np.testing.assert_array_equal(s.episode(1)[k], v)
+    for group in ("data", "timestamps"):  # the discarded take left no tail
+        assert all(s.root[f"{group}/{k}"].shape[0] == 8 for k in FEATURES)
+
+
 def test_two_processes_read_concurrently(s3, s3_store):
     env = {**os.environ, **CREDS, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", READER, s3_store, json.dumps(s3)], cwd=REPO, env=env,
