@@ -267,22 +267,24 @@ class EpisodeStream:
             raise StoreError("this episode stream is already committed or aborted; begin a new one")
 
     def _flush_jobs(self, final: bool, raw: dict[str, tuple[int, list]] | None = None) -> list:
-        """Coroutines writing what is ready (everything when final); JPEG frames are encoded here."""
-        jobs = []
+        """Coroutines writing what is ready (everything when final); JPEG frames are encoded here, before
+        any coroutine exists, so a failed encode leaves no coroutine behind un-awaited."""
+        writes = []  # (pending array, first row, rows or encoded chunks, encoded)
         for key, pend in self._data.items():
             got = pend.take(final)
             if got is not None:
                 start, rows = got
                 if pend.jpeg is not None:  # encode here, one frame at a time
-                    jobs.append(pend.write(start, [encode_jpeg(frame, pend.jpeg) for frame in rows], encoded=True))
+                    writes.append((pend, start, [encode_jpeg(frame, pend.jpeg) for frame in rows], True))
                 else:
-                    jobs.append(pend.write(start, rows))
+                    writes.append((pend, start, rows, False))
         for key, (start, blobs) in (raw or {}).items():
-            jobs.append(self._data[key].write(start, blobs, encoded=True))
+            writes.append((self._data[key], start, blobs, True))
         for pend in self._stamps.values():
             got = pend.take(final)
             if got is not None:
-                jobs.append(pend.write(*got))
+                writes.append((pend, *got, False))
+        jobs = [pend.write(start, data, encoded=encoded) for pend, start, data, encoded in writes]
         if not final:
             return jobs
         pends = [*self._data.values(), *self._stamps.values()]
