@@ -22,20 +22,7 @@ from robolearn_envs.metaworld.tasks import MAX_EPISODE_STEPS, max_episode_steps 
 register()
 
 PICK_PLACE = "robolearn/metaworld-pick-place-v3"
-
-
-@pytest.fixture
-def make():
-    envs = []
-
-    def _make(env_id=PICK_PLACE, **kwargs):
-        env = gymnasium.make(env_id, **kwargs)
-        envs.append(env)
-        return env
-
-    yield _make
-    for env in envs:
-        env.close()
+ENV_ID = PICK_PLACE  # what the shared `make` fixture makes by default
 
 
 def run_expert(env, seed: int) -> tuple[bool, int]:

@@ -14,20 +14,6 @@ from robolearn_envs.mujoco.wipe import FORCE_HIGH, FORCE_LOW, KZ, N_BINS, TOOL_R
 ENV_ID = "robolearn/mujoco-wipe"
 
 
-@pytest.fixture
-def make():
-    envs = []
-
-    def _make(**kwargs):
-        env = gymnasium.make(ENV_ID, **kwargs)
-        envs.append(env)
-        return env
-
-    yield _make
-    for env in envs:
-        env.close()
-
-
 def test_registered():
     assert ENV_ID in register()
     assert gymnasium.registry[ENV_ID].max_episode_steps == 200

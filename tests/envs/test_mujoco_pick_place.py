@@ -24,20 +24,6 @@ ENV_ID = "robolearn/mujoco-pick-place"
 OPEN, CLOSE = -1.0, 1.0
 
 
-@pytest.fixture
-def make():
-    envs = []
-
-    def _make(**kwargs):
-        env = gymnasium.make(ENV_ID, **kwargs)
-        envs.append(env)
-        return env
-
-    yield _make
-    for env in envs:
-        env.close()
-
-
 def _hold(task, grip: float, xyz=None) -> np.ndarray:
     """Action that keeps (or sends) the gripper at `xyz` (default: where it is) with command `grip`."""
     xyz = task.gripper_xyz if xyz is None else np.asarray(xyz)

@@ -14,20 +14,6 @@ from robolearn_envs.mujoco.push import MAX_SPEED, SUCCESS_RADIUS, WORKSPACE
 ENV_ID = "robolearn/mujoco-push"
 
 
-@pytest.fixture
-def make():
-    envs = []
-
-    def _make(**kwargs):
-        env = gymnasium.make(ENV_ID, **kwargs)
-        envs.append(env)
-        return env
-
-    yield _make
-    for env in envs:
-        env.close()
-
-
 def test_register_is_idempotent_and_returns_ids():
     ids = register()
     assert register() == ids and ENV_ID in ids

@@ -22,20 +22,6 @@ register()
 ACTION_RANGE_WARNING = "symmetric and normalized space"
 
 
-@pytest.fixture
-def make():
-    envs = []
-
-    def _make(**kwargs):
-        env = gymnasium.make(ENV_ID, **kwargs)
-        envs.append(env)
-        return env
-
-    yield _make
-    for env in envs:
-        env.close()
-
-
 def place_block_on_goal(env) -> None:
     block = env.unwrapped.pusht_env.block
     block.angle = np.pi / 4

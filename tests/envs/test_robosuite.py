@@ -22,20 +22,7 @@ from robolearn_envs.robosuite.env import CAMERAS, RobosuiteEnv  # noqa: E402
 register()
 
 LIFT = "robolearn/robosuite-lift"
-
-
-@pytest.fixture
-def make():
-    envs = []
-
-    def _make(env_id=LIFT, **kwargs):
-        env = gymnasium.make(env_id, **kwargs)
-        envs.append(env)
-        return env
-
-    yield _make
-    for env in envs:
-        env.close()
+ENV_ID = LIFT  # what the shared `make` fixture makes by default
 
 
 def run_expert(env, seed: int) -> tuple[bool, int]:
