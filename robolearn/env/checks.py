@@ -17,7 +17,8 @@ Our rules, on top of gymnasium's:
     (float32 (6,) wrench);
   - the action space is a float32 1-D Box with finite bounds;
   - observations match the space exactly (keys, dtype, shape, bounds), from reset and from step;
-  - `reset(seed=s)` twice gives identical observations;
+  - `reset(seed=s)` twice gives identical observations, and the same actions after it give the same
+    observations step by step;
   - `info` from reset and step holds a bool `success`;
   - `render()` returns an (H, W, 3) uint8 frame;
   - the unwrapped env exposes `control_hz` (float > 0, equal to `metadata["render_fps"]`),
@@ -112,6 +113,8 @@ def check_env_conformance(env: gym.Env, seed: int = 0, strict: bool = True, expe
         if terminated or truncated:
             break
 
+    _check_seeded_rollouts_repeat(env, seed)
+
     if unwrapped.render_mode != "rgb_array":
         _fail(f"render_mode is {unwrapped.render_mode!r}; expected 'rgb_array' so render() returns frames.")
     frame = env.render()
@@ -122,6 +125,30 @@ def check_env_conformance(env: gym.Env, seed: int = 0, strict: bool = True, expe
         check_upright(env)
     # Last: our checks above name the key; gymnasium's then catch whatever API detail is left.
     _check_gymnasium(unwrapped, strict)
+
+
+def _check_seeded_rollouts_repeat(env: gym.Env, seed: int, steps: int = 5) -> None:
+    """Twice: reset(seed) then the same actions; every observation must repeat exactly."""
+    space = gym.spaces.Box(env.action_space.low, env.action_space.high, dtype=env.action_space.dtype, seed=seed)
+    actions = [space.sample() for _ in range(steps)]
+    runs = []
+    for _ in range(2):
+        env.reset(seed=seed)
+        run = []
+        for action in actions:
+            obs, _, terminated, truncated, _ = env.step(action)
+            run.append(obs)
+            if terminated or truncated:
+                break
+        runs.append(run)
+    if len(runs[0]) != len(runs[1]):
+        _fail(f"the same actions after reset(seed={seed}) ended after {len(runs[0])} and {len(runs[1])} steps; "
+              "expected identical rollouts (seed every random draw from self.np_random).")
+    for i, (a, b) in enumerate(zip(*runs)):
+        for key in a:
+            if not np.array_equal(a[key], b[key]):
+                _fail(f"observation {key!r} at step {i} differs between two rollouts of the same actions after "
+                      f"reset(seed={seed}); expected identical rollouts (seed every random draw from self.np_random).")
 
 
 def check_observation(space: gym.spaces.Dict, obs: Any, where: str = "observation") -> None:

@@ -148,6 +148,20 @@ def test_nondeterministic_reset():
         check_env_conformance(env)
 
 
+def test_nondeterministic_step():
+    env = GoodEnv()
+    rng = np.random.default_rng()
+    step = env.step
+
+    def noisy_step(action):
+        env._pos = env._pos + rng.normal(0, 0.01, 2)  # unseeded: same actions, different rollouts
+        return step(action)
+
+    env.step = noisy_step
+    with pytest.raises(AssertionError, match="differs between two rollouts of the same actions"):
+        check_env_conformance(env, expert_steps=0)
+
+
 def test_info_needs_bool_success():
     env = GoodEnv()
     step = env.step

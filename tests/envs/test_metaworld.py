@@ -203,12 +203,6 @@ def test_reset_is_deterministic_and_seeds_differ(make):
         np.testing.assert_array_equal(a[key], b[key])
     goal, obj = slice(36, 39), slice(4, 7)
     assert not np.allclose(a["state"][goal], c["state"][goal]) and not np.allclose(a["state"][obj], c["state"][obj])
-    actions = np.random.default_rng(0).uniform(-1, 1, (10, 4)).astype(np.float32)
-    runs = []
-    for _ in range(2):
-        env.reset(seed=7)
-        runs.append([env.step(action)[0]["state"] for action in actions])
-    np.testing.assert_array_equal(runs[0], runs[1])
 
 
 def test_unseeded_resets_continue_the_seeded_stream(make):

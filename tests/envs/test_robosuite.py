@@ -148,12 +148,6 @@ def test_reset_is_deterministic_and_seeds_differ(make):
     np.testing.assert_array_equal(a["state"], b["state"])
     cube = slice(9, 12)
     assert np.abs(a["state"][cube] - c["state"][cube]).max() > 1e-3
-    actions = np.random.default_rng(0).uniform(-1, 1, (10, 7)).astype(np.float32)
-    runs = []
-    for _ in range(2):
-        env.reset(seed=7)
-        runs.append([env.step(action)[0]["state"] for action in actions])
-    np.testing.assert_array_equal(runs[0], runs[1])
     cubes = np.array([env.reset(seed=s)[0]["state"][cube] for s in range(8)])
     assert np.all(cubes[:, :2].std(axis=0) > 0.005)  # robosuite's +-3 cm placement range
 
