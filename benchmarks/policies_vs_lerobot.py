@@ -3,7 +3,8 @@
 Both policies are built at LeRobot's "small" size (shared/bench/lerobot/policy_bench.py): one
 96x96 camera (84x84 crop) + 7-d state -> 7-d action, To=2, T=16, ResNet-18 from scratch with
 GroupNorm and spatial softmax, U-Net down_dims (64, 128, 256). Calls alternate LeRobot / ours
-(float32 encoder) / ours (bfloat16 encoder), so a busy machine slows all of them alike.
+(float32 encoder) / ours (bfloat16 encoder) / ours compiled (float32, `compile_for_inference`,
+latency only), so a busy machine slows all of them alike.
 
 - Latency: predict_action_chunk, batch 1, DDIM-10, eval mode. LeRobot gets pre-normalized float
   images (as in its harness); ours gets raw uint8 images and normalizes inside.
@@ -31,6 +32,7 @@ import torch  # noqa: E402
 
 from benchmarks.policies_quick import DA, DO, SIZE, T, TO, batch, features_and_stats  # noqa: E402
 from robolearn.policies import make_policy  # noqa: E402
+from robolearn.policies.compile import compile_for_inference  # noqa: E402
 
 IMG = "observation.images.front"
 
@@ -65,6 +67,8 @@ def main() -> None:
     ours = {dt: make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84),
                             encoder_dtype=dt) for dt in ("float32", "bfloat16")}
     names = ["lerobot", "ours_float32", "ours_bfloat16"]
+    compiled = make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84)).eval()
+    compiled.load_state_dict(ours["float32"].state_dict())
 
     # --- latency ---
     lr_pol.eval()
@@ -75,14 +79,19 @@ def main() -> None:
     our_obs = {k: v for k, v in batch(1).items() if not k.startswith("action")}
     for p in ours.values():
         p.eval()
+    t0 = time.perf_counter()
+    if not compile_for_inference(compiled, our_obs):
+        raise SystemExit("compile_for_inference failed (see the warning)")
+    compile_s = time.perf_counter() - t0
     calls = {
         "lerobot": lambda: lr_pol.predict_action_chunk(lr_batch),
         "ours_float32": lambda: ours["float32"].predict_action_chunk(our_obs),
         "ours_bfloat16": lambda: ours["bfloat16"].predict_action_chunk(our_obs),
+        "ours_float32_compiled": lambda: compiled.predict_action_chunk(our_obs),
     }
-    lat = {n: [] for n in names}
+    lat = {n: [] for n in calls}
     for i in range(args.calls + 2):
-        for n in names:
+        for n in calls:
             t0 = time.perf_counter()
             calls[n]()
             if i >= 2:
@@ -123,7 +132,7 @@ def main() -> None:
             if i >= 1:
                 train[n].append(time.perf_counter() - t0)
 
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg_1min_end": os.getloadavg()[0]}
+    out = {"args": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg_1min_end": os.getloadavg()[0]}
     for n in names:
         out[n] = {
             "chunk_ms_median": round(1e3 * statistics.median(lat[n]), 1),
@@ -131,6 +140,13 @@ def main() -> None:
             "train_samples_per_s": round(args.batch / statistics.median(train[n]), 1),
             "train_step_s_all": [round(t, 2) for t in train[n]],
         }
+    out["ours_float32_compiled"] = {
+        "chunk_ms_median": round(1e3 * statistics.median(lat["ours_float32_compiled"]), 1),
+        "chunk_ms_min": round(1e3 * min(lat["ours_float32_compiled"]), 1),
+        "compile_s": round(compile_s, 1),
+        "latency_speedup_vs_lerobot": round(
+            statistics.median(lat["lerobot"]) / statistics.median(lat["ours_float32_compiled"]), 2),
+    }
     for n in names[1:]:
         out[n]["latency_speedup_vs_lerobot"] = round(out["lerobot"]["chunk_ms_median"] / out[n]["chunk_ms_median"], 2)
         out[n]["train_speedup_vs_lerobot"] = round(out[n]["train_samples_per_s"] / out["lerobot"]["train_samples_per_s"], 2)

@@ -145,6 +145,7 @@ def evaluate(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     latency_ticks: Optional[int] = typer.Option(
         None, "--latency-ticks", help="Simulated inference latency in control ticks (eval.latency_ticks)."),
+    compile: bool = typer.Option(False, "--compile", help="Compile the policy for inference first (eval.compile)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for eval.json and rollouts.mp4."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
@@ -152,7 +153,8 @@ def evaluate(
     from robolearn.experiment import build_config
     from robolearn.eval.run import evaluate_checkpoint
 
-    cfg = build_config([*(overrides or []), *([f"eval.latency_ticks={latency_ticks}"] if latency_ticks is not None else [])])
+    extra = [f"eval.latency_ticks={latency_ticks}"] if latency_ticks is not None else []
+    cfg = build_config([*(overrides or []), *extra, *(["eval.compile=true"] if compile else [])])
     result = evaluate_checkpoint(checkpoint, cfg, env=env, episodes=episodes, seed=seed, workers=workers, out=out,
                                  progress=not as_json, address=address)
     _emit(result, as_json)

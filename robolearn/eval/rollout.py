@@ -160,11 +160,16 @@ class _Rollouts:
         env_kwargs: dict[str, Any],
         max_steps: int | None,
         latency_ticks: int = 0,
+        compile: bool = False,
     ) -> None:
         if isinstance(policy, (str, os.PathLike)):
             policy = _load_policy(policy)
             if hasattr(policy, "eval"):
                 policy.eval()
+        if compile:
+            from robolearn.policies.compile import compile_for_inference
+
+            compile_for_inference(policy)
         self.env = _make_env(_env_from_ref(env_ref), env_kwargs)
         _check_compatible(policy, self.env)
         self.hz = _control_hz(self.env)
@@ -209,6 +214,7 @@ def evaluate(
     workers: int = 1,
     latency_ticks: int = 0,
     address: str | None = None,
+    compile: bool = False,
 ) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes on ``env_id`` and summarise.
 
@@ -227,6 +233,8 @@ def evaluate(
         latency_ticks: simulated inference latency in control ticks (see ``PolicySource``), so that
             sim results reflect what a robot whose policy takes that long would see.
         address: a running Ray cluster for ``workers > 1`` (default: a local Ray).
+        compile: compile the policy for inference first (`robolearn.policies.compile`; each Ray
+            actor compiles its own copy).
     """
     if episodes < 1:
         raise ValueError(f"evaluate: episodes must be >= 1, got {episodes}")
@@ -253,10 +261,11 @@ def evaluate(
             bar.advance(bool(res["success"]))
 
         if workers == 1:
-            _run_local(policy, env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video, collect)
+            _run_local(policy, env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video, collect,
+                       compile)
         else:
             _run_ray(os.fspath(policy), env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video,
-                     workers, collect, address)
+                     workers, collect, address, compile)
     duration = time.monotonic() - start
 
     done: list[dict[str, Any]] = [r for r in results if r is not None]
@@ -296,12 +305,13 @@ def _run_local(
     episodes: int,
     n_video: int,
     collect: Callable[[int, dict[str, Any]], None],
+    compile: bool = False,
 ) -> None:
     # Put a caller's policy in eval mode for the rollouts and give it back as it was.
     was_training = getattr(policy, "training", None)
     if was_training and hasattr(policy, "eval"):
         policy.eval()
-    rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps, latency_ticks)
+    rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps, latency_ticks, compile)
     try:
         for i in range(episodes):
             collect(i, rollouts.run(seed + i, i < n_video))
@@ -323,13 +333,14 @@ def _run_ray(
     workers: int,
     collect: Callable[[int, dict[str, Any]], None],
     address: str | None = None,
+    compile: bool = False,
 ) -> None:
     from robolearn.cluster import ray_session
 
     with ray_session(workers, address, purpose="evaluate with workers > 1") as ray:
         actor_cls = ray.remote(num_cpus=1)(_Rollouts)
         n_actors = min(workers, episodes)
-        actors = [actor_cls.remote(checkpoint, env_ref, env_kwargs, max_steps, latency_ticks) for _ in range(n_actors)]
+        actors = [actor_cls.remote(checkpoint, env_ref, env_kwargs, max_steps, latency_ticks, compile) for _ in range(n_actors)]
         try:
             _dispatch(ray, actors, seed, episodes, n_video, collect)
         finally:

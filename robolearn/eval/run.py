@@ -45,7 +45,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
                       seed=cfg.eval.seed if seed is None else seed, env_kwargs=env_kwargs,
                       max_steps=cfg.task.max_steps, video_path=out / "rollouts.mp4",
                       video_episodes=cfg.eval.video_episodes, progress=progress, workers=n_workers,
-                      latency_ticks=cfg.eval.latency_ticks, address=address)
+                      latency_ticks=cfg.eval.latency_ticks, address=address, compile=cfg.eval.compile)
     summary = {**result.to_json(), "checkpoint": str(Path(checkpoint).resolve()), "env": env_id}
     (out / "eval.json").write_text(json.dumps(summary, indent=2))
     summary["json"] = str((out / "eval.json").resolve())

@@ -159,11 +159,14 @@ def _read_json(directory: Path, name: str) -> Any:
         raise ValueError(f"{path} is not valid JSON: {e}.") from None
 
 
-def load(directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True) -> Policy:
+def load(
+    directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True, compile: bool = False
+) -> Policy:
     """Rebuild a policy from a checkpoint directory, in eval mode on `device`.
 
     Uses ``ema.safetensors`` when present and `use_ema`, else ``model.safetensors``. A missing file
-    raises FileNotFoundError naming the file and the directory.
+    raises FileNotFoundError naming the file and the directory. ``compile=True`` compiles it for fast
+    inference (`robolearn.policies.compile.compile_for_inference`; diffusion and flow policies).
     """
     from safetensors.torch import load_file
 
@@ -190,7 +193,12 @@ def load(directory: str | os.PathLike, device: str | torch.device = "cpu", use_e
             f"shape mismatch for {len(wrong)} {wrong[:3]}."
         )
     policy.load_state_dict(state)
-    return policy.to(device).eval()
+    policy = policy.to(device).eval()
+    if compile:
+        from robolearn.policies.compile import compile_for_inference
+
+        compile_for_inference(policy)
+    return policy
 
 
 def check_compatible(policy: Policy, observation_space: Any, action_space: Any) -> None:

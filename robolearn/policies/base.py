@@ -156,6 +156,19 @@ class Policy(nn.Module, abc.ABC):
         returns eval mode): in training mode, image augmentation (random crops) stays on.
         """
 
+    def train(self, mode: bool = True) -> "Policy":
+        if mode:  # compiled functions hold frozen weights: training must run the real modules
+            from robolearn.policies.compile import uncompile
+
+            uncompile(self)
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        from robolearn.policies.compile import uncompile
+
+        uncompile(self)  # new weights: compiled functions would keep the old ones
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def reset(self) -> None:
         """Forget any per-episode state (called by the control loop at episode start)."""
 

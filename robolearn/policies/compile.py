@@ -1,0 +1,113 @@
+"""Compile a policy for inference with TorchInductor, weights frozen into the generated code.
+
+`compile_for_inference(policy)` compiles the two places a diffusion or flow policy spends its time
+at deployment: every image encoder's ResNet trunk (run once per chunk) and the denoiser's per-step
+function (run once per integration step). Weights are frozen (inductor ``freezing``): convolutions
+become prepacked oneDNN kernels with their GroupNorm/ReLU fused, and the U-Net's temporal convs
+become prepacked MKL linears. Guards on module attributes are skipped, so a call costs ~30 us of
+dispatch instead of ~200 us. Outputs match eager to float32 rounding (tested).
+
+The compiled functions are tied to the weights at compile time, so the policy forgets them
+(`uncompile`) as soon as it is put back in training mode or gets new weights through
+`load_state_dict`. Compilation happens during a warm-up call at batch 1 (the deployment batch);
+another batch size recompiles once, without freezing. It needs a C++ compiler (gcc/clang) on CPU;
+when compilation fails the policy stays eager and a warning says why.
+
+Measured on a 2-core EPYC (benchmarks/results/policies_vs_lerobot.json): DDIM-10 chunk at LeRobot's
+small size, ~33 ms eager -> ~15 ms compiled. Compiling takes ~80 s the first time (GEMM autotuning)
+and ~20 s once inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) is warm.
+
+    policy = robolearn.policies.load("runs/push", compile=True)   # or compile_for_inference(policy)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import torch
+
+from robolearn.policies.base import Policy
+from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
+from robolearn.policies.nets.unet1d import ConditionalUnet1D
+
+_TOLERANCE = 1e-4  # max |compiled - eager| per unit of action scale, on the warm-up chunk
+_COMPILED_ATTR = "_robolearn_compiled"  # instance attributes this module set, per module: [names]
+
+
+def _targets(policy: Policy) -> list[tuple[nn.Module, str]]:
+    """(module, method name) pairs to compile: encoder trunks and the denoiser's per-step function."""
+    denoiser = getattr(policy, getattr(policy.config, "denoiser", ""), None)
+    if denoiser is None or not hasattr(denoiser, "denoise"):
+        raise ValueError(
+            f"compile_for_inference supports the diffusion and flow policies (U-Net or transformer "
+            f"denoiser); {type(policy).__name__} has none."
+        )
+    targets = [(enc.backbone, "forward") for enc in getattr(policy, "encoders", {}).values()]
+    targets.append((denoiser, "denoise"))
+    return targets
+
+
+def dummy_observation(policy: Policy, batch_size: int = 1) -> dict[str, torch.Tensor]:
+    """A zero observation with every input the policy reads, shaped (B, To, ...) like the real ones."""
+    To, device = policy.config.n_obs_steps, policy.device
+    obs = {}
+    for key in policy.input_keys:
+        feat = policy.features[key]
+        dtype = torch.uint8 if feat.get("dtype") == "uint8" else torch.float32
+        obs[key] = torch.zeros(batch_size, To, *feat["shape"], dtype=dtype, device=device)
+    if getattr(policy.config, "use_language", False):
+        obs[TASK_EMBEDDING_KEY] = torch.zeros(batch_size, EMBED_DIM, device=device)
+    return obs
+
+
+def is_compiled(policy: Policy) -> bool:
+    return any(getattr(m, _COMPILED_ATTR, None) for m in policy.modules())
+
+
+def uncompile(policy: Policy) -> Policy:
+    """Drop the compiled functions: the policy runs eagerly again (no-op if it was not compiled)."""
+    for module in policy.modules():
+        for name in module.__dict__.pop(_COMPILED_ATTR, []):
+            module.__dict__.pop(name, None)
+    return policy
+
+
+def compile_for_inference(policy: Policy, example_obs: Mapping[str, torch.Tensor] | None = None) -> bool:
+    """Compile `policy` (in place, put in eval mode) for fast `predict_action_chunk`; returns whether it did.
+
+    `example_obs` (default: `dummy_observation(policy)`) is the warm-up input during which the
+    compilation happens; give a real observation to compile for its batch size. The compiled chunk
+    for that input is checked against the eager one (same noise): a mismatch beyond float32
+    rounding, like a failed compilation, leaves the policy eager with a warning.
+    """
+    targets = _targets(policy)
+    uncompile(policy)
+    policy.eval()
+    obs = dict(example_obs) if example_obs is not None else dummy_observation(policy)
+    with torch.no_grad():
+        eager = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    # Guards only on the input tensors (shape/dtype/device): module attributes cannot change under
+    # a compiled policy (training mode and load_state_dict uncompile it). max_autotune lets inductor
+    # pick its prepacked CPU GEMM for the U-Net's small-row matmuls (~2x over MKL there); it is
+    # left off for the transformer, where that GEMM lost precision in testing.
+    opts = {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe,
+            "max_autotune": isinstance(targets[-1][0], ConditionalUnet1D)}
+    for module, name in targets:
+        module.__dict__[name] = torch.compile(getattr(module, name), dynamic=False, options=opts)
+        module.__dict__.setdefault(_COMPILED_ATTR, []).append(name)
+    try:
+        import torch._inductor.config as inductor_config
+
+        with torch.no_grad(), inductor_config.patch(freezing=True):
+            compiled = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+        err = (compiled - eager).abs().max().item()
+        tol = _TOLERANCE * (1.0 + eager.abs().max().item())
+        if not err <= tol:
+            raise RuntimeError(f"compiled actions differ from eager ones by {err:.2e} (tolerance {tol:.2e})")
+    except Exception as exc:  # no C++ compiler, an unsupported op, a wrong kernel ...: stay eager, say why
+        uncompile(policy)
+        torch._dynamo.reset()
+        warnings.warn(f"torch.compile failed, the policy runs eagerly: {type(exc).__name__}: {exc}", stacklevel=2)
+        return False
+    return True
