@@ -193,25 +193,32 @@ def timed_train(policy: str, args, store: str, out: Path, steps: int, progress: 
     return summary, cpu_seconds() - c0, time.perf_counter() - w0
 
 
-def plan_steps(policy: str, args, store: str) -> dict:
-    """Steps that fit the CPU budget: per-step CPU from two short runs (after a warm-up run that loads the
-    language model and imports), setup = what the shorter run spent besides its steps."""
-    calib = args.out / policy / "calibration"
+def plan_budget(run, calib: Path, budget_cpu_min: float, name: str) -> dict:
+    """Steps that fit a CPU budget. `run(out, steps)` trains `steps` steps into `out` and returns the CPU
+    seconds it took. Per-step CPU comes from two short runs (after a warm-up run that loads the language
+    model and imports); setup = what the shorter run spent besides its steps."""
     (k1, k2) = CALIBRATION_STEPS
     c_start = cpu_seconds()
-    timed_train(policy, args, store, calib, 2, False)  # warm-up: imports, MiniLM, allocator
-    _, c1, _ = timed_train(policy, args, store, calib, k1, False)
-    _, c2, _ = timed_train(policy, args, store, calib, k2, False)
+    run(calib, 2)  # warm-up: imports, MiniLM, allocator
+    c1 = run(calib, k1)
+    c2 = run(calib, k2)
     shutil.rmtree(calib, ignore_errors=True)
     per_step = max((c2 - c1) / (k2 - k1), 1e-6)
     setup = max(c1 - k1 * per_step, 0.0)
-    budget_s = args.budget_cpu_min * 60.0
-    steps = int((budget_s * BUDGET_MARGIN - setup) / per_step) // 10 * 10
+    steps = int((budget_cpu_min * 60.0 * BUDGET_MARGIN - setup) / per_step) // 10 * 10
     if steps < 10:
-        raise SystemExit(f"{policy}: a budget of {args.budget_cpu_min} CPU-min leaves no room to train "
+        raise SystemExit(f"{name}: a budget of {budget_cpu_min} CPU-min leaves no room to train "
                          f"({per_step:.3f} CPU-s per step, {setup:.1f} CPU-s setup)")
     return {"cpu_s_per_step": round(per_step, 4), "setup_cpu_s": round(setup, 2), "planned_steps": steps,
             "calibration_cpu_min": round((cpu_seconds() - c_start) / 60, 3)}
+
+
+def plan_steps(policy: str, args, store: str) -> dict:
+    """`plan_budget` for one MT10 policy."""
+    def run(out: Path, steps: int) -> float:
+        return timed_train(policy, args, store, out, steps, False)[1]
+
+    return plan_budget(run, args.out / policy / "calibration", args.budget_cpu_min, policy)
 
 
 def train_one(policy: str, args) -> dict:
@@ -256,29 +263,36 @@ def train_stage(args) -> None:
 
 # ---- 3. eval -----------------------------------------------------------------------------------------
 
-def eval_one(policy: str, args) -> dict:
+def evaluate_run(run: Path, tasks: list[str], episodes: int, eval_seed: int, workers: int, env_kwargs: dict,
+                 progress: bool, name: str, threads: int = 1) -> dict:
+    """Every task of a trained multi-task run: success with a Wilson interval per task."""
     import torch
 
     from robolearn.eval import evaluate
     from robolearn.policies import load
 
-    run = args.out / policy
     if not (run / "config.json").is_file():
-        raise SystemExit(f"no trained {policy} policy in {run}: run the train stage first")
-    torch.set_num_threads(args.eval_threads)
-    target = str(run) if args.workers > 1 else load(run)  # Ray actors load their own copy
-    tasks, t0 = {}, time.perf_counter()
-    for t in args.tasks:
-        r = evaluate(target, env_id(t), args.episodes, seed=args.eval_seed, env_kwargs=dict(ENV_KWARGS),
-                     progress=args.progress, workers=args.workers)
-        tasks[task_name(env_id(t))] = {
+        raise SystemExit(f"no trained {name} policy in {run}: run the train stage first")
+    torch.set_num_threads(threads)
+    target = str(run) if workers > 1 else load(run)  # Ray actors load their own copy
+    out, t0 = {}, time.perf_counter()
+    for t in tasks:
+        r = evaluate(target, env_id(t), episodes, seed=eval_seed, env_kwargs=dict(env_kwargs), progress=progress,
+                     workers=workers)
+        out[task_name(env_id(t))] = {
             "success": r.success_rate, "ci95": [round(x, 4) for x in r.ci95], "n": r.n_episodes,
             "successes": int(sum(e["success"] for e in r.episodes)), "mean_length": round(r.mean_length, 1),
             "seconds": round(r.duration_s, 1)}
-        log(f"{policy} {t}: {tasks[task_name(env_id(t))]['successes']}/{args.episodes} "
+        log(f"{name} {t}: {out[task_name(env_id(t))]['successes']}/{episodes} "
             f"[{r.ci95[0]:.2f}, {r.ci95[1]:.2f}] ({r.duration_s:.0f} s)")
-    record = {"episodes_per_task": args.episodes, "eval_seed": args.eval_seed, "workers": args.workers,
-              "wall_minutes": round((time.perf_counter() - t0) / 60, 2), "tasks": tasks}
+    return {"episodes_per_task": episodes, "eval_seed": eval_seed, "workers": workers,
+            "wall_minutes": round((time.perf_counter() - t0) / 60, 2), "tasks": out}
+
+
+def eval_one(policy: str, args) -> dict:
+    run = args.out / policy
+    record = evaluate_run(run, args.tasks, args.episodes, args.eval_seed, args.workers, ENV_KWARGS, args.progress,
+                          policy, args.eval_threads)
     (run / "mt10_eval.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -387,39 +401,45 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict, path: Path) -> None:
+def bar_plot(series: dict[str, dict], tasks: list[str], title: str, path: Path, goal: float | None = None) -> None:
+    """Success per task (+ mean) with Wilson intervals, one bar group per task. `series[label]` holds
+    "tasks" ({task: {"success", "ci95"}}), "mean_success" and "pooled_ci95"."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    pol, tasks = result["policies"], result["protocol"]["tasks"]
-    names = list(pol)
     labels = [*tasks, "mean"]
     x = np.arange(len(labels))
-    width = 0.8 / len(names)
+    width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 3.8), dpi=120)
-    for i, p in enumerate(names):
-        rows = [pol[p]["tasks"][t] for t in tasks]
-        rate = np.array([r["success"] for r in rows] + [pol[p]["mean_success"]])
-        lo = np.array([r["ci95"][0] for r in rows] + [pol[p]["pooled_ci95"][0]])
-        hi = np.array([r["ci95"][1] for r in rows] + [pol[p]["pooled_ci95"][1]])
-        ax.bar(x + (i - (len(names) - 1) / 2) * width, rate, width, label=f"{p} ({pol[p]['train']['cpu_minutes']:.1f} CPU-min)",
+    for i, (name, r) in enumerate(series.items()):
+        rows = [r["tasks"][t] for t in tasks]
+        rate = np.array([row["success"] for row in rows] + [r["mean_success"]])
+        lo = np.array([row["ci95"][0] for row in rows] + [r["pooled_ci95"][0]])
+        hi = np.array([row["ci95"][1] for row in rows] + [r["pooled_ci95"][1]])
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, rate, width, label=name,
                yerr=np.stack([rate - lo, hi - rate]).clip(min=0), capsize=2, error_kw={"lw": 0.8})
-    ax.axhline(0.9, color="gray", lw=0.8, ls="--")
+    if goal is not None:
+        ax.axhline(goal, color="gray", lw=0.8, ls="--")
     ax.set_xticks(x)
     ax.set_xticklabels([t.removesuffix("-v3") for t in labels], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate (Wilson 95%)")
-    n = result["protocol"]["episodes_per_task"]
-    ax.set_title(f"Metaworld MT10 from state, {result['protocol']['demos_per_task']} demos/task, {n} episodes/task",
-                 fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def plot(result: dict, path: Path) -> None:
+    pol, proto = result["policies"], result["protocol"]
+    series = {f"{p} ({pol[p]['train']['cpu_minutes']:.1f} CPU-min)": pol[p] for p in pol}
+    bar_plot(series, proto["tasks"], f"Metaworld MT10 from state, {proto['demos_per_task']} demos/task, "
+             f"{proto['episodes_per_task']} episodes/task", path, goal=0.9)
 
 
 # ---- main --------------------------------------------------------------------------------------------

@@ -133,11 +133,35 @@ def filter_(store: str = typer.Argument(..., help="Source store."),
             task: Optional[str] = typer.Option(None, "--task", help="Keep only episodes of this task."),
             min_length: Optional[int] = typer.Option(None, "--min-length", help="Keep episodes with >= N frames."),
             max_length: Optional[int] = typer.Option(None, "--max-length", help="Keep episodes with <= N frames."),
+            episodes: Optional[str] = typer.Option(None, "--episodes",
+                                                   help="Keep only these episode indices: '0:20,25,30:40'."),
+            action_free: bool = typer.Option(False, "--action-free",
+                                             help="Write them as video-only episodes (has_actions false, "
+                                                  "actions zeroed) for UWM/PAD co-training."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
     """Copy the episodes that match every condition into a new store."""
     from robolearn.store.ops import filter_store
 
-    _summary(filter_store(store, out, success, task, min_length, max_length), as_json)
+    _summary(filter_store(store, out, success, task, min_length, max_length,
+                          _episode_list(episodes) if episodes else None, action_free), as_json)
+
+
+def _episode_list(spec: str) -> list[int]:
+    """'0:20,25,30:40' -> [0..19, 25, 30..39]; a malformed part is a BadParameter naming it."""
+    out: list[int] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        try:
+            if ":" in part:
+                a, b = (int(x) for x in part.split(":", 1))
+                if b <= a:
+                    raise ValueError
+                out.extend(range(a, b))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise typer.BadParameter(f"{part!r} is neither an episode index nor a range A:B with A < B",
+                                     param_hint="--episodes") from None
+    return out
 
 
 @app.command()

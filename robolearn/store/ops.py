@@ -23,6 +23,8 @@ from robolearn.store.layout import ROOT_ATTR, EpisodeMeta, StoreError
 from robolearn.store.reader import Store
 from robolearn.store.writer import StoreWriter, frame_chunked
 
+ACTION_KEY = "action"
+
 # Root attrs that describe the schema or are rebuilt by the writer; everything else (env_id, ...) is carried over.
 _SCHEMA_ATTRS = ("version", "fps", "features", "tasks", "sources", "created")
 
@@ -40,7 +42,7 @@ def _refuse_existing(out) -> None:
         raise StoreError(f"{out} already exists; choose a new destination (nothing is overwritten)")
 
 
-def _meta(src: Store, e: int) -> EpisodeMeta:
+def _meta(src: Store, e: int, action_free: bool = False) -> EpisodeMeta:
     row = {c: v[e] for c, v in src.episodes.items()}
     sources = list(src.info.get("sources", []))
     si = int(row["source_index"])
@@ -48,7 +50,7 @@ def _meta(src: Store, e: int) -> EpisodeMeta:
         task=src.task(e), success=None if int(row["success"]) < 0 else bool(row["success"]),
         declared_fps=float(row["declared_fps"]), achieved_fps=float(row["achieved_fps"]),
         dropped_frames=int(row["dropped_frames"]), late_frames=int(row["late_frames"]),
-        rate_flagged=bool(row["rate_flagged"]), has_actions=bool(row["has_actions"]),
+        rate_flagged=bool(row["rate_flagged"]), has_actions=bool(row["has_actions"]) and not action_free,
         start_time=float(row["start_time"]), seed=int(row["seed"]),
         source=sources[si] if 0 <= si < len(sources) else "")
 
@@ -81,10 +83,17 @@ def _whole(blob: bytes | None, jpeg: bool) -> bool:
     return blob is None or not jpeg or (blob[:2] == b"\xff\xd8" and blob.rstrip(b"\x00")[-2:] == b"\xff\xd9")
 
 
-def copy_episode(src: Store, e: int, w: StoreWriter, raw_keys: list[str] | None = None) -> int:
+def copy_episode(src: Store, e: int, w: StoreWriter, raw_keys: list[str] | None = None,
+                 action_free: bool = False) -> int:
     """Copy committed episode `e` of `src` into the writer's store as a new episode; return its index.
-    Keys in `raw_keys` (see `raw_copy_keys`) go over as their stored chunk bytes."""
+    Keys in `raw_keys` (see `raw_copy_keys`) go over as their stored chunk bytes. `action_free`
+    writes it as a video-only episode: ``has_actions`` false and its actions zeroed, so nothing of
+    them reaches a model (UWM/PAD co-training on action-free data)."""
     raw_keys = raw_copy_keys(src, w) if raw_keys is None else raw_keys
+    if action_free:
+        if ACTION_KEY not in src.features:
+            raise StoreError(f"{src.path} has no {ACTION_KEY!r} key: there are no actions to drop")
+        raw_keys = [k for k in raw_keys if k != ACTION_KEY]
     s0, e0 = int(src.episode_starts[e]), int(src.episode_ends[e])
     jpeg = {k: src.features[k].codec == "jpeg" for k in raw_keys}
     stamps = {k: src.timestamps(k, e) for k in src.features}
@@ -97,13 +106,16 @@ def copy_episode(src: Store, e: int, w: StoreWriter, raw_keys: list[str] | None 
                     src.read(k, a, b, e)  # names the corrupt frame (StoreError); else re-encode these
                     del chunks[k]
             frames = {k: src.read(k, a, b, e) for k in src.features if k not in chunks}
+            if action_free:
+                frames[ACTION_KEY] = np.zeros_like(frames[ACTION_KEY])
             st.append(frames, {k: v[a - s0: b - s0] for k, v in stamps.items()}, chunks=chunks)
-        return st.commit(_meta(src, e))
+        return st.commit(_meta(src, e, action_free))
 
 
-def copy_episodes(parts: list[tuple[Store, np.ndarray]], out, derived: dict) -> dict:
-    """Write the given (store, episode indices) pairs, in order, into a new store at `out`."""
-    if not any(len(eps) for _, eps in parts):
+def copy_episodes(parts: list[tuple[Store, np.ndarray]] | list[tuple[Store, np.ndarray, bool]], out,
+                  derived: dict) -> dict:
+    """Write the given (store, episode indices[, action_free]) parts, in order, into a new store at `out`."""
+    if not any(len(part[1]) for part in parts):
         raise StoreError(f"no episodes selected: nothing to write to {out}")
     _refuse_existing(out)
     first = parts[0][0]
@@ -113,10 +125,10 @@ def copy_episodes(parts: list[tuple[Store, np.ndarray]], out, derived: dict) -> 
     written = 0
     try:
         with StoreWriter(out, first.features, fps=first.fps, attrs=attrs) as w:
-            for src, eps in parts:
+            for src, eps, *flag in parts:
                 raw_keys = raw_copy_keys(src, w)
                 for e in eps:
-                    copy_episode(src, int(e), w, raw_keys)
+                    copy_episode(src, int(e), w, raw_keys, action_free=bool(flag and flag[0]))
                     written += 1
             n_eps, n_frames = w.n_episodes, w.n_frames
     except BaseException:
@@ -182,12 +194,22 @@ def select_episodes(src: Store, success: bool | None = None, task: str | None = 
 
 
 def filter_store(store: str | os.PathLike, out, success: bool | None = None, task: str | None = None,
-                 min_length: int | None = None, max_length: int | None = None) -> dict:
-    """Copy the episodes that pass the conditions (success, task, length bounds) into a new store."""
+                 min_length: int | None = None, max_length: int | None = None,
+                 episodes: list[int] | None = None, action_free: bool = False) -> dict:
+    """Copy the episodes that pass the conditions (success, task, length bounds, an explicit episode
+    list) into a new store; `action_free` writes them as video-only episodes (see `copy_episode`)."""
     src = Store.open(store)
     eps = select_episodes(src, success, task, min_length, max_length)
-    cond = {"success": success, "task": task, "min_length": min_length, "max_length": max_length}
+    if episodes is not None:
+        bad = [e for e in episodes if not 0 <= e < src.n_episodes]
+        if bad:
+            raise StoreError(f"episodes {bad[:5]} are not in {store} (it has {src.n_episodes} episodes)")
+        eps = np.intersect1d(eps, np.asarray(episodes, dtype=np.int64))
+    cond = {"success": success, "task": task, "min_length": min_length, "max_length": max_length,
+            "episodes": None if episodes is None else "given"}
     if len(eps) == 0:
         raise StoreError(f"no episode of {store} matches {', '.join(f'{k}={v}' for k, v in cond.items() if v is not None)}")
-    out_info = copy_episodes([(src, eps)], out, {"op": "filter", "from": str(store), **cond, "episodes": eps.tolist()})
+    cond.pop("episodes")
+    out_info = copy_episodes([(src, eps, action_free)], out, {"op": "filter", "from": str(store), **cond,
+                                                             "action_free": action_free, "episodes": eps.tolist()})
     return {**out_info, "source_episodes": eps.tolist()}

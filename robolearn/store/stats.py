@@ -6,6 +6,7 @@ import numpy as np
 
 from robolearn.store.reader import Store
 
+ACTION_KEY = "action"
 MAX_IMAGE_FRAMES = 512  # image stats come from an evenly spaced sample of frames
 
 
@@ -31,6 +32,13 @@ def compute_stats(store: Store, keys: list[str] | None = None) -> dict:
             s = _lowdim_stats(frames.reshape(-1, frames.shape[-1]))
             s["count"] = int(len(idx))
             stats[key] = s
+        elif key == ACTION_KEY and not store.episodes["has_actions"].all():
+            # Action-free (video-only) episodes hold placeholder actions: only real ones count.
+            keep = np.flatnonzero(store.episodes["has_actions"])
+            if len(keep) == 0:
+                raise ValueError(f"store {store.path} has no episode with actions to compute action statistics from")
+            stats[key] = _lowdim_stats(np.concatenate(
+                [store.read(key, int(store.episode_starts[e]), int(store.episode_ends[e]), int(e)) for e in keep]))
         else:
             stats[key] = _lowdim_stats(store.read_all(key))
     return stats

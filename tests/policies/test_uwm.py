@@ -127,3 +127,23 @@ def test_trained_modes_follow_their_conditioning(dot_autoencoder, tmp_path):
     video = (sample("video")["latents"] - true).pow(2).mean()
     print("forward dynamics", float(fd), "video", float(video))
     assert fd < 0.75 * video, (float(fd), float(video))
+
+
+def test_language_conditioning_changes_the_output_and_is_required():
+    torch.manual_seed(0)
+    policy = make_policy("uwm", FEATURES, fake_stats(FEATURES), **TINY, use_language=True).eval()
+    b = batch(2, has_actions=(True, True))
+    b["task_embedding"] = torch.randn(2, 384)
+    assert policy.compute_loss(b)["loss"] > 0
+    obs = {**fake_obs(FEATURES, B=2, To=2), "task_embedding": torch.randn(2, 384)}
+    with torch.no_grad():  # adaLN-zero starts at identity: give the language path some weight first
+        for p in policy.dit.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    a = policy.predict_action_chunk(obs, generator=g())
+    other = policy.predict_action_chunk({**obs, "task_embedding": -obs["task_embedding"]}, generator=g())
+    assert not torch.allclose(a, other)
+    with pytest.raises(KeyError, match="no 'task_embedding' key"):
+        policy.predict_action_chunk({k: v for k, v in obs.items() if k != "task_embedding"})
+    with pytest.raises(ValueError, match=r"expected \(2, 384\)"):
+        policy.predict_action_chunk({**obs, "task_embedding": torch.randn(2, 10)})

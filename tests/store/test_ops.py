@@ -92,6 +92,40 @@ def test_filter_by_success_task_and_length(make_store, tmp_path):
     assert not (tmp_path / "x.zarr").exists()
 
 
+def test_action_free_copies_keep_frames_drop_actions_and_stay_out_of_action_stats(make_store, tmp_path):
+    from robolearn.store.stats import compute_stats
+
+    src = make_store((5, 7, 4, 9))
+    cli("filter", src, "--out", tmp_path / "free.zarr", "--episodes", "1,3", "--action-free")
+    free = Store.open(tmp_path / "free.zarr")
+    orig = Store.open(src)
+    assert free.lengths.tolist() == [7, 9] and not free.episodes["has_actions"].any()
+    assert not free.read_all("action").any()  # zeroed: nothing of the actions is left
+    for k in orig.features:
+        if k != "action":
+            np.testing.assert_array_equal(free.episode(0)[k], orig.episode(1)[k])
+    with pytest.raises(ValueError, match="no episode with actions"):
+        compute_stats(free, ["action"])
+    # A store mixing labeled and action-free episodes: action stats come from the labeled ones only.
+    filter_store(src, tmp_path / "lab.zarr", episodes=[0, 2])
+    mixed = merge([tmp_path / "lab.zarr", tmp_path / "free.zarr"], tmp_path / "mixed.zarr")
+    m = Store.open(mixed["store"])
+    assert m.episodes["has_actions"].tolist() == [True, True, False, False]
+    labeled = np.concatenate([orig.episode(0)["action"], orig.episode(2)["action"]]).astype(np.float64)
+    stats = compute_stats(m, ["action", "state"])
+    np.testing.assert_allclose(stats["action"]["mean"], labeled.mean(0), rtol=1e-6)
+    assert stats["state"]["count"] == 5 + 7 + 4 + 9
+
+
+def test_filter_episode_list_errors(make_store, tmp_path):
+    src = make_store((5, 7))
+    with pytest.raises(StoreError, match=r"episodes \[5\] are not in"):
+        filter_store(src, tmp_path / "x.zarr", episodes=[0, 5])
+    bad = cli("filter", src, "--out", tmp_path / "y.zarr", "--episodes", "3:1", ok=False)
+    assert bad.exit_code != 0 and "3:1" in bad.output
+    assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "y.zarr").exists()
+
+
 def test_view_writes_video_and_traces(make_store, tmp_path):
     src = make_store((5, 7))
     out = view_episode(src, 1, tmp_path / "view")

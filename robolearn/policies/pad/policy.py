@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
-from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
+from robolearn.policies.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
 from robolearn.policies.pad.config import PADConfig
@@ -109,14 +109,7 @@ class PADPolicy(Policy):
             conds.append(state)
             tokens.append(self.state_token(state))
         if cfg.use_language:
-            if TASK_EMBEDDING_KEY not in obs:
-                raise KeyError(f"use_language is on, but the observation has no {TASK_EMBEDDING_KEY!r} key (it has: "
-                               f"{sorted(obs)}); add the task's embedding, (B, {EMBED_DIM}) float32, from "
-                               f"robolearn.policies.language.TaskEmbedder.")
-            emb = torch.as_tensor(obs[TASK_EMBEDDING_KEY], device=self.device).float()
-            if tuple(emb.shape) != (B, EMBED_DIM):
-                raise ValueError(f"{TASK_EMBEDDING_KEY!r} has shape {tuple(emb.shape)}, expected ({B}, {EMBED_DIM}).")
-            lang = self.language_token(emb)
+            lang = common.language_token(self, obs, B)
             conds.append(lang)
             tokens.append(lang)
         cond = torch.cat(conds, dim=-1) if conds else None

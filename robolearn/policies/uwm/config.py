@@ -15,5 +15,8 @@ from robolearn.policies.latent.config import LatentConfig
 class UWMConfig(LatentConfig):
     n_registers: int = 4
     """Learned register tokens (UWM: 8, 24 for LIBERO)."""
+    use_language: bool = False
+    """Condition on the task's language embedding, the batch/observation key "task_embedding" (B, 384)
+    (see `robolearn.policies.language`): a token and part of the adaLN condition, as in PAD."""
     action_loss_weight: float = 1.0
     """Weight of the action noise loss against the future-frame noise loss."""

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
+from robolearn.policies.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
 from robolearn.policies.uwm.config import UWMConfig
@@ -54,8 +55,10 @@ class UWMPolicy(Policy):
         self.state_dim = int(cfg.features[STATE_KEY]["shape"][0]) if STATE_KEY in cfg.features else 0
         self.obs_patch = nn.Conv2d(C, cfg.width, cfg.patch, stride=cfg.patch)
         self.state_token = nn.Linear(To * self.state_dim, cfg.width) if self.state_dim else None
-        n_tokens = V * To * (h // cfg.patch) * (w // cfg.patch) + (1 if self.state_dim else 0)
-        self.dit = DiT(C, (h, w), V * cfg.future_frames, self.action_dim, cfg.horizon, cond_dim=To * self.state_dim,
+        self.language_token = nn.Linear(EMBED_DIM, cfg.width) if cfg.use_language else None
+        n_tokens = V * To * (h // cfg.patch) * (w // cfg.patch) + (1 if self.state_dim else 0) + int(cfg.use_language)
+        cond_dim = To * self.state_dim + (cfg.width if cfg.use_language else 0)
+        self.dit = DiT(C, (h, w), V * cfg.future_frames, self.action_dim, cfg.horizon, cond_dim=cond_dim,
                        n_cond_tokens=n_tokens, n_timesteps=2, width=cfg.width, depth=cfg.depth, heads=cfg.heads,
                        patch=cfg.patch, mlp_ratio=cfg.mlp_ratio, n_registers=cfg.n_registers, dropout=cfg.dropout)
         common.make_schedules(self)
@@ -67,15 +70,20 @@ class UWMPolicy(Policy):
         return common.sampler_kwargs(self, store)
 
     def condition(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(adaLN cond (B, To * Do) or None, observation tokens (B, Nc, width)) from the current frames."""
+        """(adaLN cond (B, To * Do [+ width]) or None, observation tokens (B, Nc, width)) from the current
+        frames, the state and (use_language) the task embedding."""
         current = common.latents_from(self, obs)  # (B, V * To, C, h, w)
         tokens = [self.dit.embed_patches(current, self.obs_patch)]
-        cond = None
+        conds = []
         if self.state_dim:
             state = torch.as_tensor(obs[STATE_KEY], device=self.device)
-            cond = self.normalizer.normalize(STATE_KEY, state).flatten(1)
-            tokens.insert(0, self.state_token(cond)[:, None])
-        return cond, torch.cat(tokens, dim=1)
+            conds.append(self.normalizer.normalize(STATE_KEY, state).flatten(1))
+            tokens.insert(0, self.state_token(conds[0])[:, None])
+        if self.config.use_language:
+            lang = common.language_token(self, obs, current.shape[0])
+            conds.append(lang)
+            tokens.insert(0, lang[:, None])
+        return (torch.cat(conds, dim=-1) if conds else None), torch.cat(tokens, dim=1)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config
