@@ -18,7 +18,7 @@ Pipeline, all through the library (each stage's output is kept under --out and r
 5. eval      every task, --episodes rollouts with seeds 100000 + i, camera rendered as in training.
 6. report    benchmarks/results/world_models.{json,md,png}.
 
-CPU-sized run (~75 min wall on an idle 2-core machine):
+CPU-sized run (~90 min wall on an idle 2-core machine):
     MUJOCO_GL=egl .venv/bin/python benchmarks/world_models.py --jobs 2 --workers 2
 Smoke run (2 tasks, a few minutes, results beside the runs):
     MUJOCO_GL=egl .venv/bin/python benchmarks/world_models.py --tasks reach-v3 drawer-close-v3 --labeled 3 \\
@@ -52,6 +52,9 @@ SHARED_MODEL = ["model.horizon=16", "model.n_action_steps=4", "model.use_languag
                 "model.num_train_timesteps=100", "model.num_inference_steps=10"]
 TRAIN = ["train.batch_size=64", "train.lr=0.0003", "train.warmup_steps=200", "train.val_ratio=0.0",
          "train.val_every=0", "train.log_every=100", "train.device=cpu"]
+# The latent autoencoder (64x64x3 -> 8x8x4): half the default widths, a quarter of the compute, and both
+# threads (nothing else trains while it does).
+AUTOENCODER = ["model.channels=[16,32,64]", "train.batch_size=32", "train.warmup_steps=100", "train.threads=2"]
 # variant: (store, overrides). PAD and UWM keep their papers' observation/future-frame settings
 # (configs/policy/{pad,uwm}.yaml): PAD To=1, 3 frames at stride 4; UWM To=2, 2 frames at stride 8.
 VARIANTS = {
@@ -136,8 +139,7 @@ def latents_stage(args) -> dict:
     record_path = ae / "world_models_train.json"
     if not record_path.is_file():
         ensure_stats(str(args.out / "mixed.zarr"))
-        cfg = build_config(["policy=autoencoder", f"train.steps={args.ae_steps}", "train.threads=1", *TRAIN,
-                            "train.warmup_steps=100"])
+        cfg = build_config(["policy=autoencoder", *AUTOENCODER, *TRAIN, f"train.steps={args.ae_steps}"])
         c0, w0 = cpu_seconds(), time.perf_counter()
         summary = train_policy(cfg, str(args.out / "mixed.zarr"), ae, progress=args.progress)
         record = {"steps": summary["steps"], "final_loss": summary["final_loss"],
@@ -306,8 +308,8 @@ def parse_args(argv=None):
     ap.add_argument("--labeled", type=int, default=25, help="demos with actions per task")
     ap.add_argument("--action-free", type=int, default=25, help="extra video-only demos per task (uwm+video)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--ae-steps", type=int, default=1500, help="autoencoder training steps")
-    ap.add_argument("--budget-cpu-min", type=float, default=12.0, help="training CPU-minutes per variant")
+    ap.add_argument("--ae-steps", type=int, default=1000, help="autoencoder training steps")
+    ap.add_argument("--budget-cpu-min", type=float, default=25.0, help="training CPU-minutes per variant")
     ap.add_argument("--steps", type=int, default=None, help="fix train.steps (skips the budget calibration)")
     ap.add_argument("--jobs", type=int, default=1, help="variants trained in parallel processes")
     ap.add_argument("--seed", type=int, default=0)

@@ -46,7 +46,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
                       max_steps=cfg.task.max_steps, video_path=out / "rollouts.mp4",
                       video_episodes=cfg.eval.video_episodes, progress=progress, workers=n_workers,
                       latency_ticks=cfg.eval.latency_ticks, address=address, compile=cfg.eval.compile)
-    summary = {**result.to_json(), "checkpoint": str(Path(checkpoint).resolve()), "env": env_id}
+    summary = {**result.to_json(), "checkpoint": str(Path(checkpoint).resolve()), "env": env_id,
+               "compile": cfg.eval.compile}
     (out / "eval.json").write_text(json.dumps(summary, indent=2))
     summary["json"] = str((out / "eval.json").resolve())
     return summary

@@ -91,8 +91,10 @@ def compile_for_inference(policy: Policy, example_obs: Mapping[str, torch.Tensor
     # a compiled policy (training mode and load_state_dict uncompile it). max_autotune lets inductor
     # pick its prepacked CPU GEMM for the U-Net's small-row matmuls (~2x over MKL there); it is
     # left off for the transformer, where that GEMM lost precision in testing.
-    opts = {"guard_filter_fn": torch.compiler.keep_tensor_guards_unsafe,
-            "max_autotune": isinstance(targets[-1][0], ConditionalUnet1D)}
+    opts = {"max_autotune": isinstance(targets[-1][0], ConditionalUnet1D)}
+    guard_filter = getattr(torch.compiler, "keep_tensor_guards_unsafe", None)  # torch >= 2.8
+    if guard_filter is not None:
+        opts["guard_filter_fn"] = guard_filter
     for module, name in targets:
         module.__dict__[name] = torch.compile(getattr(module, name), dynamic=False, options=opts)
         module.__dict__.setdefault(_COMPILED_ATTR, []).append(name)

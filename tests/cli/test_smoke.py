@@ -54,6 +54,16 @@ def test_collect_train_eval(pipeline):
     assert ev["latency_ticks"] == 1
 
 
+@pytest.mark.slow
+def test_eval_compiled_policy_repeats_the_eager_rollouts(pipeline):
+    root, store, run_dir, *_ = pipeline
+    args = ["eval", *TASK, "--checkpoint", run_dir, "--episodes", 2, "--json"]
+    eager = last_json(run(*args, "--out", root / "eager").output)
+    compiled = last_json(run(*args, "--compile", "--out", root / "compiled").output)
+    assert compiled["compile"] is True and eager["compile"] is False
+    assert compiled["n_episodes"] == 2 and compiled["mean_length"] == eager["mean_length"]
+
+
 def test_data_subcommands(pipeline):
     _, store, *_ = pipeline
     info = last_json(run("data", "info", store, "--json").output)

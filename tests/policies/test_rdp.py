@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from robolearn.policies import load, make_policy, save_policy
+from robolearn.policies.rdp.tokenizer import shared_force_stats
 from robolearn.policies.testing import fake_features, fake_stats
 from robolearn.runtime import ControlLoop, VirtualClock
 from robolearn.runtime.rdp import RDPSource
@@ -89,6 +90,45 @@ def test_shapes():
     assert tok.decode(z, torch.zeros(2, T, DF)).shape == (2, T, DA)
     a, h = tok.decode_step(z, 0, torch.zeros(2, DF), None)
     assert a.shape == (2, DA) and h.shape == (1, 2, tok.config.decoder_hidden)
+
+
+def _wipe_like_stats() -> dict:
+    """Force stats shaped like a wipe store's: fz varies, fy and the torques barely do (the expert wipes along x)."""
+    features = _features()
+    stats = fake_stats(features)
+    stats["force"] = {"mean": [-1.2, 0.0, 4.0, 0.0, 0.014, 0.0], "std": [0.63, 0.014, 2.1, 0.0, 0.0073, 0.0],
+                      "min": [-2.1, -0.07, -0.13, 0.0, 0.0, 0.0], "max": [0.07, 0.07, 7.4, 0.0, 0.021, 0.0]}
+    return stats
+
+
+def test_force_is_normalized_with_one_shared_scale():
+    """A 1.6 N sideways push (never seen in the demos) must read as ~1 shared std, not as 100 of fy's own."""
+    features, stats = _features(), _wipe_like_stats()
+    force = torch.tensor([[0.5, -1.6, 5.0, 0.01, 0.02, 0.0]])
+    expected = (force - torch.tensor(stats["force"]["mean"])) / 2.1
+    shared = make_policy("rdp_tokenizer", features, stats, horizon=T, downsample=4)
+    torch.testing.assert_close(shared.normalizer.normalize("force", force), expected)
+    per_dim = make_policy("rdp_tokenizer", features, stats, horizon=T, downsample=4, shared_force_scale=False)
+    assert per_dim.normalizer.normalize("force", force)[0, 1].abs() > 100
+
+
+def test_shared_force_stats_min_max_keeps_each_midpoint():
+    stats = shared_force_stats(_wipe_like_stats(), "min_max")
+    lo, hi = np.array(stats["force"]["min"]), np.array(stats["force"]["max"])
+    np.testing.assert_allclose(hi - lo, 7.53)  # the widest range (fz), for every dimension
+    np.testing.assert_allclose((hi + lo) / 2, [-1.015, 0.0, 3.635, 0.0, 0.0105, 0.0])
+    assert shared_force_stats(_wipe_like_stats(), "identity")["force"] == _wipe_like_stats()["force"]
+
+
+def test_rdp_force_condition_uses_the_tokenizers_scale(tmp_path):
+    features, stats = _features(), _wipe_like_stats()
+    save_policy(make_policy("rdp_tokenizer", features, stats, horizon=T, downsample=4), tmp_path / "tok")
+    rdp = make_policy("rdp", features, stats, tokenizer=str(tmp_path / "tok"), horizon=T, cond_on_force=True,
+                      down_dims=(32,))
+    force = torch.tensor([[0.5, -1.6, 5.0, 0.01, 0.02, 0.0]])
+    torch.testing.assert_close(rdp.normalizer.normalize("force", force),
+                               rdp.tokenizer.normalizer.normalize("force", force))
+    assert rdp.normalizer.normalize("force", force).abs().max() < 3
 
 
 def test_decode_step_matches_sequence_decode():

@@ -7,18 +7,28 @@ from robolearn.store import Feature, Store, StoreWriter
 from tests.conftest import FEATURES, episode_frames
 
 
-def test_add_tick_never_blocks_while_commits_run(tmp_path):
-    feats = {f"images/cam{c}": Feature((480, 640, 3), "uint8", "jpeg", 90) for c in range(3)}
+def test_add_tick_never_blocks_while_commits_run(tmp_path, monkeypatch):
+    # Behaviour, not speed (the 1 ms p99 budget is measured in benchmarks/store.py): every commit is
+    # made to take 0.3 s, as on slow storage; neither add_tick nor save_episode may wait for one.
+    slow = 0.3
+    real_commit = Recorder._commit
+
+    def slow_commit(self, *args):
+        time.sleep(slow)
+        return real_commit(self, *args)
+
+    monkeypatch.setattr(Recorder, "_commit", slow_commit)
+    feats = {f"images/cam{c}": Feature((240, 320, 3), "uint8", "jpeg", 90) for c in range(3)}
     feats |= {"state": Feature((14,), "float32"), "action": Feature((7,), "float32")}
     w = StoreWriter(tmp_path / "r.zarr", feats, fps=30)
     rec = Recorder(w, fps=30)
-    yy, xx = np.mgrid[:480, :640]
+    yy, xx = np.mgrid[:240, :320]
     cams = [np.stack([np.stack([(xx + 8 * i + c) % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
                       for i in range(8)]) for c in range(3)]
     waits, period = [], 1 / 30
-    for ep in range(6):  # 6 x 50 ticks: each save_episode starts a commit that overlaps the next episode
+    for ep in range(4):  # each save_episode starts a commit that overlaps the next episode
         rec.start_episode(seed=ep)
-        for i in range(50):
+        for i in range(20):
             obs = {f"images/cam{c}": cams[c][i % 8].copy() for c in range(3)}
             obs["state"] = np.full(14, i, np.float32)
             t0 = time.perf_counter()
@@ -28,15 +38,13 @@ def test_add_tick_never_blocks_while_commits_run(tmp_path):
         t0 = time.perf_counter()
         rec.save_episode(success=True)
         waits.append(time.perf_counter() - t0)
-    assert rec.close() == list(range(6))
+    assert rec.close() == list(range(4))
     w.close()
-    ms = np.array(waits) * 1e3
-    # p99 under 1 ms; on a shared 2-core VM one tick in 300 may lose the CPU to another process.
-    assert np.percentile(ms, 99) < 1.0, f"p99 {np.percentile(ms, 99):.3f} ms"
-    assert np.count_nonzero(ms > 1.0) <= 1 and ms.max() < 5.0, f"max {ms.max():.3f} ms"
+    assert max(waits) < slow / 3, f"a call waited {max(waits) * 1e3:.0f} ms: it blocked on a commit"
+    assert min(rec.commit_latency_s) >= slow  # the commits really were slow
     s = Store.open(tmp_path / "r.zarr")
-    assert s.lengths.tolist() == [50] * 6
-    assert s.episode(5, ["state"])["state"][49, 0] == 49
+    assert s.lengths.tolist() == [20] * 4
+    assert s.episode(3, ["state"])["state"][19, 0] == 19
 
 
 def test_tick_counters():

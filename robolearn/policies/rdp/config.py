@@ -43,6 +43,11 @@ class RDPTokenizerConfig(PolicyConfig):
     """Per-tick features of a latent step: a Linear makes r of them from each latent step."""
     latent_momentum: float = 0.01
     """Momentum of the running latent mean/std (buffers) that stage 2 uses to scale latents to ~unit variance."""
+    shared_force_scale: bool = True
+    """Normalize every `force` dimension with ONE scale (the largest per-dimension std, or range for min_max)
+    around its own mean, instead of a scale per dimension. A dimension that barely varies in the demonstrations
+    (on mujoco-wipe: fy, std 0.014 N, since the expert wipes along x) would otherwise turn a 1.6 N sideways
+    force at deployment into a 100-sigma input, and the decoder's action jumps out of the workspace."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -34,7 +34,7 @@ from robolearn.policies.nets.encoders import ResNetEncoder
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
 from robolearn.policies.normalize import Normalizer
 from robolearn.policies.rdp.config import FORCE_KEY, RDPConfig, RDPTokenizerConfig
-from robolearn.policies.rdp.tokenizer import ActionTokenizer, check_force_feature
+from robolearn.policies.rdp.tokenizer import ActionTokenizer, check_force_feature, shared_force_stats
 
 
 def _read_tokenizer_config(path: str) -> dict:
@@ -71,7 +71,11 @@ class RDPPolicy(Policy):
         self.cond_keys = list(self.input_keys) + ([FORCE_KEY] if cfg.cond_on_force else [])
         self.input_keys = list(self.input_keys) + [FORCE_KEY]  # deployment needs the force stream
         used = {k: cfg.features[k] for k in [*self.input_keys, ACTION_KEY]}
-        self.normalizer = Normalizer(used, self.stats, {k: m for k, m in cfg.normalization.items() if k in used})
+        # The slow policy's force condition (cond_on_force) is scaled as the tokenizer scales the decoder's.
+        stats_used = (shared_force_stats(self.stats, cfg.normalization.get(FORCE_KEY, "min_max"))
+                      if tok_cfg.shared_force_scale else self.stats)
+        self.normalizer = Normalizer(used, stats_used,
+                                     {k: m for k, m in cfg.normalization.items() if k in used})
 
         self.encoders = nn.ModuleDict()
         for key in self.image_keys:

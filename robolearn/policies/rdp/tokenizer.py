@@ -49,6 +49,24 @@ def check_force_feature(config: Any) -> int:
     return int(shape[0])
 
 
+def shared_force_stats(stats: Mapping[str, Mapping], mode: str) -> dict[str, Mapping]:
+    """`stats` with the `force` entry changed so that every force dimension gets the same normalization scale
+    (`mode` "mean_std": the largest std; "min_max": the widest range, centred on each dimension's own
+    midpoint); means and midpoints stay per dimension. Other keys and other modes pass through unchanged."""
+    if FORCE_KEY not in stats or mode not in ("mean_std", "min_max"):
+        return dict(stats)
+    force = dict(stats[FORCE_KEY])
+    if mode == "mean_std":
+        std = [float(x) for x in force["std"]]
+        force["std"] = [max(std)] * len(std)
+    else:
+        lo, hi = [float(x) for x in force["min"]], [float(x) for x in force["max"]]
+        half = max(b - a for a, b in zip(lo, hi)) / 2
+        force["min"] = [(a + b) / 2 - half for a, b in zip(lo, hi)]
+        force["max"] = [(a + b) / 2 + half for a, b in zip(lo, hi)]
+    return {**stats, FORCE_KEY: force}
+
+
 class ActionTokenizer(Policy):
     """Conv1d VAE encoder of action chunks + GRU decoder conditioned on the per-tick force (module doc)."""
 
@@ -62,7 +80,10 @@ class ActionTokenizer(Policy):
         # The tokenizer reads actions and forces only; stage 2 owns the observation encoders.
         self.input_keys = [FORCE_KEY]
         used = {k: cfg.features[k] for k in (FORCE_KEY, ACTION_KEY)}
-        self.normalizer = Normalizer(used, self.stats, {k: m for k, m in cfg.normalization.items() if k in used})
+        stats_used = (shared_force_stats(self.stats, cfg.normalization.get(FORCE_KEY, "min_max"))
+                      if cfg.shared_force_scale else self.stats)
+        self.normalizer = Normalizer(used, stats_used,
+                                     {k: m for k, m in cfg.normalization.items() if k in used})
         Da, Dz, r = self.action_dim, cfg.latent_dim, cfg.downsample
         k, pad = cfg.kernel_size, cfg.kernel_size // 2
         layers: list[nn.Module] = []
