@@ -18,7 +18,7 @@ Pipeline, all through the library (each stage's output is kept under --out and r
 5. eval      every task, --episodes rollouts with seeds 100000 + i, camera rendered as in training.
 6. report    benchmarks/results/world_models.{json,md,png}.
 
-CPU-sized run (~90 min wall on an idle 2-core machine):
+CPU-sized run (~80 min wall on an idle 2-core machine):
     MUJOCO_GL=egl .venv/bin/python benchmarks/world_models.py --jobs 2 --workers 2
 Smoke run (2 tasks, a few minutes, results beside the runs):
     MUJOCO_GL=egl .venv/bin/python benchmarks/world_models.py --tasks reach-v3 drawer-close-v3 --labeled 3 \\
@@ -309,7 +309,7 @@ def parse_args(argv=None):
     ap.add_argument("--action-free", type=int, default=25, help="extra video-only demos per task (uwm+video)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--ae-steps", type=int, default=1000, help="autoencoder training steps")
-    ap.add_argument("--budget-cpu-min", type=float, default=25.0, help="training CPU-minutes per variant")
+    ap.add_argument("--budget-cpu-min", type=float, default=20.0, help="training CPU-minutes per variant")
     ap.add_argument("--steps", type=int, default=None, help="fix train.steps (skips the budget calibration)")
     ap.add_argument("--jobs", type=int, default=1, help="variants trained in parallel processes")
     ap.add_argument("--seed", type=int, default=0)
