@@ -1,0 +1,45 @@
+"""The issue #6 comparison benchmarks end to end on a tiny budget (slow: they collect, train and evaluate)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONPATH": str(ROOT)}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+@pytest.mark.slow
+def test_rdp_comparison_smoke(tmp_path):
+    result = tmp_path / "rdp.json"
+    run(str(ROOT / "benchmarks" / "rdp.py"), "--compare", str(tmp_path / "wipe.zarr"), "--demos", "4",
+        "--steps", "20", "--tok-steps", "20", "--episodes", "2", "--calls", "2", "--workdir", str(tmp_path / "w"),
+        "--out", str(result), cwd=tmp_path)
+    data = json.loads(result.read_text())
+    assert {"latency", "comparison"} <= set(data)
+    evals = data["comparison"]["eval"]
+    assert "rdp" in evals and any(k.startswith("dp") for k in evals)
+
+
+@pytest.mark.slow
+def test_world_models_comparison_smoke(tmp_path):
+    results = tmp_path / "results"
+    run(str(ROOT / "benchmarks" / "world_models.py"), "--tasks", "reach-v3", "drawer-close-v3", "--labeled", "2",
+        "--action-free", "1", "--ae-steps", "10", "--steps", "10", "--episodes", "1", "--out", str(tmp_path / "wm"),
+        "--results", str(results), "--no-progress", cwd=tmp_path)
+    data = json.loads((results / "world_models.json").read_text())
+    assert set(data["variants"]) == {"dp", "pad", "uwm", "uwm+video"}
+    assert data["stores"]["mixed"]["action_free_episodes"] == 2 and data["stores"]["labeled"]["episodes"] == 4
+    for v in data["variants"].values():
+        assert v["episodes"] == 2 and v["train"]["steps"] == 10
+    assert (results / "world_models.md").read_text().startswith("# Metaworld MT10 with images")
+    assert (results / "world_models.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
