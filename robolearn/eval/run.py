@@ -41,6 +41,11 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
     out = Path(out) if out is not None else Path(checkpoint) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     n_workers = workers or cfg.eval.workers
+    if cfg.eval.compile and progress:
+        import sys
+
+        print("compiling the policy for inference before the rollouts (~1-2 min the first time, cached after)",
+              file=sys.stderr, flush=True)
     result = evaluate(policy if n_workers <= 1 else str(checkpoint), env_id, episodes or cfg.eval.episodes,
                       seed=cfg.eval.seed if seed is None else seed, env_kwargs=env_kwargs,
                       max_steps=cfg.task.max_steps, video_path=out / "rollouts.mp4",
