@@ -42,7 +42,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.mt10 import (  # noqa: E402
-    bar_plot, cpu_seconds, env_id, evaluate_run, fmt, machine_info, plan_budget, task_name,
+    bar_plot, cpu_seconds, env_id, evaluate_run, fmt, machine_info, plan_budget, store_contents, task_name,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,16 +76,15 @@ def collect_stage(args) -> dict:
     import yaml
 
     from robolearn.record.collect import collect_recipe, recipe_path
-    from robolearn.store import Store
 
     store = args.out / "store.zarr"
     per_task = args.labeled + args.action_free
     if store.exists():
-        s = Store.open(str(store))
-        counts = {t: int((s.episodes["task_index"] == i).sum()) for i, t in enumerate(s.tasks)}
+        have = store_contents(store)
+        counts = have["episodes_per_task"]
         if len(counts) == len(args.tasks) and min(counts.values()) >= per_task:
-            log(f"reusing {store} ({s.n_episodes} episodes)")
-            return {"store": str(store), "episodes_per_task": counts, "frames": int(s.n_frames)}
+            log(f"reusing {store} ({have['episodes']} episodes)")
+            return {"store": str(store), **have}
         raise SystemExit(f"{store} holds {counts}, not {per_task} episodes of each asked task: remove it or pick "
                          f"another --out")
     spec = yaml.safe_load(recipe_path("metaworld-mt10").read_text())
@@ -97,9 +96,7 @@ def collect_stage(args) -> dict:
     log(f"collecting {per_task} demos x {len(args.tasks)} tasks with a 64x64 {CAMERA} camera -> {store}")
     t0 = time.perf_counter()
     collect_recipe(recipe, store, workers=1, progress=args.progress)
-    s = Store.open(str(store))
-    return {"store": str(store), "seconds": round(time.perf_counter() - t0, 1), "frames": int(s.n_frames),
-            "episodes_per_task": {t: int((s.episodes["task_index"] == i).sum()) for i, t in enumerate(s.tasks)}}
+    return {"store": str(store), "seconds": round(time.perf_counter() - t0, 1), **store_contents(store)}
 
 
 def data_stage(args) -> dict:

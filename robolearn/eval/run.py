@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from robolearn.experiment import ExperimentConfig
@@ -42,8 +43,6 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
     out.mkdir(parents=True, exist_ok=True)
     n_workers = workers or cfg.eval.workers
     if cfg.eval.compile and progress:
-        import sys
-
         print("compiling the policy for inference before the rollouts (~1-2 min the first time, cached after)",
               file=sys.stderr, flush=True)
     result = evaluate(policy if n_workers <= 1 else str(checkpoint), env_id, episodes or cfg.eval.episodes,

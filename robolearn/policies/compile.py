@@ -3,9 +3,10 @@
 `compile_for_inference(policy)` compiles the two places a diffusion or flow policy spends its time
 at deployment: every image encoder's ResNet trunk (run once per chunk) and the denoiser's per-step
 function (run once per integration step). Weights are frozen (inductor ``freezing``): convolutions
-become prepacked oneDNN kernels with their GroupNorm/ReLU fused, and the U-Net's temporal convs
-become prepacked MKL linears. Guards on module attributes are skipped, so a call costs ~30 us of
-dispatch instead of ~200 us. Outputs match eager to float32 rounding (tested).
+become prepacked oneDNN kernels with their GroupNorm/ReLU fused, the U-Net's temporal convs become
+prepacked GEMMs (``max_autotune`` picks the kernel), and elementwise chains (GroupNorm, Mish, FiLM)
+fuse. Only input tensors are guarded. The compiled chunk is checked against eager on the warm-up
+observation (tested to float32 rounding).
 
 The compiled functions are tied to the weights at compile time, so the policy forgets them
 (`uncompile`) as soon as it is put back in training mode or gets new weights through
@@ -14,8 +15,8 @@ another batch size recompiles once, without freezing. It needs a C++ compiler (g
 when compilation fails the policy stays eager and a warning says why.
 
 Measured on a 2-core EPYC (benchmarks/results/policies_vs_lerobot.json): DDIM-10 chunk at LeRobot's
-small size, ~33 ms eager -> ~15 ms compiled. Compiling takes ~80 s the first time (GEMM autotuning)
-and ~20 s once inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) is warm.
+small size, 35.0 ms eager -> 15.5 ms compiled. Compiling takes ~100 s the first time (GEMM
+autotuning) and ~30 s once inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) is warm.
 
     policy = robolearn.policies.load("runs/push", compile=True)   # or compile_for_inference(policy)
 """
@@ -35,7 +36,7 @@ _TOLERANCE = 1e-4  # max |compiled - eager| per unit of action scale, on the war
 _COMPILED_ATTR = "_robolearn_compiled"  # instance attributes this module set, per module: [names]
 
 
-def _targets(policy: Policy) -> list[tuple[nn.Module, str]]:
+def _targets(policy: Policy) -> list[tuple[torch.nn.Module, str]]:
     """(module, method name) pairs to compile: encoder trunks and the denoiser's per-step function."""
     denoiser = getattr(policy, getattr(policy.config, "denoiser", ""), None)
     if denoiser is None or not hasattr(denoiser, "denoise"):

@@ -41,7 +41,8 @@ EPISODE_COLUMNS: dict[str, tuple[str, float]] = {
 }
 
 KEY_PREFIXES = ("images/", "depth/", "tactile/")
-PLAIN_KEYS = ("state", "force", "action", "reward")
+ACTION_KEY = "action"  # the action feature; episodes with has_actions false hold placeholders there
+PLAIN_KEYS = ("state", "force", ACTION_KEY, "reward")
 
 
 class StoreError(RuntimeError):

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from robolearn.store.backend import is_url, open_root
-from robolearn.store.layout import ROOT_ATTR, EpisodeMeta, StoreError
+from robolearn.store.layout import ACTION_KEY, ROOT_ATTR, EpisodeMeta, StoreError
 from robolearn.store.reader import Store
 from robolearn.store.writer import StoreWriter, frame_chunked
-
-ACTION_KEY = "action"
 
 # Root attrs that describe the schema or are rebuilt by the writer; everything else (env_id, ...) is carried over.
 _SCHEMA_ATTRS = ("version", "fps", "features", "tasks", "sources", "created")
@@ -177,9 +175,15 @@ def split(store: str | os.PathLike, out_train, out_val, val_ratio: float = 0.1, 
 
 
 def select_episodes(src: Store, success: bool | None = None, task: str | None = None,
-                    min_length: int | None = None, max_length: int | None = None) -> np.ndarray:
-    """Indices of the committed episodes that pass every given condition."""
+                    min_length: int | None = None, max_length: int | None = None,
+                    episodes: list[int] | None = None) -> np.ndarray:
+    """Indices of the committed episodes that pass every given condition (`episodes`: only these)."""
     keep = np.ones(src.n_episodes, bool)
+    if episodes is not None:
+        bad = [e for e in episodes if not 0 <= e < src.n_episodes]
+        if bad:
+            raise StoreError(f"episodes {bad[:5]} are not in {src.path} (it has {src.n_episodes} episodes)")
+        keep &= np.isin(np.arange(src.n_episodes), episodes)
     if success is not None:
         keep &= src.episodes["success"] == int(success)
     if task is not None:
@@ -199,17 +203,12 @@ def filter_store(store: str | os.PathLike, out, success: bool | None = None, tas
     """Copy the episodes that pass the conditions (success, task, length bounds, an explicit episode
     list) into a new store; `action_free` writes them as video-only episodes (see `copy_episode`)."""
     src = Store.open(store)
-    eps = select_episodes(src, success, task, min_length, max_length)
-    if episodes is not None:
-        bad = [e for e in episodes if not 0 <= e < src.n_episodes]
-        if bad:
-            raise StoreError(f"episodes {bad[:5]} are not in {store} (it has {src.n_episodes} episodes)")
-        eps = np.intersect1d(eps, np.asarray(episodes, dtype=np.int64))
-    cond = {"success": success, "task": task, "min_length": min_length, "max_length": max_length,
-            "episodes": None if episodes is None else "given"}
+    eps = select_episodes(src, success, task, min_length, max_length, episodes)
+    cond = {"success": success, "task": task, "min_length": min_length, "max_length": max_length}
     if len(eps) == 0:
-        raise StoreError(f"no episode of {store} matches {', '.join(f'{k}={v}' for k, v in cond.items() if v is not None)}")
-    cond.pop("episodes")
+        given = " among the given episodes" if episodes is not None else ""
+        raise StoreError(f"no episode of {store} matches "
+                         f"{', '.join(f'{k}={v}' for k, v in cond.items() if v is not None)}{given}")
     out_info = copy_episodes([(src, eps, action_free)], out, {"op": "filter", "from": str(store), **cond,
                                                              "action_free": action_free, "episodes": eps.tolist()})
     return {**out_info, "source_episodes": eps.tolist()}

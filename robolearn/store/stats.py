@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from robolearn.store.layout import ACTION_KEY
 from robolearn.store.reader import Store
 
-ACTION_KEY = "action"
 MAX_IMAGE_FRAMES = 512  # image stats come from an evenly spaced sample of frames
 
 
