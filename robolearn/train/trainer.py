@@ -175,6 +175,8 @@ class Trainer:
             task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
             running = []
             end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+            # Where the last consumed batch sits; the loop may not run (resumed at or past `end`, steps=0).
+            epoch, batch_index = epoch0, batch0 - 1
             while self.step < end:
                 epoch, batch_index, batch = next(batches)
                 batch = self._to_device(batch)
@@ -224,12 +226,14 @@ class Trainer:
         elapsed = time.perf_counter() - t0
         if not main:
             return {"steps": self.step, "seconds": elapsed, "rank": self.rank}
-        self.save(self.out)
-        if cfg.save_every or self.step < cfg.steps:
-            self.save_last(epoch, batch_index)
+        ran = self.step > first_step
+        if ran or not resume:  # a resumed session that ran no step leaves its run and checkpoint as they were
+            self.save(self.out)
+            if cfg.save_every or self.step < cfg.steps:
+                self.save_last(epoch, batch_index)
         plot = plot_curves(self.records, self.out / "train_curve.png", title=f"{self.policy.name} training")
         summary = {"steps": self.step, "seconds": elapsed,
-                   "samples_per_s": samples / max(elapsed, 1e-9) if self.step > first_step else 0.0,
+                   "samples_per_s": samples / max(elapsed, 1e-9) if ran else 0.0,
                    "final_loss": self.records[-1].get("loss") if self.records else None,
                    "val_loss": next((r["val_loss"] for r in reversed(self.records) if "val_loss" in r), None),
                    "checkpoint": str(self.out.resolve()), "plot": str(plot.resolve())}

@@ -68,3 +68,34 @@ def test_language_conditioned_policy_trains_and_deploys(make_store, tmp_path):
     obs = {"state": np.zeros(3, np.float32), "images/front": np.zeros((8, 8, 3), np.uint8)}
     source.reset(seed=0)
     assert source.act(obs, 0).shape == (2,)
+
+
+@pytest.mark.parametrize("stop_at", [3, 2])
+def test_resume_at_or_after_the_stop_step_runs_no_step_and_keeps_the_checkpoint(make_store, tmp_path, stop_at):
+    store = str(make_store((6, 7, 5)))
+    cfg = build_config([*TINY, "train.steps=8"])
+    out = tmp_path / "run"
+    first = train_policy(cfg, store, out, progress=False, stop_at=3)
+    state = json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())
+    weights = load_file(str(out / "model.safetensors"))
+    again = train_policy(cfg, store, out, progress=False, resume=True, stop_at=stop_at)
+    assert again["steps"] == 3 and again["samples_per_s"] == 0.0
+    assert again["final_loss"] == first["final_loss"] and len(losses(out)) == 3
+    assert json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text()) == state
+    for k, v in load_file(str(out / "model.safetensors")).items():
+        torch.testing.assert_close(v, weights[k], rtol=0, atol=0)
+    done = train_policy(cfg, store, out, progress=False, resume=True)  # the checkpoint still resumes to the end
+    assert done["steps"] == 8 and len(losses(out)) == 8
+
+
+def test_zero_steps_writes_a_resumable_checkpoint(make_store, tmp_path):
+    store = str(make_store((6, 7, 5)))
+    out = tmp_path / "run"
+    summary = train_policy(build_config([*TINY, "train.steps=4"]), store, out, progress=False, stop_at=0)
+    assert summary["steps"] == 0 and summary["final_loss"] is None and summary["samples_per_s"] == 0.0
+    assert (out / "model.safetensors").is_file()
+    resumed = train_policy(build_config([*TINY, "train.steps=4"]), store, out, progress=False, resume=True)
+    assert resumed["steps"] == 4
+    full = tmp_path / "full"
+    train_policy(build_config([*TINY, "train.steps=4"]), store, full, progress=False)
+    assert losses(out) == pytest.approx(losses(full), rel=1e-6, abs=1e-7)  # resumed from batch 0 of epoch 0
