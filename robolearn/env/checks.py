@@ -31,24 +31,17 @@ expected.
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from robolearn.spaces import ACTION, OBSERVATION_FAMILIES, STATE, Spec, SpecError, check_key, describe_keys
+
 __all__ = ["ConformanceError", "check_env_conformance", "check_observation", "check_upright"]
 
-_NAME = r"[A-Za-z0-9_\-]+"
-_KEY_RULES = (
-    (re.compile(r"state"), "state"),
-    (re.compile(rf"images/{_NAME}"), "images"),
-    (re.compile(rf"depth/{_NAME}"), "depth"),
-    (re.compile(rf"tactile/{_NAME}"), "tactile"),
-    (re.compile(r"force"), "force"),
-)
-_ACCEPTED_KEYS = "'state', 'images/<camera>', 'depth/<camera>', 'tactile/<sensor>', 'force'"
+_ACCEPTED_KEYS = describe_keys(OBSERVATION_FAMILIES)
 
 
 # gymnasium warnings that say nothing about the env itself.
@@ -217,33 +210,22 @@ def _check_spaces(unwrapped: gym.Env) -> None:
     if not isinstance(space, gym.spaces.Dict):
         _fail(f"observation_space is {type(space).__name__}; expected a gymnasium.spaces.Dict keyed by "
               f"{_ACCEPTED_KEYS}.")
-    if "state" not in space.spaces:
+    if STATE not in space.spaces:
         _fail(f"observation_space has no 'state' key (keys: {list(space.spaces)}); expected a float32 1-D 'state'.")
+    # Each key's rule is its family's in robolearn.spaces (FAMILY_RULES).
     for key, sub in space.spaces.items():
-        kind = next((kind for pattern, kind in _KEY_RULES if pattern.fullmatch(key)), None)
-        if kind is None:
+        try:
+            check_key(key, OBSERVATION_FAMILIES)
+        except SpecError:
             _fail(f"observation key {key!r} is not a robolearn feature key; expected one of {_ACCEPTED_KEYS}.")
-        if not isinstance(sub, gym.spaces.Box):
-            _fail(f"observation {key!r} is a {type(sub).__name__}; expected a gymnasium.spaces.Box.")
-        shape, dtype = sub.shape, sub.dtype
-        if kind == "state" and not (dtype == np.float32 and len(shape) == 1):
-            _fail(f"observation 'state' is {dtype} {shape}; expected float32 with shape (Do,).")
-        if kind == "images" and not (dtype == np.uint8 and len(shape) == 3 and shape[2] == 3):
-            _fail(f"observation {key!r} is {dtype} {shape}; expected uint8 with shape (H, W, 3).")
-        if kind == "images" and not (np.all(sub.low == 0) and np.all(sub.high == 255)):
-            _fail(f"observation {key!r} has bounds [{sub.low.min()}, {sub.high.max()}]; expected [0, 255].")
-        if kind == "depth" and not (dtype == np.float32 and (len(shape) == 2 or shape[2:] == (1,))):
-            _fail(f"observation {key!r} is {dtype} {shape}; expected float32 with shape (H, W) or (H, W, 1).")
-        if kind == "tactile" and not (dtype == np.float32 or (dtype == np.uint8 and shape[-1:] == (3,))):
-            _fail(f"observation {key!r} is {dtype} {shape}; expected float32, or a uint8 (H, W, 3) tactile image.")
-        if kind == "force" and not (dtype == np.float32 and shape == (6,)):
-            _fail(f"observation 'force' is {dtype} {shape}; expected a float32 (6,) wrench.")
-
-    action = unwrapped.action_space
-    if not (isinstance(action, gym.spaces.Box) and action.dtype == np.float32 and len(action.shape) == 1):
-        _fail(f"action_space is {action}; expected a float32 gymnasium.spaces.Box with shape (Da,).")
-    if not (np.all(np.isfinite(action.low)) and np.all(np.isfinite(action.high))):
-        _fail(f"action_space {action} has infinite bounds; expected finite low and high (policies normalize actions).")
+        try:
+            Spec.from_space(sub, key)
+        except SpecError as e:
+            _fail(f"observation {e}")
+    try:
+        Spec.from_space(unwrapped.action_space, ACTION)
+    except SpecError as e:
+        _fail(f"action_space {unwrapped.action_space} breaks the rule of 'action': {e}")
 
 
 def _check_attributes(unwrapped: gym.Env) -> None:
