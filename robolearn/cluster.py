@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+from robolearn.errors import MissingExtraError
+
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
@@ -23,7 +25,7 @@ def ray_session(workers: int, address: str | None = None, log_to_driver: bool = 
     try:
         import ray
     except ImportError as e:
-        raise ImportError(f"{purpose} needs Ray: pip install 'ray[default,train]'") from e
+        raise MissingExtraError(f"{purpose} needs Ray: pip install 'ray[default,train]'") from e
     started = False
     if not ray.is_initialized():
         if address:

@@ -12,9 +12,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config file or override names a key or value the dataclass does not accept."""
+from robolearn.errors import ConfigError
 
 
 def configs_dir() -> Path:

@@ -45,6 +45,8 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from robolearn.errors import CannotCompleteError, InvalidValueError, MissingExtraError, MissingPathError
+
 __all__ = ["EVENTS", "KeyboardTeleop", "MouseTeleop", "ScriptedTeleop", "Teleop", "TeleopViewer", "load_script",
            "make_teleop"]
 
@@ -82,7 +84,7 @@ def _pygame() -> Any:
     try:
         import pygame
     except ImportError as e:
-        raise ImportError(f"the keyboard and mouse teleop devices need pygame ({e}); install it with "
+        raise MissingExtraError(f"the keyboard and mouse teleop devices need pygame ({e}); install it with "
                           "`pip install pygame`.") from e
     return pygame
 
@@ -114,13 +116,13 @@ class TeleopViewer:
         try:
             self._screen = pg.display.set_mode(self.size)
         except pg.error as e:
-            raise RuntimeError(f"cannot open the teleop window ({e}); run where a display is available, or set "
+            raise CannotCompleteError(f"cannot open the teleop window ({e}); run where a display is available, or set "
                                "SDL_VIDEODRIVER=dummy for scripted runs.") from e
         if pg.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
             # SDL fell back to an invisible window by itself: nobody could see the frame or press a key.
             pg.display.quit()
             self._screen = None
-            raise RuntimeError("cannot open the teleop window: no display found; run where a display is "
+            raise CannotCompleteError("cannot open the teleop window: no display found; run where a display is "
                                "available, or set SDL_VIDEODRIVER=dummy for scripted runs.")
         pg.display.set_caption(self.title)
         self._font = pg.font.Font(None, 22)
@@ -177,9 +179,9 @@ class _WindowTeleop:
                  wasd: bool = False, viewer: TeleopViewer | None = None) -> None:
         if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1
                 and action_space.shape[0] >= 2):
-            raise ValueError(f"teleop needs a 1-D Box action space with at least 2 axes, got {action_space}.")
+            raise InvalidValueError(f"teleop needs a 1-D Box action space with at least 2 axes, got {action_space}.")
         if mode not in MODES:
-            raise ValueError(f"teleop mode={mode!r} is not supported; accepted values: {', '.join(MODES)}.")
+            raise InvalidValueError(f"teleop mode={mode!r} is not supported; accepted values: {', '.join(MODES)}.")
         self.action_space = action_space
         self.mode = mode
         span = (action_space.high[:2] - action_space.low[:2]).astype(np.float64)
@@ -322,10 +324,10 @@ class MouseTeleop(_WindowTeleop):
     def __init__(self, action_space: gym.spaces.Box, follow: str = "button", **kwargs: Any) -> None:
         super().__init__(action_space, **kwargs)
         if self.mode != "absolute":
-            raise ValueError("the mouse drives absolute-target envs only (teleop_mapping mode 'absolute', "
+            raise InvalidValueError("the mouse drives absolute-target envs only (teleop_mapping mode 'absolute', "
                              "e.g. robolearn/pusht); use the keyboard for this env.")
         if follow not in ("button", "always"):
-            raise ValueError(f"follow={follow!r} is not supported; accepted values: 'button', 'always'.")
+            raise InvalidValueError(f"follow={follow!r} is not supported; accepted values: 'button', 'always'.")
         self.follow = follow
         self._pos: tuple[int, int] | None = None
         self._pressed = False
@@ -414,11 +416,11 @@ class ScriptedTeleop:
             try:
                 key = pg.key.key_code(str(entry["key"]))
             except ValueError:
-                raise ValueError(f"teleop script: unknown key {entry['key']!r} at tick {entry['tick']}; "
+                raise InvalidValueError(f"teleop script: unknown key {entry['key']!r} at tick {entry['tick']}; "
                                  "expected a pygame key name such as 'right', 's', 'return', 'escape'.") from None
             do = entry.get("do", "press")
             if do not in ("down", "up", "press"):
-                raise ValueError(f"teleop script: do={do!r} at tick {entry['tick']}; expected down, up or press.")
+                raise InvalidValueError(f"teleop script: do={do!r} at tick {entry['tick']}; expected down, up or press.")
             if do in ("down", "press"):
                 pg.event.post(pg.event.Event(pg.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
             if do in ("up", "press"):
@@ -432,7 +434,7 @@ class ScriptedTeleop:
         elif entry.get("close"):
             pg.event.post(pg.event.Event(pg.QUIT))
         else:
-            raise ValueError(f"teleop script: entry {entry} has none of 'key', 'mouse', 'close'.")
+            raise InvalidValueError(f"teleop script: entry {entry} has none of 'key', 'mouse', 'close'.")
 
 
 def load_script(path: str | Path) -> tuple[str, list[dict[str, Any]], int]:
@@ -443,19 +445,19 @@ def load_script(path: str | Path) -> tuple[str, list[dict[str, Any]], int]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"teleop script {path} does not exist.")
+        raise MissingPathError(f"teleop script {path} does not exist.")
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"teleop script {path} is not valid JSON: {e}.") from None
+        raise InvalidValueError(f"teleop script {path} is not valid JSON: {e}.") from None
     if not (isinstance(doc, dict) and isinstance(doc.get("events"), list)):
-        raise ValueError(f"teleop script {path} must be a JSON object with an 'events' list.")
+        raise InvalidValueError(f"teleop script {path} must be a JSON object with an 'events' list.")
     for entry in doc["events"]:
         if not (isinstance(entry, dict) and isinstance(entry.get("tick"), int)):
-            raise ValueError(f"teleop script {path}: entry {entry!r} needs an integer 'tick'.")
+            raise InvalidValueError(f"teleop script {path}: entry {entry!r} needs an integer 'tick'.")
     idle = doc.get("idle_ticks", 1)
     if not (isinstance(idle, int) and idle >= 0):
-        raise ValueError(f"teleop script {path}: idle_ticks={idle!r}; expected an integer >= 0.")
+        raise InvalidValueError(f"teleop script {path}: idle_ticks={idle!r}; expected an integer >= 0.")
     return str(doc.get("device", "keyboard")), doc["events"], idle
 
 
@@ -471,6 +473,6 @@ def make_teleop(spec: str, action_space: gym.spaces.Box, mapping: dict[str, Any]
         kind, script, idle = load_script(spec.split(":", 1)[1])
     devices = {"keyboard": KeyboardTeleop, "mouse": MouseTeleop}
     if kind not in devices:
-        raise ValueError(f"unknown teleop device {spec!r}; accepted values: keyboard, mouse, scripted:<script.json>.")
+        raise InvalidValueError(f"unknown teleop device {spec!r}; accepted values: keyboard, mouse, scripted:<script.json>.")
     device = devices[kind](action_space, **kwargs)
     return ScriptedTeleop(device, script, idle) if script is not None else device

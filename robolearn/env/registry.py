@@ -8,10 +8,12 @@ from importlib.metadata import entry_points
 
 import gymnasium as gym
 
+from robolearn.errors import UserError
+
 _loaded: dict[str, list[str] | Exception] = {}
 
 
-class EnvNotFoundError(LookupError):
+class EnvNotFoundError(UserError, LookupError):
     """An env id no installed family provides."""
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from robolearn.errors import InvalidValueError
 from robolearn.eval.metrics import wilson_interval
 from robolearn.eval.video import tile_episodes, write_video
 from robolearn.runtime import ControlLoop, PolicySource, VirtualClock
@@ -179,7 +180,7 @@ class _Rollouts:
         task = getattr(self.env.unwrapped, "task_description", None)
         if callable(make_source):
             if latency_ticks:
-                raise ValueError(f"evaluate: latency_ticks is not supported for {type(policy).__name__}, "
+                raise InvalidValueError(f"evaluate: latency_ticks is not supported for {type(policy).__name__}, "
                                  "which runs its own multi-rate action source")
             source = make_source(device=device)
         else:
@@ -237,9 +238,9 @@ def evaluate(
             actor compiles its own copy).
     """
     if episodes < 1:
-        raise ValueError(f"evaluate: episodes must be >= 1, got {episodes}")
+        raise InvalidValueError(f"evaluate: episodes must be >= 1, got {episodes}")
     if workers < 1:
-        raise ValueError(f"evaluate: workers must be >= 1, got {workers}")
+        raise InvalidValueError(f"evaluate: workers must be >= 1, got {workers}")
     is_path = isinstance(policy, (str, os.PathLike))
     if workers > 1 and not is_path:
         raise ValueError(

@@ -6,13 +6,17 @@ import json
 import sys
 from pathlib import Path
 
+from robolearn.errors import MissingPathError
 from robolearn.experiment import ExperimentConfig
 
 
 def read_run_config(checkpoint: str | Path) -> dict:
     path = Path(checkpoint) / "config.json"
+    if not Path(checkpoint).exists():
+        raise MissingPathError(f"no checkpoint at {checkpoint}: it does not exist (expected a run directory "
+                               "written by `robolearn train`)")
     if not path.is_file():
-        raise FileNotFoundError(f"{checkpoint} is not a checkpoint: it has no config.json")
+        raise MissingPathError(f"{checkpoint} is not a checkpoint: it has no config.json")
     return json.loads(path.read_text())
 
 

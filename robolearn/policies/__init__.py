@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robolearn.errors import ConfigError, InvalidValueError, MissingPathError
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy, PolicyConfig
 from robolearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from robolearn.policies.latent import AutoencoderConfig, AutoencoderPolicy
@@ -61,7 +62,7 @@ __all__ = [
 
 def _lookup(name: str) -> tuple[type[PolicyConfig], type[Policy]]:
     if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; known policies: {sorted(POLICIES)}.")
+        raise ConfigError(f"unknown policy {name!r}; known policies: {sorted(POLICIES)}.")
     return POLICIES[name]
 
 
@@ -85,7 +86,7 @@ def make_policy(name: str, features: Mapping[str, Mapping], stats: Mapping[str, 
     fields = {f.name for f in dataclasses.fields(config_cls)} - {"features"}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise ValueError(f"{config_cls.__name__} has no field(s) {unknown}; known fields: {sorted(fields)}.")
+        raise ConfigError(f"{config_cls.__name__} has no field(s) {unknown}; known fields: {sorted(fields)}.")
     config = config_cls.from_dict(
         {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}, features=_clean_features(features)
     )
@@ -152,11 +153,11 @@ def save_policy(
 def _read_json(directory: Path, name: str) -> Any:
     path = directory / name
     if not path.is_file():
-        raise FileNotFoundError(f"{name} not found in checkpoint directory {str(directory)!r}.")
+        raise MissingPathError(f"{name} not found in checkpoint directory {str(directory)!r}.")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}.") from None
+        raise InvalidValueError(f"{path} is not valid JSON: {e}.") from None
 
 
 def load(
@@ -175,19 +176,19 @@ def load(
     stats = _read_json(directory, STATS_FILE)
     for key in _RESERVED:
         if key not in config_json:
-            raise ValueError(f"{directory / CONFIG_FILE} has no {key!r} entry.")
+            raise InvalidValueError(f"{directory / CONFIG_FILE} has no {key!r} entry.")
     config_cls, policy_cls = _lookup(config_json["policy"])
     config = config_cls.from_dict(config_json["config"], features=config_json["features"])
     policy = policy_cls(config, stats)
     weights = directory / (EMA_FILE if use_ema and (directory / EMA_FILE).is_file() else MODEL_FILE)
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights.name} not found in checkpoint directory {str(directory)!r}.")
+        raise MissingPathError(f"{weights.name} not found in checkpoint directory {str(directory)!r}.")
     state = load_file(str(weights))
     own = policy.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or wrong:
-        raise ValueError(
+        raise InvalidValueError(
             f"{weights} does not match the {policy_cls.__name__} rebuilt from {CONFIG_FILE}: missing "
             f"{len(missing)} key(s) {missing[:3]}, unexpected {len(unexpected)} {unexpected[:3]}, "
             f"shape mismatch for {len(wrong)} {wrong[:3]}."
@@ -212,21 +213,21 @@ def check_compatible(policy: Policy, observation_space: Any, action_space: Any) 
     for key in policy.input_keys:
         expected = tuple(policy.config.features[key]["shape"])
         if key not in observation_space.spaces:
-            raise ValueError(
+            raise InvalidValueError(
                 f"Observation key {key!r} expected with shape {expected}, but the observation space has no such "
                 f"key (it has {sorted(observation_space.spaces)})."
             )
         space = observation_space.spaces[key]
         if tuple(space.shape or ()) != expected:
-            raise ValueError(
+            raise InvalidValueError(
                 f"Observation key {key!r} expected shape {expected}, but the observation space has "
                 f"{tuple(space.shape or ())}."
             )
         if is_image_key(key) and space.dtype != np.uint8:
-            raise ValueError(
+            raise InvalidValueError(
                 f"Observation key {key!r} expected dtype uint8, but the observation space has {space.dtype}."
             )
     expected = (policy.action_dim,)
     actual = tuple(action_space.shape or ())
     if actual != expected:
-        raise ValueError(f"Key {ACTION_KEY!r} expected shape {expected}, but the action space has {actual}.")
+        raise InvalidValueError(f"Key {ACTION_KEY!r} expected shape {expected}, but the action space has {actual}.")

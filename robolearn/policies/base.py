@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robolearn.errors import ConfigError, InvalidValueError
 from robolearn.policies.normalize import Normalizer, is_image_key
 
 ACTION_KEY = "action"
@@ -68,9 +69,9 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         if min(self.n_obs_steps, self.horizon, self.n_action_steps) < 1:
-            raise ValueError("n_obs_steps, horizon and n_action_steps must all be >= 1.")
+            raise ConfigError("n_obs_steps, horizon and n_action_steps must all be >= 1.")
         if self.n_action_steps > self.horizon:
-            raise ValueError(f"n_action_steps ({self.n_action_steps}) must not exceed horizon ({self.horizon}).")
+            raise ConfigError(f"n_action_steps ({self.n_action_steps}) must not exceed horizon ({self.horizon}).")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field except `features` (stored beside it in config.json)."""
@@ -85,7 +86,7 @@ class PolicyConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
-            raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}; known fields: {sorted(names)}.")
+            raise ConfigError(f"{cls.__name__} has no field(s) {sorted(unknown)}; known fields: {sorted(names)}.")
         kwargs = {k: _as_tuple_if_needed(hints[k], v) for k, v in data.items()}
         if features is not None:
             kwargs["features"] = {k: dict(v) for k, v in features.items()}
@@ -123,7 +124,7 @@ class Policy(nn.Module, abc.ABC):
         self.image_keys: list[str] = sorted(k for k in config.features if is_image_key(k))
         self.input_keys: list[str] = ([STATE_KEY] if STATE_KEY in config.features else []) + self.image_keys
         if not self.input_keys:
-            raise ValueError(
+            raise InvalidValueError(
                 f"features has neither {STATE_KEY!r} nor any 'images/<camera>' key: nothing to condition on."
             )
         used = {k: config.features[k] for k in [*self.input_keys, ACTION_KEY]}

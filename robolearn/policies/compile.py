@@ -28,6 +28,7 @@ from collections.abc import Mapping
 
 import torch
 
+from robolearn.errors import InvalidValueError
 from robolearn.policies.base import Policy
 from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
@@ -40,7 +41,7 @@ def _targets(policy: Policy) -> list[tuple[torch.nn.Module, str]]:
     """(module, method name) pairs to compile: encoder trunks and the denoiser's per-step function."""
     denoiser = getattr(policy, getattr(policy.config, "denoiser", ""), None)
     if denoiser is None or not hasattr(denoiser, "denoise"):
-        raise ValueError(
+        raise InvalidValueError(
             f"compile_for_inference supports the diffusion and flow policies (U-Net or transformer "
             f"denoiser); {type(policy).__name__} has none."
         )

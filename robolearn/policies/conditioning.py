@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import STATE_KEY, Policy
 from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
 from robolearn.policies.nets.encoders import RESNET_PRESETS, ResNetEncoder
@@ -35,21 +36,21 @@ DENOISERS = ("unet", "transformer")
 def check_config(cfg: Any) -> None:
     """Validation of the shared vision/denoiser/language fields (called from the configs' __post_init__)."""
     if cfg.vision_backbone not in RESNET_PRESETS:
-        raise ValueError(f"vision_backbone {cfg.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
+        raise ConfigError(f"vision_backbone {cfg.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
     if cfg.encoder_dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"encoder_dtype {cfg.encoder_dtype!r} must be 'float32' or 'bfloat16'.")
+        raise ConfigError(f"encoder_dtype {cfg.encoder_dtype!r} must be 'float32' or 'bfloat16'.")
     if cfg.denoiser not in DENOISERS:
-        raise ValueError(f"denoiser {cfg.denoiser!r} must be one of {list(DENOISERS)}.")
+        raise ConfigError(f"denoiser {cfg.denoiser!r} must be one of {list(DENOISERS)}.")
     if cfg.denoiser == "unet":
         multiple = 2 ** (len(cfg.down_dims) - 1)
         if cfg.horizon % multiple:
-            raise ValueError(
+            raise ConfigError(
                 f"horizon {cfg.horizon} must be divisible by {multiple} for down_dims {tuple(cfg.down_dims)}."
             )
     elif cfg.n_emb % cfg.n_head:
-        raise ValueError(f"n_emb ({cfg.n_emb}) must be divisible by n_head ({cfg.n_head}).")
+        raise ConfigError(f"n_emb ({cfg.n_emb}) must be divisible by n_head ({cfg.n_head}).")
     if cfg.use_language and cfg.language_feature_dim < 1:
-        raise ValueError(f"language_feature_dim must be >= 1 with use_language, got {cfg.language_feature_dim}.")
+        raise ConfigError(f"language_feature_dim must be >= 1 with use_language, got {cfg.language_feature_dim}.")
 
 
 def _default_crop(hw: tuple[int, int]) -> tuple[int, int]:
@@ -66,7 +67,7 @@ def build_image_encoders(cfg: Any, image_keys: list[str]) -> nn.ModuleDict:
     feats = cfg.features
     image_shapes = {k: tuple(feats[k]["shape"][:2]) for k in image_keys}
     if cfg.share_image_encoder and len(set(image_shapes.values())) > 1:
-        raise ValueError(
+        raise ConfigError(
             f"share_image_encoder needs cameras of one size, got {image_shapes}; set share_image_encoder=False."
         )
 

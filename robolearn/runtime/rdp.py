@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from robolearn.errors import InvalidValueError
+
 __all__ = ["RDPSource"]
 
 
@@ -51,9 +53,9 @@ class RDPSource:
         self.n_obs_steps = int(policy.config.n_obs_steps)
         self.horizon = int(policy.config.horizon)
         if not 1 <= int(slow_every) <= self.horizon:
-            raise ValueError(f"RDPSource: slow_every must be in [1, horizon={self.horizon}], got {slow_every}.")
+            raise InvalidValueError(f"RDPSource: slow_every must be in [1, horizon={self.horizon}], got {slow_every}.")
         if not 0 <= int(latency_ticks) < int(slow_every):
-            raise ValueError(f"RDPSource: latency_ticks must be in [0, slow_every={slow_every}), got {latency_ticks}.")
+            raise InvalidValueError(f"RDPSource: latency_ticks must be in [0, slow_every={slow_every}), got {latency_ticks}.")
         self.input_keys = list(policy.input_keys)
         if self.force_key not in self.input_keys:
             raise ValueError(f"RDPSource: the policy's input_keys {self.input_keys} lack {self.force_key!r}.")

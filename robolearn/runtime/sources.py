@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from robolearn.errors import InvalidValueError
 from robolearn.runtime.scheduler import ActionScheduler
 
 __all__ = ["ActionSource", "ExpertSource", "PolicySource"]
@@ -105,7 +106,7 @@ class PolicySource:
         if not self.input_keys:
             raise ValueError("PolicySource: policy.config.features names no input key")
         if not 0 <= int(latency_ticks) < self.n_action_steps:
-            raise ValueError(
+            raise InvalidValueError(
                 f"PolicySource: latency_ticks must be in [0, n_action_steps={self.n_action_steps}), "
                 f"got {latency_ticks}"
             )

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from robolearn.errors import InvalidValueError
 from robolearn.sampling.windows import WindowSampler
 
 
@@ -39,7 +40,7 @@ class BatchDataset(Dataset):
         if self.world_size > 1:
             usable = len(self.batches) // self.world_size * self.world_size
             if usable == 0:
-                raise ValueError(f"{n} training windows make {len(self.batches)} batches of {self.batch_size}: "
+                raise InvalidValueError(f"{n} training windows make {len(self.batches)} batches of {self.batch_size}: "
                                  f"too few for {self.world_size} workers (lower train.batch_size or --workers)")
             self.batches = self.batches[self.rank:usable:self.world_size]
 

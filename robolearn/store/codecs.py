@@ -22,6 +22,7 @@ from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import JSON, parse_named_configuration
 from zarr.registry import register_codec
 
+from robolearn.errors import InvalidValueError
 from robolearn.store.layout import Feature, StoreError
 
 JPEG_CODEC_NAME = "robolearn.jpeg"
@@ -59,7 +60,7 @@ class JpegCodec(ArrayBytesCodec):
     def __init__(self, *, quality: int = 90) -> None:
         q = int(quality)
         if not 1 <= q <= 100:
-            raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
+            raise InvalidValueError(f"JPEG quality must be in 1..100, got {quality}")
         object.__setattr__(self, "quality", q)
 
     @classmethod

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from robolearn.errors import UserError
+
 SCHEMA_VERSION = 1
 ROOT_ATTR = "robolearn_store"
 LOCK_NAME = ".robolearn.lock"
@@ -45,7 +47,7 @@ ACTION_KEY = "action"  # the action feature; episodes with has_actions false hol
 PLAIN_KEYS = ("state", "force", ACTION_KEY, "reward")
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A store cannot be opened, written or read as asked; the message says what and where."""
 
 

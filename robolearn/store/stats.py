@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from robolearn.errors import InvalidValueError
 from robolearn.store.layout import ACTION_KEY
 from robolearn.store.reader import Store
 
@@ -23,7 +24,7 @@ def compute_stats(store: Store, keys: list[str] | None = None) -> dict:
     for key in keys or list(store.features):
         feat = store.features[key]
         if store.n_frames == 0:
-            raise ValueError(f"store {store.path} has no committed frames to compute statistics from")
+            raise InvalidValueError(f"store {store.path} has no committed frames to compute statistics from")
         if feat.is_image:
             idx = np.unique(np.linspace(0, store.n_frames - 1, min(MAX_IMAGE_FRAMES, store.n_frames)).astype(int))
             frames = np.stack([store.read(key, int(i), int(i) + 1)[0] for i in idx]).astype(np.float64)
@@ -36,7 +37,7 @@ def compute_stats(store: Store, keys: list[str] | None = None) -> dict:
             # Action-free (video-only) episodes hold placeholder actions: only real ones count.
             keep = np.flatnonzero(store.episodes["has_actions"])
             if len(keep) == 0:
-                raise ValueError(f"store {store.path} has no episode with actions to compute action statistics from")
+                raise InvalidValueError(f"store {store.path} has no episode with actions to compute action statistics from")
             stats[key] = _lowdim_stats(np.concatenate(
                 [store.read(key, int(store.episode_starts[e]), int(store.episode_ends[e]), int(e)) for e in keep]))
         else:

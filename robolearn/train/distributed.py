@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from robolearn.errors import InvalidValueError, MissingExtraError
 from robolearn.experiment import ExperimentConfig
 from robolearn.store import ensure_stats
 from robolearn.train.run import build_run
@@ -66,9 +67,9 @@ def train_distributed(cfg: ExperimentConfig, store_path: str, out: str | Path, w
     used when train.device is cuda, or auto and this machine sees one.
     """
     if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+        raise InvalidValueError(f"--workers must be >= 1, got {workers}")
     if cfg.train.batch_size % workers:
-        raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by --workers {workers}: "
+        raise InvalidValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by --workers {workers}: "
                          f"pick a multiple of {workers} so the global batch matches one worker")
     store_path = str(store_path) if "://" in str(store_path) else str(Path(store_path).resolve())
     ensure_stats(store_path)  # computed once here, not raced by every rank
@@ -82,7 +83,7 @@ def train_distributed(cfg: ExperimentConfig, store_path: str, out: str | Path, w
             from ray.train import RunConfig, ScalingConfig
             from ray.train.torch import TorchTrainer
         except ImportError as e:
-            raise ImportError("train --workers needs Ray Train: pip install 'ray[train]'") from e
+            raise MissingExtraError("train --workers needs Ray Train: pip install 'ray[train]'") from e
         # Ray Train's own bookkeeping (no checkpoints go there: rank 0 writes the run directory).
         with tempfile.TemporaryDirectory(prefix="robolearn-ray-train-") as storage:
             trainer = TorchTrainer(_train_worker, train_loop_config=loop_config,

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from robolearn.errors import MissingPathError
+
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
 
@@ -80,7 +82,7 @@ def save_trainer_state(directory: Path, optimizer, scheduler, ema, position: dic
 def load_trainer_state(directory: Path) -> tuple[dict, dict]:
     for name in (STATE_TENSORS, STATE_JSON):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"cannot resume from {directory}: {name} is missing")
+            raise MissingPathError(f"cannot resume from {directory}: {name} is missing")
     return load_file(str(directory / STATE_TENSORS)), json.loads((directory / STATE_JSON).read_text())
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from robolearn.errors import InvalidValueError, MissingPathError
 from robolearn.sampling import WindowSampler, infinite_batches, make_loader
 from robolearn.train.config import TrainConfig
 from robolearn.train.ema import EMA
@@ -28,7 +29,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use device=cpu")
+        raise InvalidValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use device=cpu")
     return torch.device(name)
 
 
@@ -75,7 +76,7 @@ class Trainer:
                  wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None):
         self.cfg, self.out, self.extra, self.progress = cfg, Path(out), dict(extra or {}), progress
         if cfg.batch_size % world_size:
-            raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by {world_size} workers: "
+            raise InvalidValueError(f"train.batch_size={cfg.batch_size} is not divisible by {world_size} workers: "
                              f"pick a multiple of {world_size} so the global batch matches one worker")
         self.rank, self.world_size, self.is_main = rank, world_size, rank == 0
         self.device = resolve_device(cfg.device)
@@ -151,7 +152,7 @@ class Trainer:
         epoch0, batch0 = 0, 0
         if resume:
             if not (last / "trainer_state.json").is_file():
-                raise FileNotFoundError(f"cannot resume: {last} holds no trainer state (train without --resume)")
+                raise MissingPathError(f"cannot resume: {last} holds no trainer state (train without --resume)")
             epoch0, batch0 = self._resume(last)
         elif main and (self.out / "metrics.jsonl").exists():
             (self.out / "metrics.jsonl").unlink()
@@ -159,7 +160,7 @@ class Trainer:
         tb = _tensorboard(self.out / "tb") if main else None
         rank_batch = min(cfg.batch_size, len(self.train_sampler)) // self.world_size
         if rank_batch == 0:
-            raise ValueError(f"{len(self.train_sampler)} training windows cannot fill a batch on each of "
+            raise InvalidValueError(f"{len(self.train_sampler)} training windows cannot fill a batch on each of "
                              f"{self.world_size} workers")
         batches = infinite_batches(self.train_sampler, rank_batch, seed=cfg.seed, num_workers=cfg.num_workers,
                                    start_epoch=epoch0, start_batch=batch0, rank=self.rank,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import PolicyConfig
 from robolearn.policies.conditioning import check_config
 from robolearn.policies.nets.encoders import RESNET_PRESETS
@@ -86,15 +87,15 @@ class DiffusionConfig(PolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.vision_backbone not in RESNET_PRESETS:
-            raise ValueError(f"vision_backbone {self.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
+            raise ConfigError(f"vision_backbone {self.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
         if self.encoder_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"encoder_dtype {self.encoder_dtype!r} must be 'float32' or 'bfloat16'.")
+            raise ConfigError(f"encoder_dtype {self.encoder_dtype!r} must be 'float32' or 'bfloat16'.")
         if self.inference_scheduler not in ("ddim", "ddpm"):
-            raise ValueError(f"inference_scheduler {self.inference_scheduler!r} must be 'ddim' or 'ddpm'.")
+            raise ConfigError(f"inference_scheduler {self.inference_scheduler!r} must be 'ddim' or 'ddpm'.")
         if self.prediction_type not in ("epsilon", "sample"):
-            raise ValueError(f"prediction_type {self.prediction_type!r} must be 'epsilon' or 'sample'.")
+            raise ConfigError(f"prediction_type {self.prediction_type!r} must be 'epsilon' or 'sample'.")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
-            raise ValueError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")
+            raise ConfigError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")
         check_config(self)
         if self.crop_shape is not None:
             self.crop_shape = tuple(self.crop_shape)

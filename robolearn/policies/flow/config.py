@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import PolicyConfig
 from robolearn.policies.conditioning import check_config
 
@@ -88,12 +89,12 @@ class FlowConfig(PolicyConfig):
         super().__post_init__()
         check_config(self)
         if not 1 <= self.num_inference_steps <= MAX_INFERENCE_STEPS:
-            raise ValueError(f"num_inference_steps must be in [1, {MAX_INFERENCE_STEPS}] Euler steps, "
+            raise ConfigError(f"num_inference_steps must be in [1, {MAX_INFERENCE_STEPS}] Euler steps, "
                              f"got {self.num_inference_steps}.")
         if self.time_sampling not in TIME_SAMPLINGS:
-            raise ValueError(f"time_sampling {self.time_sampling!r} must be one of {list(TIME_SAMPLINGS)}.")
+            raise ConfigError(f"time_sampling {self.time_sampling!r} must be one of {list(TIME_SAMPLINGS)}.")
         if self.logit_normal_std <= 0:
-            raise ValueError(f"logit_normal_std must be > 0, got {self.logit_normal_std}.")
+            raise ConfigError(f"logit_normal_std must be > 0, got {self.logit_normal_std}.")
         if self.crop_shape is not None:
             self.crop_shape = tuple(self.crop_shape)
         self.down_dims = tuple(self.down_dims)

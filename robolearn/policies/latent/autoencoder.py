@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robolearn.errors import InvalidValueError, MissingPathError
+
 CONV_KIND = "conv"
 DIFFUSERS_KIND = "diffusers_kl"
 
@@ -100,7 +102,7 @@ class ConvAutoencoder(nn.Module):
     def latent_shape(self, hw: tuple[int, int]) -> tuple[int, int, int]:
         h, w = hw
         if h % self.downsample or w % self.downsample:
-            raise ValueError(f"image size {h}x{w} must be divisible by {self.downsample} "
+            raise InvalidValueError(f"image size {h}x{w} must be divisible by {self.downsample} "
                              f"(the autoencoder has {len(self.channels)} levels).")
         return self.latent_channels, h // self.downsample, w // self.downsample
 
@@ -155,7 +157,7 @@ class DiffusersAutoencoder(nn.Module):
     def latent_shape(self, hw: tuple[int, int]) -> tuple[int, int, int]:
         h, w = hw
         if h % self.downsample or w % self.downsample:
-            raise ValueError(f"image size {h}x{w} must be divisible by {self.downsample} for this AutoencoderKL.")
+            raise InvalidValueError(f"image size {h}x{w} must be divisible by {self.downsample} for this AutoencoderKL.")
         return self.latent_channels, h // self.downsample, w // self.downsample
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -206,7 +208,7 @@ def load_autoencoder(path: str | os.PathLike, use_ema: bool = True) -> Autoencod
     path = Path(path)
     config_path = path / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"no config.json in {str(path)!r}: expected a `robolearn train policy=autoencoder` run directory "
             f"or a diffusers AutoencoderKL folder (save_pretrained).")
     config = json.loads(config_path.read_text())
@@ -220,7 +222,7 @@ def load_autoencoder(path: str | os.PathLike, use_ema: bool = True) -> Autoencod
         ae = DiffusersAutoencoder(AutoencoderKL.from_pretrained(str(path), local_files_only=True))
     else:
         found = config.get("policy") or config.get("_class_name") or "neither 'policy' nor '_class_name'"
-        raise ValueError(f"{config_path} describes {found!r}, not an autoencoder run directory "
+        raise InvalidValueError(f"{config_path} describes {found!r}, not an autoencoder run directory "
                          f"(policy 'autoencoder') or a diffusers AutoencoderKL.")
     return ae.eval().requires_grad_(False)
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from robolearn.errors import InvalidValueError
 from robolearn.policies.latent.autoencoder import Autoencoder, fingerprint, load_autoencoder
 from robolearn.store.latents import write_latents
 from robolearn.store.reader import Store
@@ -35,13 +36,13 @@ def cache_latents(store_path: str | os.PathLike, autoencoder: Autoencoder | str 
     store = Store.open(store_path)
     cams = list(cameras) if cameras else sorted(k.split("/", 1)[1] for k in store.features if k.startswith("images/"))
     if not cams:
-        raise ValueError(f"store {store_path} has no images/<camera> keys to encode.")
+        raise InvalidValueError(f"store {store_path} has no images/<camera> keys to encode.")
     fp = fingerprint(ae)
     summary = {}
     for cam in cams:
         key = f"images/{cam}"
         if key not in store.features:
-            raise ValueError(f"store {store_path} has no key {key!r} (it has {sorted(store.features)}).")
+            raise InvalidValueError(f"store {store_path} has no key {key!r} (it has {sorted(store.features)}).")
         shape = ae.latent_shape(tuple(store.features[key].shape[:2]))
         moments = [0.0, 0.0, 0]
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
+from robolearn.errors import ConfigError, InvalidValueError
 from robolearn.policies.base import STATE_KEY, Policy
 from robolearn.policies.latent.autoencoder import build_autoencoder, fingerprint, load_autoencoder
 
@@ -35,18 +36,18 @@ def setup_latents(policy: Policy) -> None:
         cfg.autoencoder, cfg.autoencoder_fingerprint = ae.spec(), fingerprint(ae)
         policy._autoencoder_loaded = True
     else:
-        raise ValueError(f"{policy.name} needs an autoencoder: set autoencoder_path to a `robolearn train "
+        raise ConfigError(f"{policy.name} needs an autoencoder: set autoencoder_path to a `robolearn train "
                          f"policy=autoencoder` run directory or a diffusers AutoencoderKL folder.")
     policy.autoencoder = ae.eval().requires_grad_(False)
     cams = list(cfg.cameras) or [k.split("/", 1)[1] for k in policy.image_keys]
     if not cams:
-        raise ValueError(f"{policy.name} predicts future frames, but features have no 'images/<camera>' key.")
+        raise ConfigError(f"{policy.name} predicts future frames, but features have no 'images/<camera>' key.")
     missing = [c for c in cams if f"images/{c}" not in cfg.features]
     if missing:
-        raise ValueError(f"cameras {missing} have no images/<camera> feature (features: {sorted(cfg.features)}).")
+        raise ConfigError(f"cameras {missing} have no images/<camera> feature (features: {sorted(cfg.features)}).")
     sizes = {tuple(cfg.features[f"images/{c}"]["shape"][:2]) for c in cams}
     if len(sizes) > 1:
-        raise ValueError(f"one autoencoder encodes every camera, so all must have one size; got {sorted(sizes)}.")
+        raise ConfigError(f"one autoencoder encodes every camera, so all must have one size; got {sorted(sizes)}.")
     policy.cameras = cams
     policy.latent_shape = ae.latent_shape(next(iter(sizes)))  # (C, h, w)
 
@@ -57,7 +58,7 @@ def init_autoencoder(policy: Policy) -> None:
     if cfg.autoencoder_path and not policy._autoencoder_loaded:
         loaded = load_autoencoder(cfg.autoencoder_path)
         if loaded.spec() != cfg.autoencoder:
-            raise ValueError(f"the autoencoder at {cfg.autoencoder_path} does not match the config's "
+            raise ConfigError(f"the autoencoder at {cfg.autoencoder_path} does not match the config's "
                              f"`autoencoder` architecture; leave `autoencoder` empty to take it from the path.")
         policy.autoencoder.load_state_dict(loaded.state_dict())
         policy._autoencoder_loaded = True
@@ -96,7 +97,7 @@ def latents_from(policy: Policy, batch: Mapping[str, torch.Tensor], prefix: str 
         if lk in batch:
             z = torch.as_tensor(batch[lk], device=policy.device).float()
             if tuple(z.shape[2:]) != tuple(policy.latent_shape):
-                raise ValueError(f"{lk!r} has latents of shape {tuple(z.shape[2:])}, the autoencoder makes "
+                raise InvalidValueError(f"{lk!r} has latents of shape {tuple(z.shape[2:])}, the autoencoder makes "
                                  f"{tuple(policy.latent_shape)}: re-cache the store's latents.")
             views.append(z)
         elif ik in batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import PolicyConfig
 
 
@@ -61,11 +62,11 @@ class LatentConfig(PolicyConfig):
         super().__post_init__()
         self.cameras = tuple(self.cameras)
         if self.future_frames < 1 or self.frame_stride < 1:
-            raise ValueError(f"future_frames ({self.future_frames}) and frame_stride ({self.frame_stride}) "
+            raise ConfigError(f"future_frames ({self.future_frames}) and frame_stride ({self.frame_stride}) "
                              f"must be >= 1.")
         if self.width % self.heads:
-            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads}).")
+            raise ConfigError(f"width ({self.width}) must be divisible by heads ({self.heads}).")
         if self.prediction_type not in ("epsilon", "sample"):
-            raise ValueError(f"prediction_type {self.prediction_type!r} must be 'epsilon' or 'sample'.")
+            raise ConfigError(f"prediction_type {self.prediction_type!r} must be 'epsilon' or 'sample'.")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
-            raise ValueError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")
+            raise ConfigError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import Policy, PolicyConfig
 from robolearn.policies.latent.autoencoder import ConvAutoencoder, reconstruction_loss
 
@@ -37,9 +38,9 @@ class AutoencoderConfig(PolicyConfig):
         super().__post_init__()
         self.channels = tuple(int(c) for c in self.channels)
         if not self.channels or min(self.channels) < 1 or self.latent_channels < 1:
-            raise ValueError(f"channels {self.channels} and latent_channels {self.latent_channels} must be positive.")
+            raise ConfigError(f"channels {self.channels} and latent_channels {self.latent_channels} must be positive.")
         if self.kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}.")
+            raise ConfigError(f"kl_weight must be >= 0, got {self.kl_weight}.")
 
 
 class AutoencoderPolicy(Policy):
@@ -51,11 +52,11 @@ class AutoencoderPolicy(Policy):
     def __init__(self, config: AutoencoderConfig, stats: Mapping[str, Mapping]):
         super().__init__(config, stats)
         if not self.image_keys:
-            raise ValueError(f"the autoencoder needs at least one 'images/<camera>' feature (features: "
+            raise ConfigError(f"the autoencoder needs at least one 'images/<camera>' feature (features: "
                              f"{sorted(config.features)}).")
         sizes = {tuple(config.features[k]["shape"][:2]) for k in self.image_keys}
         if len(sizes) > 1:
-            raise ValueError(f"one autoencoder serves every camera, so all must have one size; got {sorted(sizes)}.")
+            raise ConfigError(f"one autoencoder serves every camera, so all must have one size; got {sorted(sizes)}.")
         self.input_keys = list(self.image_keys)  # state is not needed
         self.autoencoder = ConvAutoencoder(config.channels, config.latent_channels, config.blocks_per_level)
         self.autoencoder.latent_shape(next(iter(sizes)))  # fail now on an indivisible image size

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robolearn.errors import ConfigError, InvalidValueError, MissingPathError
+
 RESNET_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     # name: (blocks per stage, widths per stage)
     "resnet18": ((2, 2, 2, 2), (64, 128, 256, 512)),
@@ -145,7 +147,7 @@ class ResNetEncoder(nn.Module):
         self.autocast = compute_dtype == "bfloat16"
         self.crop_shape = tuple(crop_shape) if crop_shape is not None else tuple(image_shape)
         if self.crop_shape[0] > image_shape[0] or self.crop_shape[1] > image_shape[1]:
-            raise ValueError(f"crop_shape {self.crop_shape} is larger than the image shape {tuple(image_shape)}.")
+            raise ConfigError(f"crop_shape {self.crop_shape} is larger than the image shape {tuple(image_shape)}.")
         self.backbone = ResNetTrunk(*RESNET_PRESETS[backbone])
         with torch.no_grad():
             h, w = self.backbone(torch.zeros(1, 3, *self.crop_shape)).shape[-2:]
@@ -185,7 +187,7 @@ def load_pretrained_encoder(module: nn.Module, path: str | Path) -> nn.Module:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained encoder weights {str(path)!r} do not exist.")
+        raise MissingPathError(f"pretrained encoder weights {str(path)!r} do not exist.")
     target = module.backbone if isinstance(module, ResNetEncoder) else module
     loaded = {k: v for k, v in load_file(str(path)).items()
               if not k.endswith(_IGNORED_SUFFIXES) and not k.startswith("fc.")}
@@ -202,6 +204,6 @@ def load_pretrained_encoder(module: nn.Module, path: str | Path) -> nn.Module:
         if wrong:
             parts.append("shape mismatch for " + ", ".join(
                 f"{k} (file {tuple(loaded[k].shape)}, model {tuple(own[k].shape)})" for k in wrong[:3]))
-        raise ValueError(f"{path} does not fit the {type(target).__name__}: " + "; ".join(parts) + ".")
+        raise InvalidValueError(f"{path} does not fit the {type(target).__name__}: " + "; ".join(parts) + ".")
     target.load_state_dict(loaded)
     return module

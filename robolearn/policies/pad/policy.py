@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
 from robolearn.policies.language import EMBED_DIM
 from robolearn.policies.latent import common
@@ -47,7 +48,7 @@ class PADPolicy(Policy):
         self.depth_keys = [f"depth/{c}" for c in self.cameras] if cfg.use_depth else []
         missing = [k for k in self.depth_keys if k not in cfg.features]
         if missing:
-            raise ValueError(f"use_depth needs {missing} in features (features: {sorted(cfg.features)}).")
+            raise ConfigError(f"use_depth needs {missing} in features (features: {sorted(cfg.features)}).")
         for k in self.depth_keys:  # one scalar normalization per depth map, from its per-pixel stats
             if k not in self.stats:
                 raise KeyError(f"stats has no entry for {k!r} (stats keys: {sorted(self.stats)}).")

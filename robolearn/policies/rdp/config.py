@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from robolearn.errors import ConfigError
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, PolicyConfig
 from robolearn.policies.nets.encoders import RESNET_PRESETS
 
@@ -54,13 +55,13 @@ class RDPTokenizerConfig(PolicyConfig):
         self.encoder_channels = tuple(self.encoder_channels)
         r = self.downsample
         if r < 1 or r & (r - 1):
-            raise ValueError(f"downsample {r} must be a power of 2.")
+            raise ConfigError(f"downsample {r} must be a power of 2.")
         if self.horizon % r:
-            raise ValueError(f"horizon {self.horizon} must be divisible by downsample {r}.")
+            raise ConfigError(f"horizon {self.horizon} must be divisible by downsample {r}.")
         if min(self.latent_dim, self.force_embed_dim, self.decoder_hidden, self.latent_upsample_dim) < 1:
-            raise ValueError("latent_dim, force_embed_dim, decoder_hidden and latent_upsample_dim must be >= 1.")
+            raise ConfigError("latent_dim, force_embed_dim, decoder_hidden and latent_upsample_dim must be >= 1.")
         if not self.encoder_channels:
-            raise ValueError("encoder_channels must name at least one width.")
+            raise ConfigError("encoder_channels must name at least one width.")
 
 
 @dataclasses.dataclass
@@ -105,11 +106,11 @@ class RDPConfig(PolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.vision_backbone not in RESNET_PRESETS:
-            raise ValueError(f"vision_backbone {self.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
+            raise ConfigError(f"vision_backbone {self.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
-            raise ValueError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")
+            raise ConfigError(f"num_inference_steps must be in [1, num_train_timesteps={self.num_train_timesteps}].")
         if self.slow_every < 1:
-            raise ValueError(f"slow_every must be >= 1, got {self.slow_every}.")
+            raise ConfigError(f"slow_every must be >= 1, got {self.slow_every}.")
         self.down_dims = tuple(self.down_dims)
         if self.crop_shape is not None:
             self.crop_shape = tuple(self.crop_shape)

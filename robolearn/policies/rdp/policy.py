@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
+from robolearn.errors import ConfigError, InvalidValueError, MissingPathError
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
 from robolearn.policies.nets.encoders import ResNetEncoder
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
@@ -40,11 +41,11 @@ from robolearn.policies.rdp.tokenizer import ActionTokenizer, check_force_featur
 def _read_tokenizer_config(path: str) -> dict:
     config_path = Path(path) / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"tokenizer={path!r}: {config_path} not found; expected an `rdp_tokenizer` run "
+        raise MissingPathError(f"tokenizer={path!r}: {config_path} not found; expected an `rdp_tokenizer` run "
                                 "directory (robolearn train policy=rdp_tokenizer ...).")
     data = json.loads(config_path.read_text())
     if data.get("policy") != ActionTokenizer.name:
-        raise ValueError(f"tokenizer={path!r} holds a {data.get('policy')!r} checkpoint; expected "
+        raise InvalidValueError(f"tokenizer={path!r} holds a {data.get('policy')!r} checkpoint; expected "
                          f"{ActionTokenizer.name!r}.")
     return data["config"]
 
@@ -61,11 +62,11 @@ class RDPPolicy(Policy):
         self.force_dim = check_force_feature(cfg)
         if cfg.tokenizer_config is None:
             if not cfg.tokenizer:
-                raise ValueError("rdp needs a stage-1 tokenizer: set model.tokenizer=<rdp_tokenizer run dir>.")
+                raise ConfigError("rdp needs a stage-1 tokenizer: set model.tokenizer=<rdp_tokenizer run dir>.")
             cfg.tokenizer_config = _read_tokenizer_config(cfg.tokenizer)
         tok_cfg = RDPTokenizerConfig.from_dict(cfg.tokenizer_config, features=cfg.features)
         if tok_cfg.horizon != cfg.horizon:
-            raise ValueError(f"horizon {cfg.horizon} differs from the tokenizer's ({tok_cfg.horizon}); set "
+            raise ConfigError(f"horizon {cfg.horizon} differs from the tokenizer's ({tok_cfg.horizon}); set "
                              f"model.horizon={tok_cfg.horizon}.")
         self.tokenizer = ActionTokenizer(tok_cfg, stats).requires_grad_(False).eval()
         self.cond_keys = list(self.input_keys) + ([FORCE_KEY] if cfg.cond_on_force else [])
@@ -90,7 +91,7 @@ class RDPPolicy(Policy):
         self.unet = ConditionalUnet1D(tok_cfg.latent_dim, cfg.n_obs_steps * obs_dim, cfg.down_dims, cfg.kernel_size,
                                       cfg.n_groups, cfg.diffusion_step_embed_dim)
         if self.latent_steps % self.unet.min_horizon_multiple:
-            raise ValueError(f"the latent has {self.latent_steps} steps (horizon / downsample), not divisible by "
+            raise ConfigError(f"the latent has {self.latent_steps} steps (horizon / downsample), not divisible by "
                              f"{self.unet.min_horizon_multiple} for down_dims {cfg.down_dims}; use fewer levels.")
         sched = dict(num_train_timesteps=cfg.num_train_timesteps, beta_schedule="squaredcos_cap_v2",
                      clip_sample=False, prediction_type="epsilon")
@@ -109,7 +110,7 @@ class RDPPolicy(Policy):
             return
         tokenizer = load(self.config.tokenizer)
         if not isinstance(tokenizer, ActionTokenizer):
-            raise ValueError(f"tokenizer={self.config.tokenizer!r} is not an rdp_tokenizer checkpoint.")
+            raise InvalidValueError(f"tokenizer={self.config.tokenizer!r} is not an rdp_tokenizer checkpoint.")
         self.tokenizer.load_state_dict(tokenizer.state_dict())
 
     def train(self, mode: bool = True) -> "RDPPolicy":

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robolearn.errors import InvalidValueError, UnknownKeyError
 from robolearn.policies.base import ACTION_KEY, Policy
 from robolearn.policies.normalize import Normalizer
 from robolearn.policies.rdp.config import FORCE_KEY, RDPTokenizerConfig
@@ -39,13 +40,13 @@ FUTURE_FORCE_KEY = f"future/{FORCE_KEY}"
 def check_force_feature(config: Any) -> int:
     """The force dimension from `config.features`, or a KeyError saying what the store must record."""
     if FORCE_KEY not in config.features:
-        raise KeyError(
+        raise UnknownKeyError(
             f"RDP needs a {FORCE_KEY!r} feature (a wrench or tactile embedding per tick); the features have "
             f"{sorted(config.features)}. Record a task with a force stream, e.g. robolearn/mujoco-wipe."
         )
     shape = config.features[FORCE_KEY]["shape"]
     if len(shape) != 1:
-        raise ValueError(f"feature {FORCE_KEY!r} must be 1-D (Dforce,), got shape {shape}.")
+        raise InvalidValueError(f"feature {FORCE_KEY!r} must be 1-D (Dforce,), got shape {shape}.")
     return int(shape[0])
 
 

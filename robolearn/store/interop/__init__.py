@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from robolearn.errors import MissingPathError
 from robolearn.store.interop.common import FORMATS, check_format
 
 
@@ -19,7 +20,7 @@ def import_dataset(src: str | Path, store: str | Path, fmt: str | None) -> dict:
     """Convert the dataset at `src` (format `fmt`: "lerobot" or "robomimic") into a new store at `store`."""
     fmt = check_format(fmt)
     if not Path(src).exists():
-        raise FileNotFoundError(f"{src} does not exist")
+        raise MissingPathError(f"{src} does not exist")
     if fmt == "lerobot":
         from robolearn.store.interop.lerobot import import_lerobot
 

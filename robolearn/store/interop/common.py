@@ -7,6 +7,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from robolearn.errors import InvalidValueError
 from robolearn.store.backend import is_url
 from robolearn.store.layout import StoreError
 from robolearn.store.reader import Store
@@ -16,10 +17,10 @@ FORMATS = ("lerobot", "robomimic")
 
 def check_format(fmt: str | None) -> str:
     if not fmt:
-        raise ValueError(f"no format given: pass --format with one of {', '.join(FORMATS)}")
+        raise InvalidValueError(f"no format given: pass --format with one of {', '.join(FORMATS)}")
     name = fmt.strip().lower()
     if name not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise InvalidValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     return name
 
 
@@ -30,12 +31,12 @@ def check_new_destination(path: str | os.PathLike) -> None:
             Store.open(path)
         except StoreError:
             return
-        raise ValueError(f"destination {path} already holds a store: choose a new path")
+        raise InvalidValueError(f"destination {path} already holds a store: choose a new path")
     p = Path(path)
     if p.is_dir() and not any(p.iterdir()):
         return
     if p.exists():
-        raise ValueError(f"destination {p} already exists and is not empty: choose a new path")
+        raise InvalidValueError(f"destination {p} already exists and is not empty: choose a new path")
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def staged(path: str | os.PathLike, allow_url: bool = False):
     """
     if is_url(path):
         if not allow_url:
-            raise ValueError(f"{path} is a URL; exports are written to a local path")
+            raise InvalidValueError(f"{path} is a URL; exports are written to a local path")
         check_new_destination(path)
         yield path
         return
