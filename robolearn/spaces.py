@@ -73,6 +73,21 @@ def timing_key(stage: str) -> str:
     return f"{TIMING}{stage}"
 
 
+# Keys that are not features: derived arrays a store may cache, and the sampler's future frames.
+LATENTS = "latents/"
+"""``latents/<camera>``: an autoencoder's latents of ``images/<camera>``, cached beside a store's frames."""
+FUTURE = "future/"
+"""``future/<key>``: frames after the current one, in a training batch (PAD, UWM, RDP's tokenizer)."""
+
+
+def latent_key(camera: str) -> str:
+    return f"{LATENTS}{camera}"
+
+
+def future_key(key: str) -> str:
+    return f"{FUTURE}{key}"
+
+
 def is_image_key(key: str) -> bool:
     """True for camera frames ``images/<camera>`` (uint8, scaled to [0, 1] by policies, not normalized)."""
     return key.startswith(IMAGES)

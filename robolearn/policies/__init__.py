@@ -38,6 +38,7 @@ from robolearn.policies.uwm import UWMConfig, UWMPolicy
 from robolearn.policies.flow import FlowConfig, FlowPolicy
 from robolearn.policies.normalize import Normalizer, is_image_key
 from robolearn.policies.rdp import ActionTokenizer, RDPConfig, RDPPolicy, RDPTokenizerConfig
+from robolearn.spaces import family_of
 
 POLICIES = {
     "rdp": (RDPConfig, RDPPolicy),
@@ -70,7 +71,7 @@ def _clean_features(features: Mapping[str, Mapping]) -> dict[str, dict]:
     # Keep what a policy consumes (state, images/*, depth/*, force, action), as plain JSON-able dicts.
     out = {}
     for key, f in features.items():
-        if key in (STATE_KEY, ACTION_KEY, "force") or is_image_key(key) or key.startswith("depth/"):
+        if family_of(key) in ("state", "action", "force", "images", "depth"):
             if "shape" not in f or "dtype" not in f:
                 raise ValueError(f"feature {key!r} needs 'shape' and 'dtype', got {dict(f)}.")
             out[key] = {"shape": [int(s) for s in f["shape"]], "dtype": str(f["dtype"])}

@@ -43,10 +43,10 @@ import torch
 from torch import nn
 
 from robolearn.errors import ConfigError, InvalidValueError
-from robolearn.policies.normalize import Normalizer, is_image_key
-
-ACTION_KEY = "action"
-STATE_KEY = "state"
+from robolearn.policies.normalize import Normalizer
+from robolearn.spaces import ACTION as ACTION_KEY
+from robolearn.spaces import STATE as STATE_KEY
+from robolearn.spaces import is_image_key
 
 
 @dataclasses.dataclass

@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.spaces import TASK_EMBEDDING
+
 from robolearn.errors import InvalidValueError, MissingExtraError
 
 EMBED_DIM = 384
-TASK_EMBEDDING_KEY = "task_embedding"
+TASK_EMBEDDING_KEY = TASK_EMBEDDING
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 

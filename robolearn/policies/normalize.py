@@ -34,15 +34,12 @@ from torch import nn
 
 from robolearn.errors import ConfigError, UnknownKeyError
 
+from robolearn.spaces import IMAGES as IMAGE_PREFIX  # noqa: F401  (re-exported)
+from robolearn.spaces import is_image_key  # noqa: F401  (re-exported: image keys are scaled, not normalized)
+
 MODES = ("min_max", "mean_std", "identity")
-IMAGE_PREFIX = "images/"
 _MIN_RANGE = 1e-4
 _MIN_STD = 1e-6
-
-
-def is_image_key(key: str) -> bool:
-    """True for camera keys (``images/<camera>``), which are scaled to [0, 1], not normalized."""
-    return key.startswith(IMAGE_PREFIX)
 
 
 def _buffer_name(key: str, what: str) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from robolearn.spaces import image_key
+
 
 def fake_features(
     state_dim: int | None = 4, action_dim: int = 2, cameras: Sequence[str] = (), image_size: int = 24
@@ -25,7 +27,7 @@ def fake_features(
     if state_dim:
         features["state"] = {"shape": [state_dim], "dtype": "float32"}
     for cam in cameras:
-        features[f"images/{cam}"] = {"shape": [image_size, image_size, 3], "dtype": "uint8"}
+        features[image_key(cam)] = {"shape": [image_size, image_size, 3], "dtype": "uint8"}
     features["action"] = {"shape": [action_dim], "dtype": "float32"}
     return features
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from robolearn.spaces import FORCE
+
 from robolearn.errors import InvalidValueError
 
 __all__ = ["RDPSource"]
@@ -42,7 +44,7 @@ class RDPSource:
         latency_ticks: simulated slow-policy latency L in ticks (0 <= L < slow_every).
     """
 
-    force_key = "force"
+    force_key = FORCE
 
     def __init__(self, policy: Any, slow_every: int = 4, device: str | torch.device = "cpu",
                  latency_ticks: int = 0) -> None:

@@ -28,6 +28,7 @@ import torch
 
 from robolearn.errors import InvalidValueError
 from robolearn.runtime.scheduler import ActionScheduler
+from robolearn.spaces import ACTION, TASK_EMBEDDING
 
 __all__ = ["ActionSource", "ExpertSource", "PolicySource"]
 
@@ -102,7 +103,7 @@ class PolicySource:
         self.n_action_steps = int(config.n_action_steps)
         # Policies list what they consume (e.g. "state" + images, not "force"); else: all features.
         keys = getattr(policy, "input_keys", None)
-        self.input_keys = list(keys) if keys is not None else [k for k in config.features if k != "action"]
+        self.input_keys = list(keys) if keys is not None else [k for k in config.features if k != ACTION]
         if not self.input_keys:
             raise ValueError("PolicySource: policy.config.features names no input key")
         if not 0 <= int(latency_ticks) < self.n_action_steps:
@@ -202,7 +203,7 @@ class PolicySource:
                 tensor = tensor.to(torch.float32)
             batch[key] = tensor.to(self.device)
         if self._task_embedding is not None:
-            batch["task_embedding"] = self._task_embedding  # (1, D)
+            batch[TASK_EMBEDDING] = self._task_embedding  # (1, D)
         with torch.inference_mode():
             if self._generator is not None:
                 chunk = self.policy.predict_action_chunk(batch, generator=self._generator)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from robolearn.sampling.windows import WindowSampler
+from robolearn.spaces import TASK_EMBEDDING
 
-TASK_EMBEDDING_KEY = "task_embedding"
+TASK_EMBEDDING_KEY = TASK_EMBEDDING
 
 
 class TaskEmbeddingSampler:

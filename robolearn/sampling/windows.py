@@ -21,6 +21,7 @@ import numpy as np
 from robolearn.errors import InvalidValueError
 from robolearn.store.latents import is_latent_key, latent_features, read_latents, stale_latents
 from robolearn.store.layout import StoreError
+from robolearn.spaces import ACTION, future_key
 from robolearn.store.reader import Store
 
 DEFAULT_CACHE_BYTES = 4 << 30
@@ -43,7 +44,7 @@ class WindowSampler:
     """
 
     def __init__(self, store: Store, obs_keys: list[str], n_obs_steps: int, horizon: int,
-                 episodes: np.ndarray | None = None, action_key: str = "action",
+                 episodes: np.ndarray | None = None, action_key: str = ACTION,
                  cache_bytes: int = DEFAULT_CACHE_BYTES, future_keys: dict[str, tuple[int, int]] | None = None,
                  episode_columns: tuple[str, ...] = ()):
         self.future_keys = {k: (int(n), int(stride)) for k, (n, stride) in (future_keys or {}).items()}
@@ -118,8 +119,8 @@ class WindowSampler:
         batch[f"{self.action_key}_is_pad"] = act_raw > e - 1
         for key, (n, stride) in self.future_keys.items():
             fut_raw = t + stride * np.arange(1, n + 1)[None]
-            batch[f"future/{key}"] = self._frames(key, np.minimum(fut_raw, e - 1))
-            batch[f"future/{key}_is_pad"] = fut_raw > e - 1
+            batch[future_key(key)] = self._frames(key, np.minimum(fut_raw, e - 1))
+            batch[f"{future_key(key)}_is_pad"] = fut_raw > e - 1
         batch["episode_index"] = np.searchsorted(self.store.episode_ends, t[:, 0], side="right")
         for col in self.episode_columns:
             batch[col] = self.store.episodes[col][batch["episode_index"]]

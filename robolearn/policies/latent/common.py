@@ -21,8 +21,9 @@ from diffusers import DDIMScheduler, DDPMScheduler
 from robolearn.errors import ConfigError, InvalidValueError
 from robolearn.policies.base import STATE_KEY, Policy
 from robolearn.policies.latent.autoencoder import build_autoencoder, fingerprint, load_autoencoder
+from robolearn.spaces import FUTURE, future_key, image_key, key_name, latent_key
 
-FUTURE_PREFIX = "future/"
+FUTURE_PREFIX = FUTURE
 
 
 def setup_latents(policy: Policy) -> None:
@@ -39,13 +40,13 @@ def setup_latents(policy: Policy) -> None:
         raise ConfigError(f"{policy.name} needs an autoencoder: set autoencoder_path to a `robolearn train "
                          f"policy=autoencoder` run directory or a diffusers AutoencoderKL folder.")
     policy.autoencoder = ae.eval().requires_grad_(False)
-    cams = list(cfg.cameras) or [k.split("/", 1)[1] for k in policy.image_keys]
+    cams = list(cfg.cameras) or [key_name(k) for k in policy.image_keys]
     if not cams:
         raise ConfigError(f"{policy.name} predicts future frames, but features have no 'images/<camera>' key.")
-    missing = [c for c in cams if f"images/{c}" not in cfg.features]
+    missing = [c for c in cams if image_key(c) not in cfg.features]
     if missing:
         raise ConfigError(f"cameras {missing} have no images/<camera> feature (features: {sorted(cfg.features)}).")
-    sizes = {tuple(cfg.features[f"images/{c}"]["shape"][:2]) for c in cams}
+    sizes = {tuple(cfg.features[image_key(c)]["shape"][:2]) for c in cams}
     if len(sizes) > 1:
         raise ConfigError(f"one autoencoder encodes every camera, so all must have one size; got {sorted(sizes)}.")
     policy.cameras = cams
@@ -73,9 +74,9 @@ def sampler_kwargs(policy: Policy, store) -> dict:
     cached, info = latent_features(store), latent_info(store)
     keys = []
     for cam in policy.cameras:
-        lk = f"latents/{cam}"
+        lk = latent_key(cam)
         ok = cfg.use_cached_latents and lk in cached and info[lk].get("fingerprint") == cfg.autoencoder_fingerprint
-        keys.append(lk if ok else f"images/{cam}")
+        keys.append(lk if ok else image_key(cam))
     obs_keys = ([STATE_KEY] if STATE_KEY in cfg.features else []) + keys
     return {"obs_keys": obs_keys, "future_keys": {k: (cfg.future_frames, cfg.frame_stride) for k in keys},
             "episode_columns": ("has_actions",)}
@@ -93,7 +94,7 @@ def latents_from(policy: Policy, batch: Mapping[str, torch.Tensor], prefix: str 
     """Every camera's frames under `prefix` ("" current, "future/" future) as (B, V * N, C, h, w)."""
     views = []
     for cam in policy.cameras:
-        lk, ik = f"{prefix}latents/{cam}", f"{prefix}images/{cam}"
+        lk, ik = prefix + latent_key(cam), prefix + image_key(cam)
         if lk in batch:
             z = torch.as_tensor(batch[lk], device=policy.device).float()
             if tuple(z.shape[2:]) != tuple(policy.latent_shape):
@@ -111,7 +112,7 @@ def future_is_pad(policy: Policy, batch: Mapping[str, torch.Tensor]) -> torch.Te
     """(B, V * K) bool: future frames that lie past the episode end (all False if not given)."""
     masks = []
     for cam in policy.cameras:
-        for key in (f"{FUTURE_PREFIX}latents/{cam}_is_pad", f"{FUTURE_PREFIX}images/{cam}_is_pad"):
+        for key in (f"{future_key(latent_key(cam))}_is_pad", f"{future_key(image_key(cam))}_is_pad"):
             if key in batch:
                 masks.append(torch.as_tensor(batch[key], device=policy.device, dtype=torch.bool))
                 break
@@ -152,7 +153,7 @@ def decode_latents(policy: Policy, z: torch.Tensor) -> dict[str, torch.Tensor]:
     x = policy.autoencoder.decode(z.flatten(0, 1))  # (B*V*K, 3, H, W) in [0, 1]
     x = (x * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).reshape(B, VK, *x.shape[2:], 3)
     K = VK // len(policy.cameras)
-    return {f"images/{cam}": x[:, i * K:(i + 1) * K] for i, cam in enumerate(policy.cameras)}
+    return {image_key(cam): x[:, i * K:(i + 1) * K] for i, cam in enumerate(policy.cameras)}
 
 
 def make_schedules(policy: Policy) -> None:

@@ -32,6 +32,7 @@ from robolearn.policies.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
 from robolearn.policies.pad.config import PADConfig
+from robolearn.spaces import depth_key
 
 
 class PADPolicy(Policy):
@@ -45,7 +46,7 @@ class PADPolicy(Policy):
         cfg = config
         common.setup_latents(self)
         C, h, w = self.latent_shape
-        self.depth_keys = [f"depth/{c}" for c in self.cameras] if cfg.use_depth else []
+        self.depth_keys = [depth_key(c) for c in self.cameras] if cfg.use_depth else []
         missing = [k for k in self.depth_keys if k not in cfg.features]
         if missing:
             raise ConfigError(f"use_depth needs {missing} in features (features: {sorted(cfg.features)}).")

@@ -7,8 +7,9 @@ import dataclasses
 from robolearn.errors import ConfigError
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, PolicyConfig
 from robolearn.policies.nets.encoders import RESNET_PRESETS
+from robolearn.spaces import FORCE
 
-FORCE_KEY = "force"
+FORCE_KEY = FORCE
 
 
 def _modes() -> dict[str, str]:

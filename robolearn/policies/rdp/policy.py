@@ -36,6 +36,7 @@ from robolearn.policies.nets.unet1d import ConditionalUnet1D
 from robolearn.policies.normalize import Normalizer
 from robolearn.policies.rdp.config import FORCE_KEY, RDPConfig, RDPTokenizerConfig
 from robolearn.policies.rdp.tokenizer import ActionTokenizer, check_force_feature, shared_force_stats
+from robolearn.spaces import key_name
 
 
 def _read_tokenizer_config(path: str) -> dict:
@@ -82,7 +83,7 @@ class RDPPolicy(Policy):
         for key in self.image_keys:
             hw = tuple(cfg.features[key]["shape"][:2])
             crop = cfg.crop_shape or tuple(max(1, round(s * 7 / 8)) for s in hw)
-            self.encoders[key.split("/", 1)[1]] = ResNetEncoder(hw, crop, cfg.vision_backbone,
+            self.encoders[key_name(key)] = ResNetEncoder(hw, crop, cfg.vision_backbone,
                                                                 feature_dim=cfg.image_feature_dim)
         state_dim = int(cfg.features[STATE_KEY]["shape"][0]) if STATE_KEY in cfg.features else 0
         obs_dim = (state_dim + len(self.image_keys) * cfg.image_feature_dim
@@ -141,7 +142,7 @@ class RDPPolicy(Policy):
             parts.append(self.normalizer.normalize(STATE_KEY, obs[STATE_KEY]))
         for key in self.image_keys:
             img = self.normalizer.normalize(key, obs[key]).flatten(0, 1).permute(0, 3, 1, 2)
-            parts.append(self.encoders[key.split("/", 1)[1]](img).view(B, To, -1))
+            parts.append(self.encoders[key_name(key)](img).view(B, To, -1))
         if self.config.cond_on_force:
             parts.append(self.normalizer.normalize(FORCE_KEY, obs[FORCE_KEY]))
         return torch.cat(parts, dim=-1).flatten(1)

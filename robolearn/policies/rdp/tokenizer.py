@@ -33,8 +33,9 @@ from robolearn.errors import InvalidValueError, UnknownKeyError
 from robolearn.policies.base import ACTION_KEY, Policy
 from robolearn.policies.normalize import Normalizer
 from robolearn.policies.rdp.config import FORCE_KEY, RDPTokenizerConfig
+from robolearn.spaces import future_key
 
-FUTURE_FORCE_KEY = f"future/{FORCE_KEY}"
+FUTURE_FORCE_KEY = future_key(FORCE_KEY)
 
 
 def check_force_feature(config: Any) -> int:
