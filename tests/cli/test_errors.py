@@ -56,6 +56,13 @@ def test_a_bad_policy_config_value_is_one_sentence(tmp_path, make_store):
     assert "prediction_type 'noise' must be 'epsilon' or 'sample'" in line
 
 
+def test_a_bad_env_option_is_one_sentence(tmp_path):
+    line = one_error_line(run("collect", "task=mujoco-push", "task.env_kwargs.cameras=[nope]", "--episodes", 1,
+                              "--out", tmp_path / "s.zarr"))
+    assert "unknown camera 'nope' in cameras; accepted values: " in line
+    assert not (tmp_path / "s.zarr").exists()
+
+
 @pytest.mark.parametrize("exc", [ValueError("bad value"), KeyError("key"), RuntimeError("broken"),
                                  ZeroDivisionError("division by zero"), FileNotFoundError("/internal/file")])
 def test_an_internal_error_prints_its_traceback_and_asks_for_a_bug_report(monkeypatch, exc):

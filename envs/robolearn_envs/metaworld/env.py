@@ -41,6 +41,7 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from robolearn.errors import InvalidValueError, MissingExtraError  # noqa: E402
 from robolearn_envs.metaworld.tasks import TASKS  # noqa: E402
 
 INSTALL_HINT = "pip install robolearn-envs[metaworld]"
@@ -84,7 +85,7 @@ def import_metaworld() -> Any:
     try:
         import metaworld
     except ImportError as e:
-        raise ImportError(f"the Metaworld envs need the `metaworld` package ({e}); install it with "
+        raise MissingExtraError(f"the Metaworld envs need the `metaworld` package ({e}); install it with "
                           f"`{INSTALL_HINT}`.") from e
     return metaworld
 
@@ -118,9 +119,9 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if task not in TASKS:
             close = difflib.get_close_matches(str(task), TASKS, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else " (see robolearn_envs.metaworld.tasks.TASKS)"
-            raise ValueError(f"unknown Metaworld task {task!r}{hint}")
+            raise InvalidValueError(f"unknown Metaworld task {task!r}{hint}")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
+            raise InvalidValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
         self.image_size = _validate_size(image_size, "image_size")
         self.render_size = _validate_size(self.image_size if render_size is None else render_size, "render_size")
         self.cameras = _validate_cameras(cameras, "cameras")
@@ -360,18 +361,18 @@ def _validate_size(size: Sequence[int], name: str) -> tuple[int, int]:
     except (TypeError, ValueError):
         ok = False
     if not ok or not (0 < h <= MAX_IMAGE_SIDE and 0 < w <= MAX_IMAGE_SIDE):
-        raise ValueError(f"{name}={size!r} is not a renderable (H, W): expected two positive integers "
+        raise InvalidValueError(f"{name}={size!r} is not a renderable (H, W): expected two positive integers "
                          f"<= {MAX_IMAGE_SIDE}.")
     return h, w
 
 
 def _validate_cameras(cameras: Sequence[str], name: str) -> tuple[str, ...]:
     if isinstance(cameras, str):
-        raise ValueError(f"{name} must be a sequence of camera names, e.g. ({cameras!r},), not a string.")
+        raise InvalidValueError(f"{name} must be a sequence of camera names, e.g. ({cameras!r},), not a string.")
     cameras = tuple(cameras)
     for cam in cameras:
         if cam not in CAMERAS:
-            raise ValueError(f"unknown camera {cam!r} in {name}; accepted values: {', '.join(CAMERAS)}.")
+            raise InvalidValueError(f"unknown camera {cam!r} in {name}; accepted values: {', '.join(CAMERAS)}.")
     if len(set(cameras)) != len(cameras):
-        raise ValueError(f"{name}={cameras!r} names a camera twice.")
+        raise InvalidValueError(f"{name}={cameras!r} names a camera twice.")
     return cameras

@@ -29,6 +29,8 @@ if "MUJOCO_GL" not in os.environ and sys.platform.startswith("linux") and not os
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from robolearn.errors import InvalidValueError  # noqa: E402
+
 ASSETS = Path(__file__).parent / "assets"
 
 # Sims whose renderers are still open, closed at exit. MuJoCo registers `eglTerminate` with atexit when
@@ -101,7 +103,7 @@ class Sim:
         except (TypeError, ValueError):
             ok = False
         if not ok or not (0 < h <= max_h and 0 < w <= max_w):
-            raise ValueError(
+            raise InvalidValueError(
                 f"{name}={size!r} is not a renderable (H, W): expected two positive integers with "
                 f"H <= {max_h} and W <= {max_w} (the offscreen buffer set in {self.xml_path.name})."
             )
@@ -110,15 +112,15 @@ class Sim:
     def validate_cameras(self, cameras: Sequence[str], name: str = "cameras") -> tuple[str, ...]:
         """Return `cameras` as a tuple, or raise ValueError naming the accepted camera names."""
         if isinstance(cameras, str):
-            raise ValueError(f"{name} must be a sequence of camera names, e.g. ({cameras!r},), not a string.")
+            raise InvalidValueError(f"{name} must be a sequence of camera names, e.g. ({cameras!r},), not a string.")
         cameras = tuple(cameras)
         for cam in cameras:
             if cam not in self.camera_names:
-                raise ValueError(
+                raise InvalidValueError(
                     f"unknown camera {cam!r} in {name}; accepted values: {', '.join(self.camera_names)}."
                 )
         if len(set(cameras)) != len(cameras):
-            raise ValueError(f"{name}={cameras!r} names a camera twice.")
+            raise InvalidValueError(f"{name}={cameras!r} names a camera twice.")
         return cameras
 
     def _renderer(self, size: tuple[int, int]) -> mujoco.Renderer:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol
 import gymnasium as gym
 import numpy as np
 
+from robolearn.errors import InvalidValueError
 from robolearn_envs.mujoco.base import ASSETS, Sim
 
 
@@ -99,7 +100,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_mode: str | None = "rgb_array",
     ) -> None:
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
+            raise InvalidValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
         sim = Sim(ASSETS / task.xml)
         try:
             self.image_size = sim.validate_image_size(image_size, "image_size")

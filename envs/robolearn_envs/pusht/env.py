@@ -42,6 +42,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from robolearn.errors import InvalidValueError, MissingExtraError
+
 INSTALL_HINT = "pip install robolearn-envs[pusht]"
 
 OBS_TYPES = ("pixels_agent_pos", "environment_state_agent_pos")
@@ -58,7 +60,7 @@ def import_gym_pusht() -> Any:
     try:
         from gym_pusht.envs import pusht
     except ImportError as e:
-        raise ImportError(f"the PushT env needs the `gym-pusht` package ({e}); install it with "
+        raise MissingExtraError(f"the PushT env needs the `gym-pusht` package ({e}); install it with "
                           f"`{INSTALL_HINT}`.") from e
     return pusht
 
@@ -89,9 +91,9 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             render_mode: "rgb_array" or None.
         """
         if obs_type not in OBS_TYPES:
-            raise ValueError(f"obs_type={obs_type!r} is not supported; accepted values: {', '.join(OBS_TYPES)}.")
+            raise InvalidValueError(f"obs_type={obs_type!r} is not supported; accepted values: {', '.join(OBS_TYPES)}.")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
+            raise InvalidValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
         self.obs_type = obs_type
         self.image_size = _validate_size(image_size, "image_size")
         self.render_size = _validate_size(self.image_size if render_size is None else render_size, "render_size")
@@ -268,7 +270,7 @@ def _validate_size(size: Sequence[int], name: str) -> tuple[int, int]:
     try:
         h, w = (int(s) for s in size)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={size!r} is not a (height, width) pair of ints.") from None
+        raise InvalidValueError(f"{name}={size!r} is not a (height, width) pair of ints.") from None
     if not (0 < h <= MAX_IMAGE_SIDE and 0 < w <= MAX_IMAGE_SIDE) or (h, w) != tuple(size):
-        raise ValueError(f"{name}={tuple(size)!r} is invalid; expected two ints in [1, {MAX_IMAGE_SIDE}].")
+        raise InvalidValueError(f"{name}={tuple(size)!r} is invalid; expected two ints in [1, {MAX_IMAGE_SIDE}].")
     return h, w
