@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robolearn.store.layout import EPISODE_COLUMNS
+from robolearn.store.layout import episode_columns
 from robolearn.store.reader import Store
 
 
@@ -24,7 +24,7 @@ def validate_store(path) -> dict:
             n = s.root[f"{group}/{key}"].shape[0]
             if n != s.n_frames:
                 problems.append(f"{group}/{key} has {n} frames, {s.n_frames} committed (run `robolearn data repair`)")
-    for col in EPISODE_COLUMNS:
+    for col in episode_columns(s.version):
         n = s.root[f"meta/episodes/{col}"].shape[0]
         if n != s.n_episodes:
             problems.append(f"meta/episodes/{col} has {n} rows, {s.n_episodes} committed episodes")

@@ -1,17 +1,53 @@
-"""The on-disk layout of a robolearn demonstration store (zarr v3).
+"""The on-disk layout of a robolearn demonstration store (zarr v3), schema version 2.
 
 ```
 <store>/
-  zarr.json                 root attrs: {"robolearn_store": {"version", "fps", "features", "tasks", "sources", ...}}
+  zarr.json                 root attrs: {"robolearn_store": {"version", "fps", "features", "tasks", "sources",
+                            "status_names", ...}}
   data/<key>                time-major arrays, one row per frame, for every feature key
-  timestamps/<key>          float64 capture times (monotonic seconds), one per frame
-  meta/episodes/<column>    the per-episode table (length, task_index, success, fps, ...)
+  timestamps/<key>          float64 capture times, one per frame, for every feature key
+  meta/episodes/<column>    the per-episode table (EPISODE_COLUMNS: length, task_index, success, status, ...)
   meta/episode_ends         int64 cumulative frame counts: the commit marker, written last
   meta/stats                attrs: per-key statistics (mean, std, min, max, q01, q99)
 ```
 
-Feature keys follow DESIGN.md: `state`, `images/<camera>`, `depth/<camera>`, `tactile/<sensor>`,
-`force`, `action`.
+Feature keys follow DESIGN.md and `robolearn.spaces`: `state`, `images/<camera>`, `depth/<camera>`,
+`tactile/<sensor>`, `force`, `action`, `reward`, plus two kinds that record how the data was made:
+
+- `action` is the action actually applied (after clipping to the action space and any safety filter),
+  as the env reports it in ``info["action"]``. `action_commanded` is what the source (expert, teleop
+  device, policy) asked for; a store created for filtered recording (`features_from_space(...,
+  commanded=True)`) has it, and then every episode carries it (same shape and dtype as `action`).
+- `timing/<stage>`: float64 scalars, one per tick: when a stage of the control loop happened on that tick
+  (monotonic seconds; stages such as obs_capture, request, inference_start, inference_end, delivery,
+  applied). NaN where the stage did not happen on a tick (no inference that tick) -- the only keys that may
+  hold NaN. Declared when the store is created (`features_from_space(..., timing=stages)`). They are not
+  model inputs: samplers and statistics leave them out unless asked by name.
+
+Timestamps (one rule): `timestamps/<key>` is the capture time of that stream's frame, as the env or
+device that produced it reported it in ``info["timestamps"][key]`` -- each stream measured on its own, not
+one tick time copied to every key. All stamps of one episode are on the producing env's clock:
+``time.monotonic()`` seconds for devices and envs running in real time; for a simulated env, its control
+time since reset (steps / control_hz), which is the tick time of a `VirtualClock`, minus the sensor latency
+the env declares for that key (`sensor_latency_s`). A key the env does not stamp gets the tick time;
+`action` gets its time of application (``info["timestamps"]["action"]``, else the tick time); `timing/*`
+get the tick's `action` stamp (their values are times themselves).
+
+Episode table: besides what an episode is (length, task, source, seed, success), each row says how it was
+recorded: `status` (`STATUS`: ok, or aborted when recording stopped on a fault such as an unplugged
+device -- what was recorded is committed, not lost, and samplers skip it unless asked -- or truncated
+when the loop stopped it before its end), and the counters `dropped_frames`, `late_frames` (from the tick
+stamps or the caller, whichever is larger), `missed_ticks` (ticks the loop's clock skipped),
+`held_ticks` (ticks the loop held the last target because no command came), `retries` (transient
+device/transport errors retried). `dropped_frames` counts the frames missing on the worst stream (the
+largest per-stream count a caller reports, or what the tick stamps show); per-stream counts are not stored.
+
+Versions: 1 had neither `status` nor the three counters. A version-1 store reads with those columns at
+their defaults (`EPISODE_COLUMNS`: status ok, counters 0); a writer that opens one upgrades it in place
+(`upgrade_columns`): it adds the missing columns, sized to the committed episodes and holding the
+default (the arrays' fill value: no chunk is written), then writes version 2 into the root attrs. A kill
+between the two steps leaves a store that reads the same and is upgraded again on the next open. A store
+of a newer version than `SCHEMA_VERSION` is refused.
 """
 
 from __future__ import annotations
@@ -21,8 +57,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from robolearn.errors import UserError
+from robolearn.spaces import ACTION, ACTION_COMMANDED, TIMING
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ROOT_ATTR = "robolearn_store"
 LOCK_NAME = ".robolearn.lock"
 
@@ -40,11 +77,45 @@ EPISODE_COLUMNS: dict[str, tuple[str, float]] = {
     "has_actions": ("bool", True),
     "start_time": ("float64", 0.0),
     "seed": ("int64", -1),
+    # version 2
+    "status": ("int8", 0),
+    "retries": ("int64", 0),
+    "held_ticks": ("int64", 0),
+    "missed_ticks": ("int64", 0),
 }
+V1_COLUMNS = ("length", "task_index", "source_index", "success", "declared_fps", "achieved_fps", "dropped_frames",
+              "late_frames", "rate_flagged", "has_actions", "start_time", "seed")
+"""The columns a version-1 store has; the others of EPISODE_COLUMNS read as their defaults there."""
 
-KEY_PREFIXES = ("images/", "depth/", "tactile/")
-ACTION_KEY = "action"  # the action feature; episodes with has_actions false hold placeholders there
-PLAIN_KEYS = ("state", "force", ACTION_KEY, "reward")
+STATUS: dict[str, int] = {"ok": 0, "aborted": 1, "truncated": 2}
+"""Episode `status` codes (int8), also written to the root attrs as `status_names`:
+ok: recorded to its end (the env ended it, or the operator or collector saved it);
+aborted: recording stopped on a fault (device unplugged, loop error); what was recorded is committed;
+truncated: the loop stopped it early on purpose (a step budget, a stop request) before the task ended."""
+
+
+def status_code(status: str | int) -> int:
+    """The int8 code of a status name (or code); a StoreError names the accepted ones."""
+    if isinstance(status, str) and status in STATUS:
+        return STATUS[status]
+    if isinstance(status, (int, np.integer)) and int(status) in STATUS.values():
+        return int(status)
+    raise StoreError(f"unknown episode status {status!r}; accepted: {', '.join(STATUS)}")
+
+
+def episode_columns(version: int) -> tuple[str, ...]:
+    """The table columns a store of schema `version` has on disk (the rest read as their defaults)."""
+    return V1_COLUMNS if int(version) < 2 else tuple(EPISODE_COLUMNS)
+
+
+KEY_PREFIXES = ("images/", "depth/", "tactile/", TIMING)
+ACTION_KEY = ACTION  # the action feature; episodes with has_actions false hold placeholders there
+PLAIN_KEYS = ("state", "force", ACTION_KEY, ACTION_COMMANDED, "reward")
+
+
+def is_timing_key(key: str) -> bool:
+    """`timing/<stage>`: per-tick loop timing, NaN allowed, not a model input."""
+    return key.startswith(TIMING)
 
 
 class StoreError(UserError, RuntimeError):
@@ -57,7 +128,7 @@ def check_key(key: str) -> None:
         return
     raise StoreError(
         f"unknown feature key {key!r}: expected one of {', '.join(PLAIN_KEYS)} "
-        f"or images/<camera>, depth/<camera>, tactile/<sensor>"
+        f"or images/<camera>, depth/<camera>, tactile/<sensor>, timing/<stage>"
     )
 
 
@@ -86,11 +157,13 @@ class Feature:
 
 
 def features_from_space(observation_space, action_space, image_codec: str = "zstd",
-                        image_quality: int = 90) -> dict[str, Feature]:
+                        image_quality: int = 90, commanded: bool = False,
+                        timing: tuple[str, ...] | list[str] = ()) -> dict[str, Feature]:
     """Derive store features from a gymnasium Dict observation space and a Box action space.
 
     `image_codec` ("zstd" lossless or "jpeg" at `image_quality`) applies to `images/<camera>` only;
-    depth, tactile and low-dim keys stay lossless.
+    depth, tactile and low-dim keys stay lossless. `commanded` adds `action_commanded` (a store recorded
+    through a filter); `timing` declares the `timing/<stage>` keys (float64 scalars per tick).
     """
     if image_codec not in ("zstd", "jpeg"):
         raise StoreError(f"unknown image codec {image_codec!r}: use 'zstd' (lossless) or 'jpeg'")
@@ -100,7 +173,13 @@ def features_from_space(observation_space, action_space, image_codec: str = "zst
         codec = image_codec if key.startswith("images/") else "zstd"
         feats[key] = Feature(tuple(int(s) for s in space.shape), np.dtype(space.dtype).name, codec,
                              int(image_quality))
-    feats["action"] = Feature(tuple(int(s) for s in action_space.shape), np.dtype(action_space.dtype).name)
+    feats[ACTION] = Feature(tuple(int(s) for s in action_space.shape), np.dtype(action_space.dtype).name)
+    if commanded:
+        feats[ACTION_COMMANDED] = feats[ACTION]
+    for stage in timing:
+        key = f"{TIMING}{stage}"
+        check_key(key)
+        feats[key] = Feature((), "float64")
     return feats
 
 
@@ -119,4 +198,8 @@ class EpisodeMeta:
     start_time: float = 0.0
     seed: int = -1
     source: str = ""
+    status: str | int = "ok"  # a name of STATUS (or its code)
+    retries: int = 0
+    held_ticks: int = 0
+    missed_ticks: int = 0
     extra: dict = field(default_factory=dict)

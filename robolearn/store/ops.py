@@ -50,7 +50,9 @@ def _meta(src: Store, e: int, action_free: bool = False) -> EpisodeMeta:
         dropped_frames=int(row["dropped_frames"]), late_frames=int(row["late_frames"]),
         rate_flagged=bool(row["rate_flagged"]), has_actions=bool(row["has_actions"]) and not action_free,
         start_time=float(row["start_time"]), seed=int(row["seed"]),
-        source=sources[si] if 0 <= si < len(sources) else "")
+        source=sources[si] if 0 <= si < len(sources) else "",
+        status=int(row["status"]), retries=int(row["retries"]), held_ticks=int(row["held_ticks"]),
+        missed_ticks=int(row["missed_ticks"]))
 
 
 _BLOCK = 256  # frames per block: a long episode is copied without holding it in memory

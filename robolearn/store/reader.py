@@ -13,15 +13,23 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync as zsync
 
 from robolearn.store.backend import is_url, open_root
-from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR, SCHEMA_VERSION, Feature, StoreError
+from robolearn.store.layout import (
+    EPISODE_COLUMNS,
+    ROOT_ATTR,
+    SCHEMA_VERSION,
+    Feature,
+    StoreError,
+    episode_columns,
+)
 
 
 def committed_extent(root: zarr.Group) -> tuple[int, int]:
     """(episodes, frames) committed: the strictly increasing prefix of episode_ends that every array covers."""
     ends = np.asarray(root["meta/episode_ends"][:], dtype=np.int64)
-    keys = list(root.attrs[ROOT_ATTR]["features"])
+    info = root.attrs[ROOT_ATTR]
+    keys = list(info["features"])
     covered = min([root[f"data/{k}"].shape[0] for k in keys] + [root[f"timestamps/{k}"].shape[0] for k in keys])
-    rows = min(root[f"meta/episodes/{c}"].shape[0] for c in EPISODE_COLUMNS)
+    rows = min(root[f"meta/episodes/{c}"].shape[0] for c in episode_columns(info.get("version", 1)))
     n, prev = 0, 0
     for i, e in enumerate(ends[: max(0, rows)]):
         if e <= prev or e > covered:
@@ -77,8 +85,16 @@ class Store:
 
     @cached_property
     def episodes(self) -> dict[str, np.ndarray]:
-        """The per-episode table, committed rows only."""
-        return {c: np.asarray(self.root[f"meta/episodes/{c}"][: self.n_episodes]) for c in EPISODE_COLUMNS}
+        """The per-episode table, committed rows only; columns an older schema lacks hold their defaults."""
+        on_disk = episode_columns(self.version)
+        return {c: (np.asarray(self.root[f"meta/episodes/{c}"][: self.n_episodes]) if c in on_disk
+                    else np.full(self.n_episodes, fill, dtype=dtype))
+                for c, (dtype, fill) in EPISODE_COLUMNS.items()}
+
+    @property
+    def version(self) -> int:
+        """The store's schema version (`layout.SCHEMA_VERSION` for stores this robolearn creates)."""
+        return int(self.info.get("version", 1))
 
     def task(self, episode: int) -> str:
         i = int(self.episodes["task_index"][episode])

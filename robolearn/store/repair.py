@@ -7,7 +7,7 @@ from pathlib import Path
 import zarr
 
 from robolearn.store.backend import is_url
-from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR
+from robolearn.store.layout import ROOT_ATTR, episode_columns
 
 
 def repair_root(root: zarr.Group, path) -> dict:
@@ -23,7 +23,8 @@ def repair_root(root: zarr.Group, path) -> dict:
                 cut_frames = max(cut_frames, arr.shape[0] - n_frames)
                 set_rows(arr, n_frames)  # deletes the chunks past the committed frames
     cut_eps = 0
-    for name in [f"meta/episodes/{c}" for c in EPISODE_COLUMNS] + ["meta/episode_ends"]:
+    version = root.attrs[ROOT_ATTR].get("version", 1)
+    for name in [f"meta/episodes/{c}" for c in episode_columns(version)] + ["meta/episode_ends"]:
         arr = root[name]
         if arr.shape[0] != n_eps:
             cut_eps = max(cut_eps, arr.shape[0] - n_eps)

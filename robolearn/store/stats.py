@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from robolearn.errors import InvalidValueError
-from robolearn.store.layout import ACTION_KEY
+from robolearn.store.layout import ACTION_KEY, is_timing_key
 from robolearn.store.reader import Store
 
 MAX_IMAGE_FRAMES = 512  # image stats come from an evenly spaced sample of frames
@@ -19,9 +19,10 @@ def _lowdim_stats(x: np.ndarray) -> dict:
 
 
 def compute_stats(store: Store, keys: list[str] | None = None) -> dict:
-    """Statistics per feature key: per dimension for low-dim keys, per channel on a 0..1 scale for images."""
+    """Statistics per feature key: per dimension for low-dim keys, per channel on a 0..1 scale for images.
+    By default every key but `timing/*` (loop timing, not a model input; NaN where a stage did not run)."""
     stats = {}
-    for key in keys or list(store.features):
+    for key in keys or [k for k in store.features if not is_timing_key(k)]:
         feat = store.features[key]
         if store.n_frames == 0:
             raise InvalidValueError(f"store {store.path} has no committed frames to compute statistics from")
@@ -51,7 +52,8 @@ def ensure_stats(path, keys: list[str] | None = None) -> dict:
 
     store = Store.open(path)
     stored = store.stats
-    if stored and all(k in stored for k in (keys or store.features)) and stored.get("_frames") == store.n_frames:
+    wanted = keys or [k for k in store.features if not is_timing_key(k)]
+    if stored and all(k in stored for k in wanted) and stored.get("_frames") == store.n_frames:
         return {k: v for k, v in stored.items() if not k.startswith("_")}
     stats = compute_stats(store, keys)
     try:

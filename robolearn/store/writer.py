@@ -40,10 +40,14 @@ from robolearn.store.layout import (
     EPISODE_COLUMNS,
     ROOT_ATTR,
     SCHEMA_VERSION,
+    STATUS,
+    V1_COLUMNS,
     EpisodeMeta,
     Feature,
     StoreError,
     check_key,
+    is_timing_key,
+    status_code,
 )
 from robolearn.store.lock import StoreLock
 
@@ -84,8 +88,12 @@ def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray]
                 raise StoreError(f"key {key!r}: expected dtype {want.name}, got {arr.dtype.name}")
             arr = arr.astype(want)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            bad = int(np.flatnonzero((~np.isfinite(arr.reshape(len(arr), -1))).any(1))[0])
-            raise StoreError(f"key {key!r}: frame {first_frame + bad} holds NaN or inf")
+            # timing/<stage> is NaN on ticks where the stage did not happen; inf is never a time.
+            bad_rows = np.isinf(arr) if is_timing_key(key) else ~np.isfinite(arr)
+            if bad_rows.any():
+                bad = int(np.flatnonzero(bad_rows.reshape(len(arr), -1).any(1))[0])
+                raise StoreError(f"key {key!r}: frame {first_frame + bad} holds "
+                                 f"{'inf' if is_timing_key(key) else 'NaN or inf'}")
         out[key] = np.ascontiguousarray(arr)
     return out
 
@@ -356,8 +364,10 @@ class EpisodeStream:
             raise StoreError("a block of this episode failed to write: abort the stream")
         if self.length == 0:
             raise StoreError("an episode needs at least one frame")
+        meta = meta or EpisodeMeta()
+        status_code(meta.status)  # a bad status is refused before anything of the commit is under way
         try:  # the last rows go out together with the table row
-            idx = self.writer._commit(meta or EpisodeMeta(), self.start, self.start + self.length,
+            idx = self.writer._commit(meta, self.start, self.start + self.length,
                                       self._flush_jobs(final=True))
         except BaseException:
             self._broken = True
@@ -384,6 +394,34 @@ class EpisodeStream:
 
     def __exit__(self, *exc) -> None:
         self.abort()  # no-op after commit
+
+
+def _create_column(root: zarr.Group, col: str, rows: int) -> None:
+    """meta/episodes/<col> with `rows` rows, all at the column's default (its fill value: nothing written)."""
+    dtype, fill = EPISODE_COLUMNS[col]
+    root.create_array(f"meta/episodes/{col}", shape=(rows,), chunks=(4096,), dtype=dtype, fill_value=fill)
+
+
+def upgrade_columns(root: zarr.Group, n_episodes: int) -> bool:
+    """Bring an older store's episode table to `SCHEMA_VERSION` (see `layout`): add the missing columns,
+    sized to the `n_episodes` committed episodes and holding their defaults, then write the new version
+    into the root attrs. A kill in between leaves a store that reads the same and is upgraded again on the
+    next open. Returns whether anything was upgraded."""
+    info = dict(root.attrs[ROOT_ATTR])
+    if int(info.get("version", 1)) >= SCHEMA_VERSION:
+        return False
+    for col in EPISODE_COLUMNS:
+        if col in V1_COLUMNS:
+            continue
+        try:
+            arr = root[f"meta/episodes/{col}"]
+        except KeyError:
+            _create_column(root, col, n_episodes)
+        else:  # added by an upgrade that was killed before its version was written: nothing was written to it
+            set_rows(arr, n_episodes)
+    info.update(version=SCHEMA_VERSION, status_names=dict(STATUS))
+    root.attrs[ROOT_ATTR] = info
+    return True
 
 
 class StoreWriter:
@@ -432,14 +470,14 @@ class StoreWriter:
     def _create(self, features: dict[str, Feature], fps: float, attrs: dict) -> None:
         _check_features(features)
         info = {"version": SCHEMA_VERSION, "fps": fps, "features": {k: f.to_json() for k, f in features.items()},
-                "tasks": [], "sources": [], "created": time.time(), **attrs}
+                "tasks": [], "sources": [], "status_names": dict(STATUS), "created": time.time(), **attrs}
         for key, feat in features.items():
             self.root.create_array(f"data/{key}", shape=(0, *feat.shape), chunks=(_time_chunk(feat), *feat.shape),
                                    dtype=feat.dtype, fill_value=0, **array_codecs(feat))
             self.root.create_array(f"timestamps/{key}", shape=(0,), chunks=(65536,), dtype="float64",
                                    compressors=ZstdCodec(level=3), fill_value=0.0)
-        for col, (dtype, fill) in EPISODE_COLUMNS.items():
-            self.root.create_array(f"meta/episodes/{col}", shape=(0,), chunks=(4096,), dtype=dtype, fill_value=fill)
+        for col in EPISODE_COLUMNS:
+            _create_column(self.root, col, 0)
         self.root.create_array("meta/episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=0)
         self.root.require_group("meta/stats")
         self.root.attrs[ROOT_ATTR] = info
@@ -458,6 +496,9 @@ class StoreWriter:
         # A writer starts from the last committed episode: cut an uncommitted tail back first.
         repair_root(self.root, self.path)
         self.n_episodes, self.n_frames = committed_extent(self.root)
+        if upgrade_columns(self.root, self.n_episodes):
+            self._sync()
+            self.info = dict(self.root.attrs[ROOT_ATTR])
 
     # -- writing -------------------------------------------------------------------------------
     def begin_episode(self, sync_interval_s: float = 0.25) -> EpisodeStream:
@@ -471,6 +512,7 @@ class StoreWriter:
                     meta: EpisodeMeta | None = None) -> int:
         """Validate, write and commit one episode; return its index. Nothing is written on bad input."""
         meta = meta or EpisodeMeta()
+        status_code(meta.status)
         frames = validate_episode(self.features, frames)
         length = len(next(iter(frames.values())))
         stamps = {}
@@ -537,6 +579,10 @@ class StoreWriter:
             "has_actions": meta.has_actions,
             "start_time": meta.start_time,
             "seed": meta.seed,
+            "status": status_code(meta.status),
+            "retries": meta.retries,
+            "held_ticks": meta.held_ticks,
+            "missed_ticks": meta.missed_ticks,
         }
 
     def _sync(self) -> None:

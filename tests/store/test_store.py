@@ -25,7 +25,9 @@ def test_roundtrip_values_and_table(make_store):
         ts = s.timestamps("state", e)
         assert ts.shape == (n,) and np.all(np.diff(ts) > 0)
     root = zarr.open_group(str(path), mode="r")
-    assert root.attrs["robolearn_store"]["version"] == 1
+    assert root.attrs["robolearn_store"]["version"] == 2
+    assert root.attrs["robolearn_store"]["status_names"] == {"ok": 0, "aborted": 1, "truncated": 2}
+    assert s.episodes["status"].tolist() == [0, 0, 0] and s.episodes["missed_ticks"].tolist() == [0, 0, 0]
     assert root["data/images/front"].chunks == (1, 8, 8, 3)  # one frame per chunk
 
 
