@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.machine import machine as shared_machine  # noqa: E402
 
 from robolearn_envs.metaworld.env import MetaworldEnv  # noqa: E402
 from robolearn_envs.metaworld.tasks import MT10, TASKS, max_episode_steps  # noqa: E402
@@ -85,17 +88,7 @@ def speed(task: str, cameras: tuple[str, ...], high_quality: bool = False, episo
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    from importlib.metadata import version
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "mujoco": version("mujoco"), "metaworld": version("metaworld"), "MUJOCO_GL": os.environ.get("MUJOCO_GL"),
-            "note": "shared machine: other jobs ran alongside, so speeds are lower bounds"}
+    return shared_machine("mujoco", "metaworld")
 
 
 def main() -> None:
