@@ -8,7 +8,7 @@ from robolearn.policies.latent.autoencoder import (
     load_autoencoder,
 )
 from robolearn.policies.latent.cache import cache_latents
-from robolearn.policies.latent.policy import AutoencoderConfig, AutoencoderPolicy
+from robolearn.policies.latent.model import AutoencoderConfig, AutoencoderPolicy
 
 __all__ = ["AutoencoderConfig", "AutoencoderPolicy", "ConvAutoencoder", "DiffusersAutoencoder", "build_autoencoder",
            "cache_latents", "fingerprint", "load_autoencoder"]
