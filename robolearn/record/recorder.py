@@ -9,6 +9,20 @@ disk (tests/record check that `add_tick` stays under 1 ms with three 640x480 cam
 written). `discard_episode` (and re-recording) drops what was streamed: the store's arrays are cut back to
 the last committed episode. Arrays handed to `add_tick` are kept by reference until they are written (a
 fraction of a second): hand over a fresh array each tick, never a buffer reused later.
+
+What a tick records (the store's rules: `robolearn.store.layout`):
+- each observation key with its own capture stamp (`stamps[key]`, from the env's ``info["timestamps"]``),
+  the tick time `t` for a key the env does not stamp;
+- `action`: the action actually applied, stamped at its application (`stamps["action"]`, else `t`);
+- `action_commanded`, when the store has that key (created for filtered recording): what the source asked
+  for, stamped like `action`; every tick of such a store must give it;
+- `timing/<stage>` for each stage the store declares: the tick's `timing[stage]`, NaN when absent (a stage
+  that did not run on that tick), stamped like `action`; stages the store does not declare are not kept.
+
+How an episode ends: `save_episode(success, status=...)` commits it; `discard_episode` drops it (the
+operator threw it away: nothing of it was wanted); `abort_episode(reason)` commits what was recorded with
+status "aborted" -- recording stopped on a fault (an unplugged device, a loop error), so nothing recorded is
+lost, and samplers skip it unless asked. An episode without ticks is never committed.
 """
 
 from __future__ import annotations
@@ -20,7 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robolearn.spaces import ACTION, ACTION_COMMANDED, TIMING
 from robolearn.store import EpisodeMeta, StoreWriter
+from robolearn.store.layout import status_code
 
 _MAX_BLOCK_TICKS = 64  # ticks written in one block at most (bounds the memory of one np.stack)
 
@@ -60,12 +76,18 @@ class Recorder:
 
     `commit_latency_s` lists, per committed episode, the seconds from `save_episode` to its commit.
 
+    `aborted` lists (episode index, reason) of the episodes committed by `abort_episode`.
+
     >>> rec = Recorder(writer, fps=10, task="push the block")  # doctest: +SKIP
     >>> rec.start_episode(seed=3); rec.add_tick(obs, action_sent, t); rec.save_episode(success=True)  # doctest: +SKIP
+    >>> loop = ControlLoop(env, source, clock, on_step=rec.add_step)  # doctest: +SKIP
     """
 
     def __init__(self, writer: StoreWriter, fps: float, task: str = "", source: str = ""):
         self.writer, self.fps, self.task, self.source = writer, float(fps), task, source
+        self.commanded = ACTION_COMMANDED in writer.features
+        self.timing_stages = {k[len(TIMING):]: k for k in writer.features if k.startswith(TIMING)}
+        self.aborted: list[tuple[int, str]] = []
         self._recording = False
         self._ticks = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -85,21 +107,53 @@ class Recorder:
         self._recording, self._ticks = True, 0
         self._queue.put(("start", meta))
 
-    def add_tick(self, obs: dict, action, t: float, stamps: dict[str, float] | None = None) -> None:
-        """One tick: the observation the action was computed from, the action actually sent, its time."""
+    def add_tick(self, obs: dict, action, t: float, stamps: dict[str, float] | None = None, *,
+                 commanded=None, timing: dict[str, float] | None = None) -> None:
+        """One tick: the observation the action was computed from, the action actually applied, the tick
+        time `t`; `stamps` the capture time per key (and "action": its application time), `commanded` the
+        source's action, `timing` the loop's stage times (see the module docstring)."""
         if not self._recording:
             raise RuntimeError("add_tick before start_episode")
+        if self.commanded and commanded is None:
+            raise ValueError(f"{self.writer.path} records {ACTION_COMMANDED!r} (a store recorded through a "
+                             f"filter): every tick needs the commanded action (add_tick(..., commanded=...))")
         self._ticks += 1
-        self._queue.put(("tick", obs, action, t, stamps))
+        self._queue.put(("tick", obs, action, t, stamps, commanded, timing))
 
-    def save_episode(self, success: bool | None = None, dropped: int = 0, late: int = 0) -> None:
-        """Commit the episode (in the background). `dropped`/`late` are the caller's own counts (a camera
-        driver's dropped frames, a control loop's missed ticks); the stored counters are the larger of
-        those and what the tick times show (`tick_counters`). An episode without ticks is not saved."""
+    def add_step(self, rec) -> None:
+        """One `ControlLoop` tick (a `StepRecord`): pass this method as the loop's `on_step`."""
+        stamps = dict(rec.obs_timestamps)
+        applied_at = (rec.info.get("timestamps") or {}).get(ACTION)
+        if applied_at is not None:
+            stamps[ACTION] = float(applied_at)
+        self.add_tick(rec.obs, rec.action, rec.t, stamps, commanded=rec.commanded, timing=rec.timing)
+
+    def save_episode(self, success: bool | None = None, dropped: int = 0, late: int = 0, *, status: str = "ok",
+                     missed: int = 0, held: int = 0, retries: int = 0) -> None:
+        """Commit the episode (in the background) with its `status` ("ok", or "truncated" when the caller
+        stopped it early). `dropped`/`late` are the caller's own counts (a camera driver's dropped frames);
+        the stored counters are the larger of those and what the action stamps show (`tick_counters`).
+        `missed`: ticks the loop's clock skipped; `held`: ticks the loop held for want of a command;
+        `retries`: transient errors retried. An episode without ticks is not saved."""
+        self._end(success, status, {"dropped": dropped, "late": late, "missed": missed, "held": held,
+                                    "retries": retries})
+
+    def abort_episode(self, reason: str, success: bool | None = None, *, dropped: int = 0, late: int = 0,
+                      missed: int = 0, held: int = 0, retries: int = 0) -> None:
+        """Recording stopped on a fault (`reason`, e.g. "camera front unplugged"): commit what was recorded
+        with status "aborted" -- nothing recorded is lost; samplers skip it unless asked. Counters as for
+        `save_episode`. An episode without ticks is dropped. (index, reason) goes to `aborted` (the store
+        keeps the status, not the reason)."""
+        self._end(success, "aborted", {"dropped": dropped, "late": late, "missed": missed, "held": held,
+                                       "retries": retries}, str(reason))
+
+    def _end(self, success, status: str, counters: dict, reason: str = "") -> None:
+        status_code(status)  # refused here, in the caller's thread
         if not self._recording:
             return
         self._recording = False
-        self._queue.put(("save", success, dropped, late, time.perf_counter()) if self._ticks else ("discard",))
+        self._queue.put(("save", success, status, counters, reason, time.perf_counter()) if self._ticks
+                        else ("discard",))
 
     def discard_episode(self) -> None:
         """Drop the episode in progress, with whatever of it was already written."""
@@ -183,38 +237,54 @@ class Recorder:
         try:
             frames: dict[str, list] = {}
             stamps: dict[str, list] = {}
-            for _, obs, action, t, st in ticks:
+            for _, obs, action, t, st, commanded, timing in ticks:
+                st = st or {}
                 for key, value in obs.items():
                     frames.setdefault(key, []).append(value)
-                    stamps.setdefault(key, []).append(t if st is None else st.get(key, t))
-                frames.setdefault("action", []).append(action)
-                stamps.setdefault("action", []).append(t if st is None else st.get("action", t))
+                    stamps.setdefault(key, []).append(st.get(key, t))
+                applied_at = st.get(ACTION, t)
+                extra = {ACTION: action}
+                if self.commanded:
+                    extra[ACTION_COMMANDED] = commanded
+                timing = timing or {}
+                for stage, key in self.timing_stages.items():
+                    extra[key] = np.float64(timing.get(stage, np.nan))
+                for key, value in extra.items():
+                    frames.setdefault(key, []).append(value)
+                    stamps.setdefault(key, []).append(applied_at)
             block = {k: np.stack(v) for k, v in frames.items()}
             if len({len(v) for v in block.values()}) > 1:
                 counts = {k: len(v) for k, v in block.items()}
                 raise ValueError(f"ticks of one episode carry different keys: frames per key {counts}")
-            ep.action_stamps.extend(stamps["action"])
+            ep.action_stamps.extend(stamps[ACTION])
             if ep.stream is None:
                 ep.stream = self.writer.begin_episode()
             ep.stream.append(block, stamps)
         except BaseException as e:
             self._fail(ep, e)
 
-    def _commit(self, ep: _Episode | None, success, dropped: int, late: int, saved_at: float) -> None:
+    def _commit(self, ep: _Episode | None, success, status: str, counters: dict, reason: str,
+                saved_at: float) -> None:
         if ep is None or ep.failed or ep.stream is None:
             return
         try:
             meta = ep.meta
-            meta.success = success
+            meta.success, meta.status = success, status
             stamps = np.asarray(ep.action_stamps, dtype=np.float64)
             meta.achieved_fps = rate = achieved_rate(stamps)
             tick_late, tick_dropped = tick_counters(stamps, self.fps)
-            meta.late_frames = max(int(late), tick_late)
-            meta.dropped_frames = max(int(dropped), tick_dropped)
+            meta.late_frames = max(int(counters.get("late", 0)), tick_late)
+            meta.dropped_frames = max(int(counters.get("dropped", 0)), tick_dropped)
+            meta.missed_ticks = int(counters.get("missed", 0))
+            meta.held_ticks = int(counters.get("held", 0))
+            meta.retries = int(counters.get("retries", 0))
             duration = stamps[-1] - stamps[0]
             # Flag a rate off by more than one period per second of recording.
             meta.rate_flagged = bool(duration > 0 and abs(rate - self.fps) > 1.0)
-            self.committed.append(ep.stream.commit(meta))
+            index = ep.stream.commit(meta)
+            self.committed.append(index)
+            if status == "aborted":
+                self.aborted.append((index, reason))
             self.commit_latency_s.append(time.perf_counter() - saved_at)
             ep.stream = None
         except BaseException as e:  # surfaced to the caller on its next call

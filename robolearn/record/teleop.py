@@ -115,7 +115,7 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         dev.viewer.show(env.render(), lines, recording=True)
 
     def on_step(rec):
-        recorder.add_tick(rec.obs, rec.action, rec.t)
+        recorder.add_step(rec)
         ep["frames"] += 1
         ep["success"] = ep["success"] or bool(rec.info.get("success", False))
 
@@ -135,7 +135,7 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
                 assert event in EVENTS
                 counts["missed_ticks"] += missed
                 if event == "save" and ep["frames"] > 0:
-                    recorder.save_episode(success=ep["success"], late=missed)
+                    recorder.save_episode(success=ep["success"], missed=missed)
                     counts["episodes"] += 1
                     counts["successes"] += int(ep["success"])
                     counts["frames"] += ep["frames"]

@@ -10,6 +10,11 @@ Per tick::
 
 The episode ends on ``terminated``, ``truncated`` or after ``max_steps`` steps.
 
+What a StepRecord says happened: ``action`` is what the env applied (its ``info["action"]``, after clipping or a
+filter), ``commanded`` what the source asked; ``obs_timestamps`` are the capture times the env reported
+(``info["timestamps"]``) with that ``obs`` -- at reset or on the previous step -- so each stream keeps its own
+stamp (see ``robolearn.store.layout`` for the rule).
+
 Example::
 
     loop = ControlLoop(env, PolicySource(policy), VirtualClock(env.unwrapped.control_hz),
@@ -50,6 +55,13 @@ class StepRecord:
     info: dict[str, Any]
     terminated: bool = False
     truncated: bool = False
+    obs_timestamps: dict[str, float] = field(default_factory=dict)
+    """Capture time of each key of ``obs``, from the ``info["timestamps"]`` the env returned with it (reset or
+    the previous step); keys the env does not stamp are absent (the Recorder gives them the tick time)."""
+    commanded: np.ndarray | None = None
+    """The action the source asked for, before the env's clipping or any filter (``action`` is what was applied)."""
+    timing: dict[str, float] = field(default_factory=dict)
+    """Per-tick loop timing, stage -> monotonic seconds (stored as ``timing/<stage>``); empty where not measured."""
 
 
 @dataclass(slots=True)
@@ -109,7 +121,8 @@ class ControlLoop:
         """Reset env and source with ``seed`` and run until the episode ends."""
         record = self.record_video if record_video is None else record_video
         frames: list[np.ndarray] = []
-        obs, _ = self.env.reset(seed=seed)
+        obs, info = self.env.reset(seed=seed)
+        obs_stamps = _stamps_of(obs, info)
         self.source.reset(seed)
         if record:
             frames.append(self._render())
@@ -132,11 +145,12 @@ class ControlLoop:
                 sent = info.get("action", action)
                 self.on_step(
                     StepRecord(tick, t, obs, np.asarray(sent), float(reward), info,
-                               bool(terminated), bool(truncated))
+                               bool(terminated), bool(truncated), obs_stamps, np.asarray(action))
                 )
             if record:
                 frames.append(self._render())
             obs = next_obs
+            obs_stamps = _stamps_of(obs, info)
 
         return EpisodeResult(
             steps=steps,
@@ -159,3 +173,9 @@ class ControlLoop:
                 "to record video"
             )
         return np.asarray(frame)
+
+
+def _stamps_of(obs: dict[str, np.ndarray], info: dict[str, Any]) -> dict[str, float]:
+    """The capture times the env reported (``info["timestamps"]``) for the keys of `obs`."""
+    stamps = info.get("timestamps") or {}
+    return {k: float(v) for k, v in stamps.items() if k in obs}
