@@ -9,6 +9,7 @@ Example::
 """
 
 from robolearn.runtime.clock import Clock, RealClock, VirtualClock
+from robolearn.runtime.hold import hold_action
 from robolearn.runtime.loop import ControlLoop, EpisodeResult, StepRecord
 from robolearn.runtime.scheduler import ActionScheduler
 from robolearn.runtime.sources import ActionSource, ExpertSource, PolicySource
@@ -24,4 +25,5 @@ __all__ = [
     "RealClock",
     "StepRecord",
     "VirtualClock",
+    "hold_action",
 ]

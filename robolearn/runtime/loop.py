@@ -3,7 +3,7 @@
 Per tick::
 
     tick = clock.wait_next_tick()          # the clock paces; env.step never sleeps
-    action = source.act(obs, tick)         # expert, teleop device or policy
+    action = source.act(obs, tick)         # expert, teleop device or policy; None: hold_action(env)
     obs', reward, terminated, truncated, info = env.step(action)
     on_step(StepRecord(tick, t, obs, action, reward, info, ...))   # obs: what the action saw
     obs = obs'
@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 
 from robolearn.runtime.clock import Clock
+from robolearn.runtime.hold import hold_action
 from robolearn.runtime.sources import ActionSource
 
 __all__ = ["ControlLoop", "EpisodeResult", "StepRecord"]
@@ -84,6 +85,8 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list)
     """``env.render()`` after reset and after each step, when video is recorded."""
     clock_stats: dict[str, float] = field(default_factory=dict)
+    holds: int = 0
+    """Ticks where the source gave no command and the loop sent the env's hold (`robolearn.runtime.hold_action`)."""
 
 
 class ControlLoop:
@@ -127,7 +130,7 @@ class ControlLoop:
         if record:
             frames.append(self._render())
 
-        steps, total_reward, success = 0, 0.0, False
+        steps, total_reward, success, holds = 0, 0.0, False, 0
         terminated = truncated = False
         start = time.monotonic()
         self.clock.start()
@@ -137,6 +140,9 @@ class ControlLoop:
             tick = self.clock.wait_next_tick()
             t = self.clock.now()
             action = self.source.act(obs, tick)
+            if action is None:  # no command this tick: hold, never a zero action
+                action = hold_action(self.env)
+                holds += 1
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             steps += 1
             total_reward += float(reward)
@@ -163,6 +169,7 @@ class ControlLoop:
             seed=seed,
             frames=frames,
             clock_stats=self.clock.stats(),
+            holds=holds,
         )
 
     def _render(self) -> np.ndarray:
