@@ -319,3 +319,10 @@ def test_all_tasks(task):
     finally:
         env.close()
     assert successes >= EXPERT_MIN_SUCCESS.get(task, 9), f"{task}: expert succeeded in {successes}/10"
+
+
+def test_info_reports_the_applied_action_and_lagged_stamps(make):
+    from tests.envs.conftest import check_applied_action_and_stamps
+
+    env = make(cameras=("corner",), sensor_latency_s={"images/corner": 0.025})
+    check_applied_action_and_stamps(env, [1.5, -2.0, 0.25, 4.0], [1.0, -1.0, 0.25, 1.0], {"images/corner": 0.025})

@@ -65,3 +65,20 @@ def test_drawn_effector_is_where_the_state_says(env):
         world = sim.data.xpos[sim.id("body", "effector")]
         np.testing.assert_allclose(obs["state"][:3], world, atol=1e-6)
         obs, *_ = env.step(env.action_space.sample())
+
+
+def test_info_reports_the_applied_action_and_lagged_stamps():
+    from tests.envs.conftest import check_applied_action_and_stamps
+
+    env = gymnasium.make(ENV_ID, cameras=("front",), sensor_latency_s={"images/front": 0.03})
+    try:
+        check_applied_action_and_stamps(env, [2.0, -3.0, 0.5], [1.0, -1.0, 0.5], {"images/front": 0.03})
+    finally:
+        env.close()
+
+
+def test_a_bad_sensor_latency_is_refused():
+    with pytest.raises(ValueError, match="sensor_latency_s names 'images/side', which is not an observation key"):
+        gymnasium.make(ENV_ID, sensor_latency_s={"images/side": 0.1})
+    with pytest.raises(ValueError, match=r"sensor_latency_s\['state'\] = -0.1: a latency is a finite number"):
+        gymnasium.make(ENV_ID, sensor_latency_s={"state": -0.1})

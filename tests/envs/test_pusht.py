@@ -150,3 +150,10 @@ def test_missing_gym_pusht_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install robolearn-envs\[pusht\]"):
         register()
     assert "robolearn-envs[pusht]" in INSTALL_HINT
+
+
+def test_info_reports_the_applied_action_and_lagged_stamps(make):
+    from tests.envs.conftest import check_applied_action_and_stamps
+
+    env = make(sensor_latency_s={"images/front": 0.04})
+    check_applied_action_and_stamps(env, [600.0, -20.0], [512.0, 0.0], {"images/front": 0.04})

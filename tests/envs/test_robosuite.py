@@ -240,3 +240,11 @@ def test_all_tasks(task):
     finally:
         env.close()
     assert successes >= EXPERT_MIN_SUCCESS[task], f"{task}: expert succeeded in {successes}/10"
+
+
+def test_info_reports_the_applied_action_and_lagged_stamps(make):
+    from tests.envs.conftest import check_applied_action_and_stamps
+
+    env = make(cameras=(), sensor_latency_s={"state": 0.002})
+    check_applied_action_and_stamps(env, [3.0, -1.5, 0.5, 0, 0, 0, -9.0], [1.0, -1.0, 0.5, 0, 0, 0, -1.0],
+                                    {"state": 0.002})

@@ -7,6 +7,8 @@ Observation (gymnasium Dict):
     `images/<camera>`  Box uint8 (H, W, 3), upright, one per name in `cameras` (any of `CAMERAS`).
 Action: Box float32 (4,) in [-1, 1]: metaworld's hand xyz delta (1.0 moves the mocap target 1 cm per
     step) and gripper effort (+1 closes, -1 opens).
+Info: `success`, `time`, `timestamps` (capture time per observation key: `robolearn.env.stamps`, shifted by
+    `sensor_latency_s`), and after a step `action`: the action applied, clipped to [-1, 1].
 
 Episodes: `reset(seed=s)` draws the task's object and goal positions from `self.np_random` (metaworld's
 `seeded_rand_vec` path; the same seed gives the same scene). `terminated` is True on the first step that
@@ -42,6 +44,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from robolearn.errors import InvalidValueError, MissingExtraError  # noqa: E402
+from robolearn.env.stamps import SensorStamps  # noqa: E402
 from robolearn_envs.metaworld.tasks import TASKS  # noqa: E402
 
 INSTALL_HINT = "pip install robolearn-envs[metaworld]"
@@ -104,6 +107,7 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_camera: str = "corner",
         render_mode: str | None = "rgb_array",
         high_quality: bool = False,
+        sensor_latency_s: dict[str, float] | None = None,
     ) -> None:
         """Args:
             task: metaworld task name, a key of `tasks.TASKS` (e.g. "pick-place-v3").
@@ -115,6 +119,8 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             high_quality: render like metaworld's own viewer (shadows, reflections, 4x multisampling);
                 off, frames are plain and aliased but about 6x faster on a software renderer
                 (llvmpipe, 64x64 `corner`: ~9 ms instead of ~55 ms).
+            sensor_latency_s: observation key -> seconds its capture stamps lag the control time
+                (`robolearn.env.stamps`); none by default.
         """
         if task not in TASKS:
             close = difflib.get_close_matches(str(task), TASKS, n=3, cutoff=0.5)
@@ -157,6 +163,8 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             spaces[f"images/{cam}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self._stamps = SensorStamps(self.control_hz, self.observation_space, sensor_latency_s)
+        self.sensor_latency_s = self._stamps.latency
         self._raw: np.ndarray | None = None  # latest metaworld observation (39,) float64, read by the expert
         self._steps = 0
 
@@ -181,11 +189,12 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}.")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite values in [-1, 1].")
-        raw, reward, _, _, mw_info = self._mw.step(np.clip(action, -1.0, 1.0))
+        applied = np.clip(action, -1.0, 1.0)
+        raw, reward, _, _, mw_info = self._mw.step(applied)
         self._raw = np.clip(raw, self._low, self._high)
         self._steps += 1
         success = bool(mw_info["success"])
-        return self._observation(), float(reward), success, False, self._info(success)
+        return self._observation(), float(reward), success, False, self._info(success, applied)
 
     def render(self) -> np.ndarray | None:
         """The `render_camera` frame (H, W, 3) uint8 at `render_size`, upright; None if render_mode is None."""
@@ -226,8 +235,11 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs[f"images/{cam}"] = self._frames.render(cam, self.image_size)
         return obs
 
-    def _info(self, success: bool) -> dict[str, Any]:
-        return {"success": success, "time": self._steps / self.control_hz}
+    def _info(self, success: bool, applied: np.ndarray | None = None) -> dict[str, Any]:
+        info = {"success": success, "time": self._steps / self.control_hz, "timestamps": self._stamps.at(self._steps)}
+        if applied is not None:
+            info["action"] = applied
+        return info
 
 
 class MetaworldExpert:

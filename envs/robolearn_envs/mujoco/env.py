@@ -8,6 +8,9 @@ Observation (gymnasium Dict):
     `images/<camera>`  Box uint8 (H, W, 3), upright, one per name in `cameras`
     task sensors       e.g. `force` Box float32 (6,), from `Task.sensor_spaces()` (wipe.py)
 Action: Box float32 (Da,) in [-1, 1]; the task defines what it means (absolute normalized targets).
+Info: `success`, `time` (simulated seconds), `timestamps` (capture time per observation key:
+    `robolearn.env.stamps`, shifted by `sensor_latency_s`), and after a step `action`: the action applied,
+    clipped to [-1, 1] (what a recording stores).
 
 Example::
 
@@ -27,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 from robolearn.errors import InvalidValueError
+from robolearn.env.stamps import SensorStamps
 from robolearn_envs.mujoco.base import ASSETS, Sim
 
 
@@ -98,6 +102,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_size: Sequence[int] | None = None,
         render_camera: str = "front",
         render_mode: str | None = "rgb_array",
+        sensor_latency_s: dict[str, float] | None = None,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise InvalidValueError(f"render_mode={render_mode!r} is not supported; accepted values: 'rgb_array', None.")
@@ -130,6 +135,13 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             spaces[f"images/{cam}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (task.action_dim,), np.float32)
+        try:
+            self._stamps = SensorStamps(self.control_hz, self.observation_space, sensor_latency_s)
+        except ValueError:
+            sim.close()
+            raise
+        self.sensor_latency_s = self._stamps.latency  # key -> seconds its stamps lag the control time
+        self._steps = 0
 
     # ---- gymnasium API ---------------------------------------------------------------------------
 
@@ -140,6 +152,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._sim.reset()
         self._task.initialize(self.np_random)
         self._sim.forward()
+        self._steps = 0
         return self._observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -148,13 +161,15 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}.")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite values in [-1, 1].")
-        self._task.command(np.clip(action, -1.0, 1.0))
+        applied = np.clip(action, -1.0, 1.0)
+        self._task.command(applied)
         for _ in range(self._n_substeps):
             self._task.substep()
             self._sim.step()
         self._sim.forward()  # sensors, camera poses and contacts for the state after the last substep
+        self._steps += 1
         success = self._task.success()
-        return self._observation(), float(self._task.reward()), success, False, self._info(success)
+        return self._observation(), float(self._task.reward()), success, False, self._info(success, applied)
 
     def render(self) -> np.ndarray | None:
         """The `render_camera` frame (H, W, 3) uint8 at `render_size`, upright; None if render_mode is None."""
@@ -192,5 +207,9 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs[f"images/{cam}"] = self._sim.render(cam, self.image_size)
         return obs
 
-    def _info(self, success: bool | None = None) -> dict[str, Any]:
-        return {"success": bool(self._task.success() if success is None else success), "time": self._sim.time}
+    def _info(self, success: bool | None = None, applied: np.ndarray | None = None) -> dict[str, Any]:
+        info = {"success": bool(self._task.success() if success is None else success), "time": self._sim.time,
+                "timestamps": self._stamps.at(self._steps)}
+        if applied is not None:
+            info["action"] = applied.copy()
+        return info

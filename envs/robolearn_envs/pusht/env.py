@@ -14,7 +14,8 @@ Observation (gymnasium Dict), by `obs_type`:
     Positions are clipped to [0, 512]; the pusher can overshoot a wall target by a pixel or two.
 Action: Box float32 (2,) in [0, 512]: the absolute target (x, y) in px of the pusher, which a PD controller
     tracks (gym-pusht's convention; *not* a delta). Out-of-range targets are clipped; `info["action"]` is
-    the target actually applied, which is what a recorder stores.
+    the target actually applied, which is what a recorder stores. `info["timestamps"]`: the capture time of
+    each observation key (`robolearn.env.stamps`, shifted by `sensor_latency_s`).
 
 Episodes: `reset(seed=s)` draws the agent and block poses from `self.np_random` (same seed, same scene).
 `info["success"]` is gym-pusht's `is_success` (the block covers more than 95% of the goal) and `terminated`
@@ -42,6 +43,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from robolearn.env.stamps import SensorStamps
 from robolearn.errors import InvalidValueError, MissingExtraError
 
 INSTALL_HINT = "pip install robolearn-envs[pusht]"
@@ -81,6 +83,7 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         image_size: Sequence[int] = (96, 96),
         render_size: Sequence[int] | None = None,
         render_mode: str | None = "rgb_array",
+        sensor_latency_s: dict[str, float] | None = None,
     ) -> None:
         """Args:
             obs_type: "pixels_agent_pos" (state (2,) + `images/front`) or "environment_state_agent_pos"
@@ -89,6 +92,8 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             render_size: (H, W) of `render()` frames (which also mark the last action target with a red
                 cross); defaults to image_size.
             render_mode: "rgb_array" or None.
+            sensor_latency_s: observation key -> seconds its capture stamps lag the control time
+                (`robolearn.env.stamps`); none by default.
         """
         if obs_type not in OBS_TYPES:
             raise InvalidValueError(f"obs_type={obs_type!r} is not supported; accepted values: {', '.join(OBS_TYPES)}.")
@@ -115,6 +120,8 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             spaces[f"images/{CAMERA}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(0.0, WORLD_SIZE, (2,), np.float32)
+        self._stamps = SensorStamps(self.control_hz, self.observation_space, sensor_latency_s)
+        self.sensor_latency_s = self._stamps.latency
         self._ready = False
         self._steps = 0
 
@@ -217,7 +224,8 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return {"state": state}
 
     def _info(self, success: bool, coverage: float, sent: np.ndarray | None) -> dict[str, Any]:
-        info = {"success": success, "coverage": float(coverage), "time": self._steps / self.control_hz}
+        info = {"success": success, "coverage": float(coverage), "time": self._steps / self.control_hz,
+                "timestamps": self._stamps.at(self._steps)}
         if sent is not None:
             info["action"] = sent
         return info

@@ -9,6 +9,8 @@ Observation (gymnasium Dict):
 Action: Box float32 (7,) in [-1, 1], what robosuite's OSC_POSE (composite controller "BASIC") expects: eef
     position delta (1.0 = a 5 cm goal offset, base frame = world axes for these scenes), eef orientation
     delta as axis-angle (1.0 = 0.5 rad), gripper (+1 closes, -1 opens).
+Info: `success`, `time`, `timestamps` (capture time per observation key: `robolearn.env.stamps`, shifted by
+    `sensor_latency_s`), and after a step `action`: the action applied, clipped to [-1, 1].
 
 Episodes: `reset(seed=s)` reseeds robosuite's generator (object placement, robot joint noise) from
 `self.np_random`, so the same seed gives the same scene and unseeded resets continue the seeded stream.
@@ -48,6 +50,7 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from robolearn.env.stamps import SensorStamps  # noqa: E402
 from robolearn.errors import InvalidValueError, MissingExtraError  # noqa: E402
 from robolearn_envs.robosuite.tasks import STATE_LAYOUT, TASKS  # noqa: E402
 
@@ -123,6 +126,7 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_mode: str | None = "rgb_array",
         reward_shaping: bool = False,
         high_quality: bool = False,
+        sensor_latency_s: dict[str, float] | None = None,
     ) -> None:
         """Args:
             task: a key of `tasks.TASKS`: "lift", "stack", "pickplacecan" or "nutassemblysquare".
@@ -136,6 +140,8 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             high_quality: render as robosuite does (shadows, reflections, skybox, 4x multisampling); off
                 (the default), frames are plain and aliased but several times faster on a software
                 renderer (llvmpipe, 84x84 `agentview`: see envs/README.md).
+            sensor_latency_s: observation key -> seconds its capture stamps lag the control time
+                (`robolearn.env.stamps`); none by default.
         """
         if task not in TASKS:
             close = difflib.get_close_matches(str(task), TASKS, n=3, cutoff=0.5)
@@ -187,6 +193,8 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             spaces[f"images/{cam}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self._stamps = SensorStamps(self.control_hz, self.observation_space, sensor_latency_s)
+        self.sensor_latency_s = self._stamps.latency
 
     # ---- gymnasium API ---------------------------------------------------------------------------
 
@@ -209,10 +217,11 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"action has shape {action.shape}; expected {self.action_space.shape}.")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite values in [-1, 1].")
-        self._rs_obs, reward, _, _ = self._rs.step(np.clip(action, -1.0, 1.0).astype(np.float64))
+        applied = np.clip(action, -1.0, 1.0)
+        self._rs_obs, reward, _, _ = self._rs.step(applied.astype(np.float64))
         self._steps += 1
         success = bool(self._rs._check_success())
-        return self._observation(), float(reward), success, False, self._info(success)
+        return self._observation(), float(reward), success, False, self._info(success, applied)
 
     def render(self) -> np.ndarray | None:
         """The `render_camera` frame (H, W, 3) uint8 at `render_size`, upright; None if render_mode is None."""
@@ -298,8 +307,11 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs[f"images/{cam}"] = self._frame(cam, self.image_size)
         return obs
 
-    def _info(self, success: bool) -> dict[str, Any]:
-        return {"success": success, "time": self._steps / self.control_hz}
+    def _info(self, success: bool, applied: np.ndarray | None = None) -> dict[str, Any]:
+        info = {"success": success, "time": self._steps / self.control_hz, "timestamps": self._stamps.at(self._steps)}
+        if applied is not None:
+            info["action"] = applied
+        return info
 
     def _context(self) -> Any:
         """robosuite's offscreen render context of the sim, made on first use and set to `high_quality`."""
