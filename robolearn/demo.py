@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -19,22 +18,23 @@ def run_demo(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> d
     console = Console(stderr=True, quiet=not progress)
     out = Path(out).resolve()
     store, run_dir = out / "store.zarr", out / "run"
-    for stale in (store, run_dir, out / "eval"):  # a demo folder is rebuilt from scratch each time
-        shutil.rmtree(stale, ignore_errors=True)
+    # A demo folder is rebuilt from scratch each time: each step replaces only its own earlier output
+    # (robolearn.output refuses anything else at those paths).
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
     t = time.perf_counter()
     console.rule(f"1/3 collect {cfg.collect.episodes} expert episodes of {cfg.task.env}")
     col = collect(cfg.task.env, store, cfg.collect.episodes, seed=cfg.collect.seed, env_kwargs=cfg.task.env_kwargs,
-                  max_steps=cfg.task.max_steps, only_success=cfg.collect.only_success, progress=progress)
+                  max_steps=cfg.task.max_steps, only_success=cfg.collect.only_success, progress=progress,
+                  overwrite=True)
     timings["collect_s"] = time.perf_counter() - t
     t = time.perf_counter()
     console.rule(f"2/3 train {cfg.policy} for {cfg.train.steps} steps")
-    tr = train_policy(cfg, str(store), run_dir, progress=progress)
+    tr = train_policy(cfg, str(store), run_dir, progress=progress, overwrite=True)
     timings["train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     console.rule(f"3/3 evaluate {cfg.eval.episodes} episodes")
-    ev = evaluate_checkpoint(run_dir, cfg, out=out / "eval", progress=progress)
+    ev = evaluate_checkpoint(run_dir, cfg, out=out / "eval", progress=progress, overwrite=True)
     timings["eval_s"] = time.perf_counter() - t
     return {"store": str(store), "episodes": col["episodes"], "checkpoint": str(run_dir),
             "success_rate": ev["success_rate"], "ci95": list(ev["ci95"]), "video": ev["video_path"],

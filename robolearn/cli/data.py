@@ -103,11 +103,13 @@ def view(store: str = typer.Argument(..., help="Store path or URL."),
 @friendly
 def merge(stores: List[str] = typer.Argument(..., help="Source stores (same features and fps)."),
           out: str = typer.Option(..., "--out", help="New store to create."),
+          overwrite: bool = typer.Option(False, "--overwrite",
+                                         help="Replace a robolearn store there (only its own files are deleted)."),
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
     """Concatenate stores into a new one; task strings are remapped."""
     from robolearn.store.ops import merge as run_merge
 
-    _summary(run_merge(stores, out), as_json)
+    _summary(run_merge(stores, out, overwrite=overwrite), as_json)
 
 
 @app.command()
@@ -117,11 +119,13 @@ def split(store: str = typer.Argument(..., help="Source store."),
           out_val: str = typer.Option(..., "--out-val", help="New store for the validation episodes."),
           val_ratio: float = typer.Option(0.1, "--val-ratio", help="Fraction of episodes for validation."),
           seed: int = typer.Option(0, "--seed", help="Seed of the episode shuffle."),
+          overwrite: bool = typer.Option(False, "--overwrite",
+                                         help="Replace a robolearn store there (only its own files are deleted)."),
           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
     """Split a store by episode into train and validation stores."""
     from robolearn.store.ops import split as run_split
 
-    _summary(run_split(store, out_train, out_val, val_ratio, seed), as_json)
+    _summary(run_split(store, out_train, out_val, val_ratio, seed, overwrite=overwrite), as_json)
 
 
 @app.command("filter")
@@ -138,12 +142,14 @@ def filter_(store: str = typer.Argument(..., help="Source store."),
             action_free: bool = typer.Option(False, "--action-free",
                                              help="Write them as video-only episodes (has_actions false, "
                                                   "actions zeroed) for UWM/PAD co-training."),
+            overwrite: bool = typer.Option(False, "--overwrite",
+                                           help="Replace a robolearn store at OUT (only its own files are deleted)."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
     """Copy the episodes that match every condition into a new store."""
     from robolearn.store.ops import filter_store
 
     _summary(filter_store(store, out, success, task, min_length, max_length,
-                          _episode_list(episodes) if episodes else None, action_free), as_json)
+                          _episode_list(episodes) if episodes else None, action_free, overwrite=overwrite), as_json)
 
 
 def _episode_list(spec: str) -> list[int]:

@@ -56,7 +56,10 @@ def collect(
     overrides: Optional[list[str]] = OVERRIDES,
     env: Optional[str] = typer.Option(None, "--env", help="Env id (default: the task preset's)."),
     episodes: Optional[int] = typer.Option(None, "--episodes", "-n", help="Episodes to write (per env with --recipe)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Store path to create or append to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Store path to create (a new path or an empty folder)."),
+    resume: bool = typer.Option(False, "--resume", help="Append to the robolearn store at OUT (same features)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace the robolearn store at OUT (only its own files are deleted)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i."),
     only_success: Optional[bool] = typer.Option(None, "--only-success/--all", help="Keep only expert successes."),
     workers: int = typer.Option(1, "--workers", "-k", help="Ray actors running the expert (1: in process)."),
@@ -64,21 +67,25 @@ def collect(
     recipe: Optional[str] = typer.Option(None, "--recipe", help="datasets/<name>/recipe.yaml, or its name."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
-    """Run a scripted expert and record its episodes into a zarr store."""
+    """Run a scripted expert and record its episodes into a zarr store.
+
+    OUT must be new or an empty folder; an existing store is appended to only with --resume (what collect
+    did silently before) and replaced only with --overwrite. Anything else at OUT is refused."""
     from robolearn.experiment import build_config
     from robolearn.record.collect import collect as run_collect
     from robolearn.record.collect import collect_recipe
 
     if recipe:
         _emit(collect_recipe(recipe, out, workers=workers, progress=not as_json, address=address,
-                             episodes_per_env=episodes), as_json)
+                             episodes_per_env=episodes, resume=resume, overwrite=overwrite), as_json)
         return
     cfg = build_config(overrides or [])
     summary = run_collect(env or cfg.task.env, out, episodes or cfg.collect.episodes,
                           seed=cfg.collect.seed if seed is None else seed, env_kwargs=cfg.task.env_kwargs,
                           max_steps=cfg.task.max_steps,
                           only_success=cfg.collect.only_success if only_success is None else only_success,
-                          progress=not as_json, workers=workers, address=address)
+                          progress=not as_json, workers=workers, address=address, resume=resume,
+                          overwrite=overwrite)
     _emit(summary, as_json)
 
 
@@ -86,7 +93,10 @@ def collect(
 @friendly
 def teleop(
     env: str = typer.Option(..., "--env", help="Env id, e.g. robolearn/pusht."),
-    out: Path = typer.Option(..., "--out", "-o", help="Store path to create or append to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Store path to create (a new path or an empty folder)."),
+    resume: bool = typer.Option(False, "--resume", help="Append to the robolearn store at OUT (same features)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace the robolearn store at OUT (only its own files are deleted)."),
     device: str = typer.Option("keyboard", "--device", "-d",
                                help="keyboard | mouse | scripted:<script.json> (replays synthetic key/mouse events)."),
     episodes: Optional[int] = typer.Option(None, "--episodes", "-n",
@@ -100,7 +110,8 @@ def teleop(
     """Teleoperate an env and record the episodes you keep: s/Enter save, d/Backspace discard, r re-record, q/Esc quit."""
     from robolearn.record.teleop import record_teleop
 
-    summary = record_teleop(env, out, device=device, episodes=episodes, fps=fps, seed=seed, clock=clock)
+    summary = record_teleop(env, out, device=device, episodes=episodes, fps=fps, seed=seed, clock=clock,
+                            resume=resume, overwrite=overwrite)
     _emit(summary, as_json)
 
 
@@ -109,27 +120,34 @@ def teleop(
 def train(
     overrides: Optional[list[str]] = OVERRIDES,
     store: str = typer.Option(..., "--store", "-s", help="Store path or URL to train from."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (becomes the checkpoint)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (becomes the checkpoint): a new path or an "
+                                                       "empty folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/checkpoints/last."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace the robolearn run at OUT (only a run's own files are deleted)."),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="End this session after that step (resumable)."),
     workers: int = typer.Option(1, "--workers", "-k",
                                 help="Data-parallel Ray Train workers (DDP); train.batch_size is the global batch."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
-    """Train a policy on a store; writes model.safetensors, config.json, stats.json and a training curve."""
+    """Train a policy on a store; writes model.safetensors, config.json, stats.json and a training curve.
+
+    An OUT that holds a run is continued only with --resume and replaced only with --overwrite (a rerun used
+    to write over it); anything else at OUT is refused."""
     from robolearn.experiment import build_config
 
     cfg = build_config(overrides or [])
     if workers == 1 and address is None:
         from robolearn.train.run import train_policy
 
-        summary = train_policy(cfg, store, out, progress=not as_json, resume=resume, stop_at=stop_at)
+        summary = train_policy(cfg, store, out, progress=not as_json, resume=resume, stop_at=stop_at,
+                               overwrite=overwrite)
     else:
         from robolearn.train.distributed import train_distributed
 
         summary = train_distributed(cfg, store, out, workers, address=address, progress=not as_json, resume=resume,
-                                    stop_at=stop_at)
+                                    stop_at=stop_at, overwrite=overwrite)
     _emit(summary, as_json)
 
 
@@ -146,17 +164,22 @@ def evaluate(
     latency_ticks: Optional[int] = typer.Option(
         None, "--latency-ticks", help="Simulated inference latency in control ticks (eval.latency_ticks)."),
     compile: bool = typer.Option(False, "--compile", help="Compile the policy for inference first (eval.compile)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for eval.json and rollouts.mp4."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Folder for eval.json and rollouts.mp4 (default CHECKPOINT/eval)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier evaluation in that folder."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
-    """Roll a trained policy out in its env: success rate with a Wilson 95% interval, and an mp4."""
+    """Roll a trained policy out in its env: success rate with a Wilson 95% interval, and an mp4.
+
+    An earlier evaluation in the output folder is replaced only with --overwrite (a rerun used to write over
+    it); anything else there is refused."""
     from robolearn.experiment import build_config
     from robolearn.eval.run import evaluate_checkpoint
 
     extra = [f"eval.latency_ticks={latency_ticks}"] if latency_ticks is not None else []
     cfg = build_config([*(overrides or []), *extra, *(["eval.compile=true"] if compile else [])])
     result = evaluate_checkpoint(checkpoint, cfg, env=env, episodes=episodes, seed=seed, workers=workers, out=out,
-                                 progress=not as_json, address=address)
+                                 progress=not as_json, address=address, overwrite=overwrite)
     _emit(result, as_json)
 
 

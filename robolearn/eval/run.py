@@ -8,6 +8,7 @@ from pathlib import Path
 
 from robolearn.errors import MissingPathError
 from robolearn.experiment import ExperimentConfig
+from robolearn.output import check_output, claim_output
 
 
 def read_run_config(checkpoint: str | Path) -> dict:
@@ -23,8 +24,10 @@ def read_run_config(checkpoint: str | Path) -> dict:
 def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str | None = None,
                         episodes: int | None = None, seed: int | None = None, workers: int | None = None,
                         out: str | Path | None = None, progress: bool = True,
-                        address: str | None = None) -> dict:
-    """Roll out the policy in `checkpoint` (EMA weights when present); write eval.json and rollouts.mp4."""
+                        address: str | None = None, overwrite: bool = False) -> dict:
+    """Roll out the policy in `checkpoint` (EMA weights when present); write eval.json and rollouts.mp4 into
+    `out` (default `<checkpoint>/eval`): a new or empty folder, or, with `overwrite`, an earlier evaluation
+    folder (anything else there is refused: robolearn.output)."""
     from robolearn.env.registry import load_env_plugins, make_env
     from robolearn.eval.rollout import evaluate
     from robolearn.policies import check_compatible, load
@@ -34,6 +37,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
     if cfg.eval.threads > 0:
         torch.set_num_threads(cfg.eval.threads)
     run = read_run_config(checkpoint)
+    out = Path(out) if out is not None else Path(checkpoint) / "eval"
+    check_output(out, "eval", overwrite=overwrite)  # an earlier evaluation is replaced only when asked
     env_id = env or run.get("env_id") or cfg.task.env
     env_kwargs = {**(run.get("env_kwargs") or {}), **cfg.task.env_kwargs}  # explicit overrides win
     policy = load(checkpoint)
@@ -43,8 +48,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
         check_compatible(policy, probe.observation_space, probe.action_space)
     finally:
         probe.close()
-    out = Path(out) if out is not None else Path(checkpoint) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, "eval", overwrite=overwrite)
     n_workers = workers or cfg.eval.workers
     if cfg.eval.compile and progress:
         print("compiling the policy for inference before the rollouts (~1-2 min the first time, cached after)",

@@ -15,6 +15,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from robolearn.errors import CannotCompleteError, InvalidValueError, MissingPathError
+from robolearn.output import check_output
 from robolearn.store import EpisodeMeta, StoreWriter, features_from_space
 
 
@@ -97,8 +98,12 @@ def _in_seed_order(ray, actors, seeds):
 
 def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwargs: dict | None = None,
             max_steps: int | None = None, only_success: bool = True, progress: bool = True, workers: int = 1,
-            address: str | None = None) -> dict:
-    """Record `episodes` expert episodes (the first successful ones, when asked) into the store at `out`."""
+            address: str | None = None, resume: bool = False, overwrite: bool = False) -> dict:
+    """Record `episodes` expert episodes (the first successful ones, when asked) into the store at `out`.
+
+    `out` must be new or an empty folder; `resume` appends to a robolearn store there (same features),
+    `overwrite` replaces one (anything else at `out` is refused: robolearn.output)."""
+    check_output(out, "store", resume=resume, overwrite=overwrite)  # before the env is built
     if episodes < 1:
         raise InvalidValueError(f"episodes must be >= 1, got {episodes}")
     if workers < 1:
@@ -113,7 +118,8 @@ def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwar
     columns = [TextColumn("[bold]collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn()]
     try:
-        with StoreWriter(out, runner.features, fps=info["hz"], attrs=attrs) as writer, \
+        with StoreWriter(out, runner.features, fps=info["hz"], attrs=attrs, resume=resume,
+                         overwrite=overwrite) as writer, \
                 Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("collect", total=episodes, info="")
             gen = _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address)
@@ -156,8 +162,10 @@ def recipe_path(recipe: str | Path) -> Path:
 
 
 def collect_recipe(recipe: str | Path, out: str | Path, workers: int = 1, progress: bool = True,
-                   address: str | None = None, episodes_per_env: int | None = None) -> dict:
-    """Regenerate a dataset from its recipe: every env of the recipe appends to the one store at `out`."""
+                   address: str | None = None, episodes_per_env: int | None = None, resume: bool = False,
+                   overwrite: bool = False) -> dict:
+    """Regenerate a dataset from its recipe: every env of the recipe appends to the one store at `out`
+    (`resume`/`overwrite` as in `collect`, for the store as it is before the first env)."""
     import yaml
 
     path = recipe_path(recipe)
@@ -167,11 +175,13 @@ def collect_recipe(recipe: str | Path, out: str | Path, workers: int = 1, progre
     if unknown or not spec.get("envs"):
         raise InvalidValueError(f"recipe {path} must list `envs` and may set {sorted(known)}; unknown: {unknown}")
     per_env = []
-    for env_id in spec["envs"]:
+    for i, env_id in enumerate(spec["envs"]):
+        first = i == 0  # the envs after the first append to the store the first one wrote
         per_env.append(collect(env_id, out, int(episodes_per_env or spec.get("episodes_per_env", 50)),
                                seed=int(spec.get("seed", 0)), env_kwargs=spec.get("env_kwargs") or {},
                                max_steps=spec.get("max_steps"), only_success=bool(spec.get("only_success", True)),
-                               progress=progress, workers=workers, address=address))
+                               progress=progress, workers=workers, address=address,
+                               resume=resume or not first, overwrite=overwrite and first))
     return {"store": per_env[0]["store"], "recipe": str(path), "episodes": sum(r["episodes"] for r in per_env),
             "per_env": {e: {k: r[k] for k in ("episodes", "expert_success_rate", "env_steps_per_s")}
                         for e, r in zip(spec["envs"], per_env)}}

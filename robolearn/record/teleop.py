@@ -27,6 +27,7 @@ import numpy as np
 from robolearn.devices.teleop import EVENTS, make_teleop
 from robolearn.env.registry import make_env
 from robolearn.errors import InvalidValueError
+from robolearn.output import check_output
 from robolearn.record.recorder import Recorder
 from robolearn.store import StoreWriter, features_from_space
 
@@ -68,8 +69,9 @@ class TeleopSource:
 
 def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episodes: int | None = None,
                   fps: float | None = None, seed: int = 0, env_kwargs: dict | None = None,
-                  clock: str = "real", max_steps: int | None = None) -> dict:
-    """Record teleoperated episodes of `env_id` into the store at `out` (created or appended to).
+                  clock: str = "real", max_steps: int | None = None, resume: bool = False,
+                  overwrite: bool = False) -> dict:
+    """Record teleoperated episodes of `env_id` into the store at `out` (created; appended to with `resume`).
 
     Args:
         env_id: a registered robolearn env id.
@@ -81,10 +83,13 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         env_kwargs: passed to the env's constructor.
         clock: "real" (wall-clock pacing) or "virtual" (no sleeping: scripted devices and tests).
         max_steps: end (and save) an episode after this many steps (None: the env decides).
+        resume: append to a robolearn store at `out`; overwrite: replace one. Anything else at `out` is
+            refused (robolearn.output), and without either flag so is an existing store.
     Returns: a summary: store, episodes (saved), discarded, rerecorded, successes, frames, missed_ticks, quit.
     """
     from robolearn.runtime import ControlLoop, RealClock, VirtualClock
 
+    check_output(out, "store", resume=resume, overwrite=overwrite)  # before the env and the device open
     if episodes is not None and episodes < 1:
         raise InvalidValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}.")
     if clock not in CLOCKS:
@@ -102,8 +107,14 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
     except BaseException:
         env.close()
         raise
-    writer = StoreWriter(out, features_from_space(env.observation_space, env.action_space), fps=hz,
-                         attrs={"env_id": env_id, "env_kwargs": dict(env_kwargs or {})})
+    try:
+        writer = StoreWriter(out, features_from_space(env.observation_space, env.action_space), fps=hz,
+                             attrs={"env_id": env_id, "env_kwargs": dict(env_kwargs or {})}, resume=resume,
+                             overwrite=overwrite)
+    except BaseException:  # refused (e.g. --resume onto a store of other features): release what is open
+        dev.disconnect()
+        env.close()
+        raise
     recorder = Recorder(writer, fps=hz, task=getattr(base, "task_description", ""),
                         source=f"teleop:{device.split(':', 1)[0]}:{env_id}")
     counts = {"episodes": 0, "discarded": 0, "rerecorded": 0, "successes": 0, "frames": 0, "missed_ticks": 0}

@@ -4,7 +4,9 @@ Every action passes ``SafetyFilter.filter(action, obs) -> (action_sent, SafetyRe
 reaches the env or robot. The rules, in the order they run (a later rule wins over an earlier one):
 
 1. **Gate** (always on): an action of the wrong shape, a non-numeric dtype, or any NaN/Inf is never
-   sent: the filter *holds*, i.e. it sends the last action it sent again (#7's hold).
+   sent: the filter *holds* (#7's hold, ``robolearn.runtime.hold``): it sends the env's
+   ``hold_action()`` when built ``for_env``, else the last action it sent (the same thing for absolute
+   targets; for delta actions the env's hold is the zero delta).
 2. ``acceleration``: ``|a_t - 2 a_{t-1} + a_{t-2}| <= max_acceleration * dt**2`` per joint. Best effort:
    it yields to the hard rules below (a hold or a position limit may brake harder).
 3. ``position``: ``low + margin <= a_t <= high - margin`` per joint (action units).
@@ -29,7 +31,8 @@ Example::
 
     config = load_safety_config("mujoco-reach")            # configs/safety/mujoco-reach.yaml
     safety = SafetyFilter.for_env(env, config)
-    safety.reset(hold_target)                               # the measured position at episode start
+    obs, _ = env.reset(seed=0)
+    safety.reset(hold_action(env))                          # the measured position at episode start
     sent, report = safety.filter(np.array([0.9, np.nan, 0.0]), obs)
     report.held                                             # "non-finite value at index 1"
     sent, report = safety.filter(np.array([0.9, 0.0, 0.0]), obs)
@@ -48,6 +51,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from robolearn.config import ConfigError, from_dict, load_preset
+from robolearn.runtime.hold import hold_action
 
 __all__ = [
     "ForwardKinematics",
@@ -279,10 +283,13 @@ class SafetyFilter:
         action_dim: Da; any other shape is malformed.
         dtype: dtype of the action sent (the env's action space dtype).
         notes: remarks on how the chain was built (e.g. a rule skipped for want of an env hook).
+        enabled: False passes actions through unfiltered (``SafetyConfig.enabled``).
+        hold: returns the action that holds the robot (the env's ``hold_action``); None: the last action sent.
     """
 
     def __init__(self, rules: Sequence[SafetyRule], action_dim: int, dtype: np.dtype | type = np.float32,
-                 notes: Sequence[str] = (), enabled: bool = True) -> None:
+                 notes: Sequence[str] = (), enabled: bool = True,
+                 hold: Callable[[], np.ndarray] | None = None) -> None:
         self.rules = list(rules)
         self.action_dim = int(action_dim)
         self.dtype = np.dtype(dtype)
@@ -290,6 +297,7 @@ class SafetyFilter:
             raise ValueError(f"SafetyFilter: the action dtype must be a float type, got {self.dtype}")
         self.enabled = enabled
         self.notes = list(notes)
+        self._hold = hold
         self._shape = (self.action_dim,)
         self._prev: list[float] | None = None
         self._prev_step = [0.0] * self.action_dim
@@ -301,10 +309,11 @@ class SafetyFilter:
 
     @classmethod
     def from_config(cls, config: SafetyConfig, low: Sequence[float], high: Sequence[float], control_hz: float,
-                    *, dtype: np.dtype | type = np.float32, fk: Callable[[np.ndarray], np.ndarray] | None = None
-                    ) -> SafetyFilter:
+                    *, dtype: np.dtype | type = np.float32, fk: Callable[[np.ndarray], np.ndarray] | None = None,
+                    hold: Callable[[], np.ndarray] | None = None) -> SafetyFilter:
         """The standard chain for ``config``; ``low``/``high`` are the action space bounds (used where the
-        config leaves ``low``/``high`` unset), ``fk`` the forward-kinematics hook (None: no workspace rule)."""
+        config leaves ``low``/``high`` unset), ``fk`` the forward-kinematics hook (None: no workspace rule),
+        ``hold`` what holds the robot (None: the last action sent)."""
         if not control_hz > 0:
             raise ValueError(f"SafetyFilter: control_hz must be > 0, got {control_hz!r}")
         n = len(low)
@@ -339,12 +348,13 @@ class SafetyFilter:
                 rules.append(WorkspaceLimit(fk, [v + m for v in config.workspace_low],
                                             [v - m for v in config.workspace_high],  # type: ignore[union-attr]
                                             config.workspace_iterations))
-        return cls(rules, n, dtype, notes, enabled=config.enabled)
+        return cls(rules, n, dtype, notes, enabled=config.enabled, hold=hold)
 
     @classmethod
     def for_env(cls, env: Any, config: SafetyConfig) -> SafetyFilter:
         """The standard chain for a gymnasium env: bounds and dtype from its action space, ``dt`` from
-        ``env.unwrapped.control_hz``, the workspace hook when the env is a ``ForwardKinematics``."""
+        ``env.unwrapped.control_hz``, its ``hold_action`` for holds, the workspace hook when the env is a
+        ``ForwardKinematics``."""
         space = env.action_space
         if len(space.shape) != 1:
             raise ValueError(f"SafetyFilter: expected a (Da,) action space, got shape {space.shape}")
@@ -352,7 +362,7 @@ class SafetyFilter:
         fk = base.action_position if isinstance(base, ForwardKinematics) else None
         safety = cls.from_config(config, np.asarray(space.low, np.float64).tolist(),
                                  np.asarray(space.high, np.float64).tolist(), base.control_hz,
-                                 dtype=space.dtype, fk=fk)
+                                 dtype=space.dtype, fk=fk, hold=lambda: hold_action(env))
         for note in safety.notes:
             warnings.warn(f"{type(base).__name__}: {note}", stacklevel=2)
         return safety
@@ -378,9 +388,16 @@ class SafetyFilter:
         self.n_calls = 0
 
     def hold(self, reason: str = "hold") -> tuple[np.ndarray, SafetyReport]:
-        """Send the last action again (empty queue, watchdog, operator stop)."""
+        """The action that holds the robot (empty queue, watchdog, operator stop, a rejected action): the
+        ``hold`` callable's, or the last action sent; the step rules restart from rest."""
         if self._prev is None:
             raise RuntimeError("SafetyFilter: call reset(hold_target) at the start of the episode before filtering")
+        if self._hold is not None:
+            held = np.asarray(self._hold(), dtype=self.dtype)
+            if held.shape != self._shape or not np.all(np.isfinite(held)):
+                raise RuntimeError(f"SafetyFilter: the hold action {held.tolist()} is not finite with shape "
+                                   f"{self._shape}; the env's hold_action() is broken")
+            self._prev = held.astype(np.float64).tolist()
         self._prev_step = [0.0] * self.action_dim
         return np.asarray(self._prev, dtype=self.dtype), SafetyReport(held=reason)
 

@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from robolearn.errors import InvalidValueError
 from robolearn.store.latents import is_latent_key, latent_features, read_latents, stale_latents
 from robolearn.store.layout import StoreError
 from robolearn.spaces import ACTION, future_key
 from robolearn.store.reader import Store
+from robolearn.store.ops import split_episodes  # noqa: F401  (the one split, re-exported here)
 
 DEFAULT_CACHE_BYTES = 4 << 30
-
-
-def split_episodes(n_episodes: int, val_ratio: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Episode-level train/val split, deterministic for a seed. Keeps at least one training episode."""
-    if not 0.0 <= val_ratio < 1.0:
-        raise InvalidValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
-    order = np.random.default_rng(seed).permutation(n_episodes)
-    n_val = min(int(round(n_episodes * val_ratio)), max(0, n_episodes - 1))
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 class WindowSampler:

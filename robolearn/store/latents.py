@@ -92,8 +92,11 @@ def write_latents(path, camera: str, batches: Iterable[np.ndarray], shape: tuple
         if f"images/{camera}" not in w.features:
             raise StoreError(f"store {path} has no key 'images/{camera}' (it has {', '.join(sorted(w.features))})")
         chunk_rows = max(1, (1 << 20) // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
-        arr = w.root.create_array(f"latents/{camera}", shape=(n, *shape), chunks=(chunk_rows, *shape), dtype=dtype,
-                                  fill_value=0, compressors=ZstdCodec(level=3), overwrite=True)
+        name = f"latents/{camera}"
+        if name in w.root:  # an earlier cache of this camera (ours: latents/ is written only here) is replaced
+            del w.root[name]
+        arr = w.root.create_array(name, shape=(n, *shape), chunks=(chunk_rows, *shape), dtype=dtype,
+                                  fill_value=0, compressors=ZstdCodec(level=3))
         row = 0
         for block in batches:
             block = np.asarray(block, dtype=dtype)

@@ -8,17 +8,8 @@ import socket
 import time
 from pathlib import Path
 
+from robolearn.output import pid_alive
 from robolearn.store.layout import LOCK_NAME, StoreError
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StoreLock:
@@ -35,7 +26,7 @@ class StoreLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner is None or (owner.get("host") == me["host"] and not _alive(int(owner.get("pid", -1)))):
+                if owner is None or (owner.get("host") == me["host"] and not pid_alive(int(owner.get("pid", -1)))):
                     # A lock left by a dead process (or an unreadable one): take it over.
                     self.path.unlink(missing_ok=True)
                     continue

@@ -1,7 +1,8 @@
 """Whole-store operations: merge stores, split one into train/val, filter episodes into a new store.
 
 Each reads committed episodes and writes a *new* store through the single writer, so the result is
-crash-safe like any recording; an existing destination is refused, never overwritten. Frames stored
+crash-safe like any recording; a destination holding anything is refused (robolearn.output), and a
+robolearn store there is replaced only with `overwrite`. Frames stored
 one per chunk (images) are copied as their stored chunk bytes when the destination array encodes
 them the same way (same codecs, chunking, dtype, fill value): JPEG frames are never decoded and
 re-encoded, so they stay bit-identical and the copy costs file reads and writes only.
@@ -18,26 +19,26 @@ from pathlib import Path
 
 import numpy as np
 
-from robolearn.store.backend import is_url, open_root
-from robolearn.store.layout import ACTION_KEY, ROOT_ATTR, EpisodeMeta, StoreError
+from robolearn.errors import InvalidValueError
+from robolearn.output import check_output
+from robolearn.store.backend import is_url
+from robolearn.store.chunks import frame_chunked
+from robolearn.store.layout import ACTION_KEY, EpisodeMeta, StoreError
 from robolearn.store.reader import Store
-from robolearn.store.writer import StoreWriter, frame_chunked
+from robolearn.store.writer import StoreWriter
 
 # Root attrs that describe the schema or are rebuilt by the writer; everything else (env_id, ...) is carried over.
 _SCHEMA_ATTRS = ("version", "fps", "features", "tasks", "sources", "created")
 
 
-def _refuse_existing(out) -> None:
-    if is_url(out):
-        try:
-            if ROOT_ATTR in open_root(out, "r").attrs:
-                raise StoreError(f"{out} already holds a store; choose a new destination")
-        except StoreError:
-            raise
-        except Exception:
-            return
-    elif Path(out).exists() and any(Path(out).iterdir()):
-        raise StoreError(f"{out} already exists; choose a new destination (nothing is overwritten)")
+def split_episodes(n_episodes: int, val_ratio: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Episode-level train/val split, deterministic for a seed. Keeps at least one training episode.
+    The one split: `data split` and the sampler's train/val episodes (robolearn.sampling re-exports it)."""
+    if not 0.0 <= val_ratio < 1.0:
+        raise InvalidValueError(f"val_ratio must be in [0, 1), got {val_ratio}")
+    order = np.random.default_rng(seed).permutation(n_episodes)
+    n_val = min(int(round(n_episodes * val_ratio)), max(0, n_episodes - 1))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def _meta(src: Store, e: int, action_free: bool = False) -> EpisodeMeta:
@@ -113,18 +114,19 @@ def copy_episode(src: Store, e: int, w: StoreWriter, raw_keys: list[str] | None 
 
 
 def copy_episodes(parts: list[tuple[Store, np.ndarray]] | list[tuple[Store, np.ndarray, bool]], out,
-                  derived: dict) -> dict:
-    """Write the given (store, episode indices[, action_free]) parts, in order, into a new store at `out`."""
+                  derived: dict, overwrite: bool = False) -> dict:
+    """Write the given (store, episode indices[, action_free]) parts, in order, into a new store at `out`
+    (`overwrite`: replace a robolearn store there; anything else at `out` is refused, see robolearn.output)."""
     if not any(len(part[1]) for part in parts):
         raise StoreError(f"no episodes selected: nothing to write to {out}")
-    _refuse_existing(out)
+    check_output(out, "store", overwrite=overwrite)
     first = parts[0][0]
     attrs = {k: v for k, v in first.info.items() if k not in _SCHEMA_ATTRS}
     attrs["derived"] = derived
     created = not is_url(out) and not Path(out).exists()
     written = 0
     try:
-        with StoreWriter(out, first.features, fps=first.fps, attrs=attrs) as w:
+        with StoreWriter(out, first.features, fps=first.fps, attrs=attrs, overwrite=overwrite) as w:
             for src, eps, *flag in parts:
                 raw_keys = raw_copy_keys(src, w)
                 for e in eps:
@@ -140,7 +142,7 @@ def copy_episodes(parts: list[tuple[Store, np.ndarray]] | list[tuple[Store, np.n
     return {"store": str(out), "episodes": n_eps, "frames": n_frames}
 
 
-def merge(sources: list[str | os.PathLike], out: str | os.PathLike) -> dict:
+def merge(sources: list[str | os.PathLike], out: str | os.PathLike, overwrite: bool = False) -> dict:
     """Concatenate stores with identical features and fps; task and source strings are remapped."""
     if len(sources) < 1:
         raise StoreError("merge needs at least one source store")
@@ -154,25 +156,24 @@ def merge(sources: list[str | os.PathLike], out: str | os.PathLike) -> dict:
         if s.fps != ref.fps:
             raise StoreError(f"cannot merge {s.path} ({s.fps} fps) with {ref.path} ({ref.fps} fps)")
     parts = [(s, np.arange(s.n_episodes)) for s in stores]
-    out_info = copy_episodes(parts, out, {"op": "merge", "from": [str(p) for p in sources]})
+    out_info = copy_episodes(parts, out, {"op": "merge", "from": [str(p) for p in sources]}, overwrite)
     return {**out_info, "from": {str(s.path): s.n_episodes for s in stores}}
 
 
-def split(store: str | os.PathLike, out_train, out_val, val_ratio: float = 0.1, seed: int = 0) -> dict:
-    """Episode-level train/val split into two new stores (the sampler's `split_episodes`, same seed)."""
-    from robolearn.sampling.windows import split_episodes
-
+def split(store: str | os.PathLike, out_train, out_val, val_ratio: float = 0.1, seed: int = 0,
+          overwrite: bool = False) -> dict:
+    """Episode-level train/val split into two new stores (`split_episodes`, the sampler's split, same seed)."""
     src = Store.open(store)
     if src.n_episodes < 2:
         raise StoreError(f"{store} has {src.n_episodes} episode(s); a split needs at least 2")
     train, val = split_episodes(src.n_episodes, val_ratio, seed)
     if len(val) == 0:
         raise StoreError(f"val_ratio {val_ratio} of {src.n_episodes} episodes selects no validation episode")
-    _refuse_existing(out_train)
-    _refuse_existing(out_val)
+    check_output(out_train, "store", overwrite=overwrite)  # both refused before either is written
+    check_output(out_val, "store", overwrite=overwrite)
     derived = {"op": "split", "from": str(store), "val_ratio": val_ratio, "seed": seed}
-    a = copy_episodes([(src, train)], out_train, {**derived, "part": "train", "episodes": train.tolist()})
-    b = copy_episodes([(src, val)], out_val, {**derived, "part": "val", "episodes": val.tolist()})
+    a = copy_episodes([(src, train)], out_train, {**derived, "part": "train", "episodes": train.tolist()}, overwrite)
+    b = copy_episodes([(src, val)], out_val, {**derived, "part": "val", "episodes": val.tolist()}, overwrite)
     return {"train": {**a, "source_episodes": train.tolist()}, "val": {**b, "source_episodes": val.tolist()}}
 
 
@@ -201,7 +202,7 @@ def select_episodes(src: Store, success: bool | None = None, task: str | None = 
 
 def filter_store(store: str | os.PathLike, out, success: bool | None = None, task: str | None = None,
                  min_length: int | None = None, max_length: int | None = None,
-                 episodes: list[int] | None = None, action_free: bool = False) -> dict:
+                 episodes: list[int] | None = None, action_free: bool = False, overwrite: bool = False) -> dict:
     """Copy the episodes that pass the conditions (success, task, length bounds, an explicit episode
     list) into a new store; `action_free` writes them as video-only episodes (see `copy_episode`)."""
     src = Store.open(store)
@@ -212,5 +213,6 @@ def filter_store(store: str | os.PathLike, out, success: bool | None = None, tas
         raise StoreError(f"no episode of {store} matches "
                          f"{', '.join(f'{k}={v}' for k, v in cond.items() if v is not None)}{given}")
     out_info = copy_episodes([(src, eps, action_free)], out, {"op": "filter", "from": str(store), **cond,
-                                                             "action_free": action_free, "episodes": eps.tolist()})
+                                                             "action_free": action_free, "episodes": eps.tolist()},
+                             overwrite)
     return {**out_info, "source_episodes": eps.tolist()}

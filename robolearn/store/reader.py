@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync as zsync
 
 from robolearn.store.backend import is_url, open_root
+from robolearn.store.chunks import committed_extent, frame_chunk_keys, get_raw
 from robolearn.store.layout import (
     EPISODE_COLUMNS,
     ROOT_ATTR,
@@ -22,20 +20,7 @@ from robolearn.store.layout import (
     episode_columns,
 )
 
-
-def committed_extent(root: zarr.Group) -> tuple[int, int]:
-    """(episodes, frames) committed: the strictly increasing prefix of episode_ends that every array covers."""
-    ends = np.asarray(root["meta/episode_ends"][:], dtype=np.int64)
-    info = root.attrs[ROOT_ATTR]
-    keys = list(info["features"])
-    covered = min([root[f"data/{k}"].shape[0] for k in keys] + [root[f"timestamps/{k}"].shape[0] for k in keys])
-    rows = min(root[f"meta/episodes/{c}"].shape[0] for c in episode_columns(info.get("version", 1)))
-    n, prev = 0, 0
-    for i, e in enumerate(ends[: max(0, rows)]):
-        if e <= prev or e > covered:
-            break
-        n, prev = i + 1, int(e)
-    return n, prev
+__all__ = ["Store", "committed_extent", "open_store"]
 
 
 class Store:
@@ -57,7 +42,8 @@ class Store:
                              f"up to {SCHEMA_VERSION}: upgrade robolearn")
         self.features = {k: Feature.from_json(v) for k, v in self.info["features"].items()}
         self.n_episodes, self.n_frames = committed_extent(root)
-        self.episode_ends = np.asarray(root["meta/episode_ends"][: self.n_episodes], dtype=np.int64)
+        self.episode_ends = (np.asarray(root["meta/episode_ends"][: self.n_episodes], dtype=np.int64)
+                             if self.n_episodes else np.zeros(0, np.int64))  # a store cut off while created has none
         self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
 
     @classmethod
@@ -87,7 +73,7 @@ class Store:
     def episodes(self) -> dict[str, np.ndarray]:
         """The per-episode table, committed rows only; columns an older schema lacks hold their defaults."""
         on_disk = episode_columns(self.version)
-        return {c: (np.asarray(self.root[f"meta/episodes/{c}"][: self.n_episodes]) if c in on_disk
+        return {c: (np.asarray(self.root[f"meta/episodes/{c}"][: self.n_episodes]) if c in on_disk and self.n_episodes
                     else np.full(self.n_episodes, fill, dtype=dtype))
                 for c, (dtype, fill) in EPISODE_COLUMNS.items()}
 
@@ -128,20 +114,13 @@ class Store:
     def chunk_bytes(self, key: str, start: int, stop: int) -> list[bytes | None]:
         """The stored (encoded) chunks of frames [start, stop) of a key kept one frame per chunk (images),
         as they are on disk: no decoding. None for a chunk never written (all fill value)."""
-        from robolearn.store.writer import frame_chunk_keys
-
         if key not in self.features:
             raise StoreError(f"unknown key {key!r}: {self.path} has {', '.join(sorted(self.features))}")
         arr = self.root[f"data/{key}"]
         keys = frame_chunk_keys(arr, start, stop)
         if keys is None:
             raise StoreError(f"key {key!r} of {self.path} is not stored one frame per chunk")
-        store, proto = arr.store_path.store, default_buffer_prototype()
-
-        async def _get_all():
-            return await asyncio.gather(*(store.get(k, proto) for k in keys))
-
-        return [None if b is None else b.to_bytes() for b in zsync(_get_all())]
+        return get_raw(arr, keys)
 
     def read_all(self, key: str) -> np.ndarray:
         return self.read(key, 0, self.n_frames)

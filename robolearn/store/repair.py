@@ -1,19 +1,26 @@
-"""Cut a store back to its last committed episode. Idempotent; safe to run on a healthy store."""
+"""Cut a store back to its last committed episode. Idempotent; safe to run on a healthy store.
+
+A store whose creation was cut off (its root attrs written, some arrays not yet) gets the missing arrays
+first (`create.ensure_arrays`), so every kill -9 leaves nothing, or a store that repair makes whole.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import zarr
 
+from robolearn.output import claim_output
 from robolearn.store.backend import is_url
-from robolearn.store.layout import ROOT_ATTR, episode_columns
+from robolearn.store.chunks import committed_extent, set_rows
+from robolearn.store.create import ensure_arrays
+from robolearn.store.layout import ROOT_ATTR, Feature, StoreError, episode_columns
+
+_TEMP_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")  # zarr's LocalStore writes <name>.<uuid hex>.partial, then renames
 
 
 def repair_root(root: zarr.Group, path) -> dict:
-    from robolearn.store.reader import committed_extent
-    from robolearn.store.writer import set_rows
-
     n_eps, n_frames = committed_extent(root)
     cut_frames = 0
     for group in ("data", "timestamps"):
@@ -32,24 +39,31 @@ def repair_root(root: zarr.Group, path) -> dict:
     removed = 0
     if not is_url(path):
         for tmp in Path(path).rglob("*.partial"):  # a write killed between temp file and rename
-            tmp.unlink(missing_ok=True)
-            removed += 1
+            if _TEMP_FILE.search(tmp.name):
+                tmp.unlink(missing_ok=True)
+                removed += 1
     return {"episodes": n_eps, "frames": n_frames, "cut_frames": int(cut_frames), "cut_episodes": int(cut_eps),
             "removed_partial_files": removed}
 
 
-def repair(path) -> dict:
-    """Take the writer lock (a dead writer's lock is taken over) and cut back the uncommitted tail."""
+def repair(path, storage_options: dict | None = None) -> dict:
+    """Take the writer lock (a dead writer's lock is taken over), create the arrays a cut-off creation left
+    out, and cut back the uncommitted tail. Anything but a robolearn store at `path` is refused."""
     from robolearn.store.backend import open_root
     from robolearn.store.lock import StoreLock
-    from robolearn.store.reader import Store
 
-    Store.open(path)  # clear error for a missing or foreign path
+    claim = claim_output(path, "store", resume=True, storage_options=storage_options)  # names what else is there
+    if claim.mode != "resume":
+        raise StoreError(f"no store at {path}: " + ("the path does not exist" if claim.found.what == "absent" else
+                                                     "it holds no store yet (nothing to repair)"))
     lock = None if is_url(path) else StoreLock(Path(path))
     if lock:
         lock.acquire()
     try:
-        return repair_root(open_root(path, "r+"), path)
+        root = open_root(path, "r+", storage_options)
+        features = {k: Feature.from_json(v) for k, v in root.attrs[ROOT_ATTR]["features"].items()}
+        created = ensure_arrays(root, features)
+        return {**repair_root(root, path), "created_arrays": created}
     finally:
         if lock:
             lock.release()

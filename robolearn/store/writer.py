@@ -21,21 +21,28 @@ which repairs on open) cuts back the same way.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
-from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync as zsync
 
-from robolearn.store.codecs import JpegCodec, array_codecs, check_codec, encode_jpeg
-
+from robolearn.output import claim_output
 from robolearn.store.backend import SyncingLocalStore, is_url, open_root
+from robolearn.store.chunks import (
+    committed_extent,
+    frame_chunk_keys,
+    frame_chunked,
+    gather,
+    jpeg_quality,
+    set_raw,
+    set_rows,
+    set_rows_async,
+    time_chunk,
+)
+from robolearn.store.codecs import check_codec, encode_jpeg
+from robolearn.store.create import create_column, create_root, ensure_arrays
 from robolearn.store.layout import (
     EPISODE_COLUMNS,
     ROOT_ATTR,
@@ -50,16 +57,6 @@ from robolearn.store.layout import (
     status_code,
 )
 from robolearn.store.lock import StoreLock
-
-_ROWS_PER_CHUNK_BYTES = 1 << 20  # low-dim chunks of ~1 MiB along time
-
-
-def _time_chunk(feature: Feature) -> int:
-    if feature.is_image:
-        return 1  # one frame per chunk: a window loads only the frames it needs
-    row = max(1, int(np.prod(feature.shape)) * np.dtype(feature.dtype).itemsize)
-    return int(max(64, min(65536, _ROWS_PER_CHUNK_BYTES // row)))
-
 
 def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray],
                      allow_empty: bool = False, first_frame: int = 0) -> dict[str, np.ndarray]:
@@ -106,90 +103,6 @@ def _check_features(features: dict[str, Feature]) -> None:
         raise StoreError("a store needs an 'action' feature")
 
 
-def _store_key(arr: zarr.Array, coords: tuple[int, ...]) -> str:
-    ck = arr.metadata.encode_chunk_key(coords)
-    return f"{arr.path}/{ck}" if arr.path else ck
-
-
-def frame_chunked(arr: zarr.Array) -> bool:
-    """Whether `arr` is stored one whole frame per chunk (images): chunk i holds frame i."""
-    return arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
-
-
-def frame_chunk_keys(arr: zarr.Array, start: int, stop: int) -> list[str] | None:
-    """Store keys of the chunks holding frames [start, stop) of a frame-chunked array; None otherwise."""
-    if not frame_chunked(arr):
-        return None
-    rest = (0,) * (arr.ndim - 1)
-    return [_store_key(arr, (i, *rest)) for i in range(start, stop)]
-
-
-def _jpeg_quality(arr: zarr.Array) -> int | None:
-    """The quality when every chunk of `arr` is exactly one frame's JPEG (our codec and nothing else)."""
-    codecs = arr.metadata.codecs
-    if frame_chunked(arr) and len(codecs) == 1 and isinstance(codecs[0], JpegCodec):
-        return codecs[0].quality
-    return None
-
-
-async def _set_rows(arr: zarr.Array, n: int, written: int | None = None) -> None:
-    old = int(arr.shape[0])
-    if n == old:
-        return
-    end = old if written is None else min(old, written)
-    if n < end:
-        c0 = int(arr.chunks[0])
-        others = [range(-(-int(s) // int(c))) for s, c in zip(arr.shape[1:], arr.chunks[1:])]
-        keys = [_store_key(arr, (i, *rest)) for i in range(-(-n // c0), -(-end // c0))
-                for rest in itertools.product(*others)]
-        store = arr.store_path.store
-        root = getattr(store, "root", None)
-        if isinstance(root, Path):  # local: only the chunk files that exist (a grown-ahead tail has none)
-            keys = [k for k in keys if (root / k).exists()]
-        await _gather(store.delete(k) for k in keys)
-        if isinstance(root, Path):  # drop the per-frame folders left empty (c/<frame>/0/0)
-            stop_at = root / arr.path / "c"
-            for k in keys:
-                d = (root / k).parent
-                while d != stop_at and d.is_relative_to(stop_at):
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        break
-                    d = d.parent
-    await arr._async_array.resize((n, *arr.shape[1:]), delete_outside_chunks=False)
-
-
-def set_rows(arr: zarr.Array, n: int, written: int | None = None) -> None:
-    """Grow or shrink `arr` along time (axis 0) to n rows. Shrinking first deletes the chunks wholly past
-    row n (only those before row `written` when the caller knows nothing was written past it), then
-    writes the new shape. Unlike zarr's `resize` this never enumerates every chunk of the array: it costs
-    the same at frame 100 and at frame 10^6."""
-    zsync(_set_rows(arr, n, written))
-
-
-async def _set_raw(store, keys: list[str], blobs: list) -> None:
-    """Write encoded chunk bytes as they are (None: a chunk never written, i.e. all fill value)."""
-    proto = default_buffer_prototype()
-
-    async def _one(key, blob):
-        if blob is None:
-            await store.delete(key)
-        else:
-            await store.set(key, proto.buffer.from_bytes(blob))
-
-    await _gather(_one(k, b) for k, b in zip(keys, blobs))
-
-
-async def _gather(jobs) -> None:
-    """Run the coroutines together; when one fails, wait for all the others, then raise the first error
-    (so nothing is still writing when the caller cleans up)."""
-    results = await asyncio.gather(*jobs, return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-
-
 _GROW_AHEAD = 256  # frame-chunked arrays grow 256 frames ahead: one metadata write per 256 frames
 
 
@@ -200,7 +113,7 @@ class _Pending:
     def __init__(self, arr: zarr.Array, pos: int):
         self.arr, self.pos, self.chunk = arr, pos, int(arr.chunks[0])
         self.ahead = _GROW_AHEAD if frame_chunked(arr) else 0
-        self.jpeg = _jpeg_quality(arr)
+        self.jpeg = jpeg_quality(arr)
         self.parts: list[np.ndarray] = []
         self.rows = 0
 
@@ -225,21 +138,21 @@ class _Pending:
 
     async def grow(self, stop: int) -> None:
         if self.arr.shape[0] < stop:
-            await _set_rows(self.arr, stop + self.ahead)
+            await set_rows_async(self.arr, stop + self.ahead)
 
     async def write(self, start: int, data, encoded: bool = False) -> None:
         """Write rows [start, start + len(data)): `data` holds the rows, or with `encoded` (frame-chunked
         arrays) each frame's chunk bytes as they go to the store."""
         await self.grow(start + len(data))
         if encoded:
-            await _set_raw(self.arr.store_path.store, frame_chunk_keys(self.arr, start, start + len(data)), data)
+            await set_raw(self.arr.store_path.store, frame_chunk_keys(self.arr, start, start + len(data)), data)
         else:
-            await self.arr._async_array.setitem(slice(start, start + len(data)), data)
+            await self.arr.async_array.setitem(slice(start, start + len(data)), data)
 
     async def trim(self) -> None:
         """Cut the grown-ahead rows: nothing was written past `pos`, so only the shape changes."""
         if self.arr.shape[0] != self.pos:
-            await _set_rows(self.arr, self.pos, written=self.pos)
+            await set_rows_async(self.arr, self.pos, written=self.pos)
 
 
 class EpisodeStream:
@@ -298,8 +211,8 @@ class EpisodeStream:
         pends = [*self._data.values(), *self._stamps.values()]
 
         async def _then_trim(writes):
-            await _gather(writes)
-            await _gather(p.trim() for p in pends)
+            await gather(writes)
+            await gather(p.trim() for p in pends)
 
         return [_then_trim(jobs)]
 
@@ -347,7 +260,7 @@ class EpisodeStream:
         try:
             jobs = self._flush_jobs(final=False, raw=raw)
             if jobs:
-                zsync(_gather(jobs))
+                zsync(gather(jobs))
         except BaseException:
             self._broken = True
             raise
@@ -387,19 +300,13 @@ class EpisodeStream:
         for pend in pends:
             pend.parts, pend.rows = [], 0
         # Chunks exist only below each array's write position: nothing past it needs deleting.
-        zsync(_gather(_set_rows(p.arr, w.n_frames, written=p.pos) for p in pends if p.arr.shape[0] != w.n_frames))
+        zsync(gather(set_rows_async(p.arr, w.n_frames, written=p.pos) for p in pends if p.arr.shape[0] != w.n_frames))
 
     def __enter__(self) -> "EpisodeStream":
         return self
 
     def __exit__(self, *exc) -> None:
         self.abort()  # no-op after commit
-
-
-def _create_column(root: zarr.Group, col: str, rows: int) -> None:
-    """meta/episodes/<col> with `rows` rows, all at the column's default (its fill value: nothing written)."""
-    dtype, fill = EPISODE_COLUMNS[col]
-    root.create_array(f"meta/episodes/{col}", shape=(rows,), chunks=(4096,), dtype=dtype, fill_value=fill)
 
 
 def upgrade_columns(root: zarr.Group, n_episodes: int) -> bool:
@@ -416,7 +323,7 @@ def upgrade_columns(root: zarr.Group, n_episodes: int) -> bool:
         try:
             arr = root[f"meta/episodes/{col}"]
         except KeyError:
-            _create_column(root, col, n_episodes)
+            create_column(root, col, n_episodes)
         else:  # added by an upgrade that was killed before its version was written: nothing was written to it
             set_rows(arr, n_episodes)
     info.update(version=SCHEMA_VERSION, status_names=dict(STATUS))
@@ -432,67 +339,61 @@ class StoreWriter:
     """
 
     def __init__(self, path: str | Path, features: dict[str, Feature] | None = None, fps: float | None = None,
-                 attrs: dict | None = None, storage_options: dict | None = None):
+                 attrs: dict | None = None, storage_options: dict | None = None, *, resume: bool | None = None,
+                 overwrite: bool = False):
+        """Open the store at `path` for appending, or create it.
+
+        What may be at `path` is the output guard's rule (`robolearn.output.claim_output`, kind "store"):
+        nothing, an empty folder, or, with `resume`, a robolearn store to append to (`resume` defaults to
+        true when no `features` are given: the store must exist then), or, with `overwrite`, a robolearn
+        store to replace (only the store's own entries are deleted). Anything else is refused, and a store
+        whose metadata cannot be read is an error, never taken for "no store"."""
         self.path = path
         self._stream: EpisodeStream | None = None
         self._arrays: dict[str, zarr.Array] = {}
         self._lock = None if is_url(path) else StoreLock(Path(path))
-        exists = self._exists(path, storage_options)
+        if features is not None:
+            _check_features(features)  # before anything is created, or replaced, on disk
+        claim = claim_output(path, "store", resume=features is None if resume is None else resume,
+                             overwrite=overwrite, storage_options=storage_options)
+        exists = claim.mode == "resume"
         if not exists and (features is None or fps is None):
             raise StoreError(f"no store at {path}; creating one needs its features and fps")
-        if not exists:
-            _check_features(features)  # before anything is created on disk
+        made_dir = self._lock is not None and not Path(path).exists()
         if self._lock is not None:
             Path(path).mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         try:
             if exists:
-                self.root = open_root(path, "r+", storage_options)
+                try:
+                    self.root = open_root(path, "r+", storage_options)
+                except OSError as e:
+                    raise StoreError(f"cannot read the store at {path} ({type(e).__name__}: {e}); "
+                                     f"nothing was written") from e
                 self._load_existing(features, fps)
             else:
-                self.root = open_root(path, "w", storage_options)
-                self._create(features, float(fps), attrs or {})
+                self.root = create_root(path, features, float(fps), attrs, storage_options)
+                self.info = dict(self.root.attrs[ROOT_ATTR])
+                self.features = dict(features)
+                self.n_episodes, self.n_frames = 0, 0
         except BaseException:
             self.close()
+            if made_dir:  # a creation that failed before writing anything leaves no folder behind
+                try:
+                    Path(path).rmdir()
+                except OSError:
+                    pass
             raise
 
-    @staticmethod
-    def _exists(path, storage_options) -> bool:
-        try:
-            root = open_root(path, "r", storage_options)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr, "errors") else FileNotFoundError):
-            return False
-        except Exception:
-            return False
-        return ROOT_ATTR in root.attrs
-
-    # -- creation / reopening -------------------------------------------------------------------
-    def _create(self, features: dict[str, Feature], fps: float, attrs: dict) -> None:
-        _check_features(features)
-        info = {"version": SCHEMA_VERSION, "fps": fps, "features": {k: f.to_json() for k, f in features.items()},
-                "tasks": [], "sources": [], "status_names": dict(STATUS), "created": time.time(), **attrs}
-        for key, feat in features.items():
-            self.root.create_array(f"data/{key}", shape=(0, *feat.shape), chunks=(_time_chunk(feat), *feat.shape),
-                                   dtype=feat.dtype, fill_value=0, **array_codecs(feat))
-            self.root.create_array(f"timestamps/{key}", shape=(0,), chunks=(65536,), dtype="float64",
-                                   compressors=ZstdCodec(level=3), fill_value=0.0)
-        for col in EPISODE_COLUMNS:
-            _create_column(self.root, col, 0)
-        self.root.create_array("meta/episode_ends", shape=(0,), chunks=(4096,), dtype="int64", fill_value=0)
-        self.root.require_group("meta/stats")
-        self.root.attrs[ROOT_ATTR] = info
-        self.info = info
-        self.features = dict(features)
-        self.n_episodes, self.n_frames = 0, 0
-
+    # -- reopening ------------------------------------------------------------------------------
     def _load_existing(self, features, fps) -> None:
-        from robolearn.store.reader import committed_extent
         from robolearn.store.repair import repair_root
 
         self.info = dict(self.root.attrs[ROOT_ATTR])
         self.features = {k: Feature.from_json(v) for k, v in self.info["features"].items()}
         if features is not None and {k: f.to_json() for k, f in features.items()} != self.info["features"]:
             raise StoreError(f"store {self.path} exists with different features: {sorted(self.info['features'])}")
+        ensure_arrays(self.root, self.features)  # a creation cut off by a kill: its attrs say what is missing
         # A writer starts from the last committed episode: cut an uncommitted tail back first.
         repair_root(self.root, self.path)
         self.n_episodes, self.n_frames = committed_extent(self.root)
@@ -538,10 +439,10 @@ class StoreWriter:
         cols = {col: self._array(f"meta/episodes/{col}") for col in row}
 
         async def _row(arr, value):
-            await _set_rows(arr, i + 1)
-            await arr._async_array.setitem(i, value)
+            await set_rows_async(arr, i + 1)
+            await arr.async_array.setitem(i, value)
 
-        zsync(_gather([*last_writes, *(_row(cols[col], value) for col, value in row.items())]))
+        zsync(gather([*last_writes, *(_row(cols[col], value) for col, value in row.items())]))
         self._sync()
         ends = self._array("meta/episode_ends")
         set_rows(ends, i + 1)

@@ -22,6 +22,7 @@ import torch
 
 from robolearn.errors import InvalidValueError, MissingExtraError
 from robolearn.experiment import ExperimentConfig
+from robolearn.output import claim_output
 from robolearn.store import ensure_stats
 from robolearn.train.run import build_run
 from robolearn.train.trainer import Trainer
@@ -60,17 +61,19 @@ def _train_worker(config: dict) -> None:
 
 def train_distributed(cfg: ExperimentConfig, store_path: str, out: str | Path, workers: int,
                       address: str | None = None, progress: bool = True, resume: bool = False,
-                      stop_at: int | None = None) -> dict:
+                      stop_at: int | None = None, overwrite: bool = False) -> dict:
     """Fit the configured policy on `workers` Ray Train workers (DDP); returns rank 0's summary.
 
     `address` joins a running Ray cluster (default: start a local Ray with `workers` CPUs). GPUs are
-    used when train.device is cuda, or auto and this machine sees one.
+    used when train.device is cuda, or auto and this machine sees one. `out`, `resume` and `overwrite`
+    as in `train_policy`: the driver claims the run directory before any rank starts.
     """
     if workers < 1:
         raise InvalidValueError(f"--workers must be >= 1, got {workers}")
     if cfg.train.batch_size % workers:
         raise InvalidValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by --workers {workers}: "
                          f"pick a multiple of {workers} so the global batch matches one worker")
+    claim_output(out, "run", resume=resume, overwrite=overwrite)
     store_path = str(store_path) if "://" in str(store_path) else str(Path(store_path).resolve())
     ensure_stats(store_path)  # computed once here, not raced by every rank
     use_gpu = cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from robolearn.experiment import ExperimentConfig
+from robolearn.output import check_output, claim_output
 from robolearn.sampling import WindowSampler, split_episodes
 from robolearn.sampling.tasks import with_task_embeddings
 from robolearn.store import Store, StoreError, ensure_stats
@@ -84,9 +85,14 @@ def build_run(cfg: ExperimentConfig, store_path: str) -> RunParts:
 
 
 def train_policy(cfg: ExperimentConfig, store_path: str, out: str | Path, progress: bool = True,
-                 resume: bool = False, stop_at: int | None = None) -> dict:
-    """Fit the configured policy to the store; the run directory is a loadable checkpoint."""
+                 resume: bool = False, stop_at: int | None = None, overwrite: bool = False) -> dict:
+    """Fit the configured policy to the store; the run directory is a loadable checkpoint.
+
+    `out` must be new or an empty folder; `resume` continues the robolearn run there, `overwrite` replaces
+    it (only the files a run consists of are deleted); anything else there is refused (robolearn.output)."""
+    check_output(out, "run", resume=resume, overwrite=overwrite)  # before the policy is built
     run = build_run(cfg, store_path)
+    claim_output(out, "run", resume=resume, overwrite=overwrite)
     trainer = Trainer(run.policy, run.train_sampler, cfg.train, out, val_sampler=run.val_sampler, extra=run.extra,
                       progress=progress)
     summary = trainer.fit(resume=resume, eval_fn=run.eval_fn, stop_at=stop_at)

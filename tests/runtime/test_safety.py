@@ -124,6 +124,9 @@ class PlainEnv(gym.Env):
     observation_space = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (3,), np.float32)})
     action_space = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
 
+    def hold_action(self):
+        return np.zeros(3, np.float32)  # a delta-action env: the zero delta holds
+
 
 class FKEnv(PlainEnv):
     def action_position(self, action):
@@ -143,6 +146,18 @@ def test_for_env_uses_bounds_rate_and_hook_or_notes_its_absence():
     assert out.tolist() == pytest.approx([0.05, -0.05, 0.0]) and report.ok  # 2/s at 20 Hz: 0.1 per tick
     out, report = fk.filter(np.array([5.0, 0.0, 0.0]))
     assert out[0] == pytest.approx(0.15) and report.amount("position") == pytest.approx(3.0)
+    # A rejected action holds with the env's hold_action (here the zero delta), not the last action sent.
+    out, report = fk.filter(np.array([np.inf, 0.0, 0.0]))
+    assert out.tolist() == [0.0, 0.0, 0.0] and "non-finite" in report.held
+    out, _ = fk.filter(np.array([0.5, 0.0, 0.0]))
+    assert out[0] == pytest.approx(0.1)  # the step rules continue from the hold
+
+
+def test_a_broken_env_hold_is_an_error():
+    safety = SafetyFilter.from_config(SafetyConfig(), [-1.0], [1.0], 10.0, hold=lambda: np.array([np.nan]))
+    safety.reset(np.zeros(1))
+    with pytest.raises(RuntimeError, match="hold_action\(\) is broken"):
+        safety.filter(np.array([np.nan]))
 
 
 def test_filter_before_reset_and_bad_reset_are_errors():
@@ -181,24 +196,30 @@ def test_presets_load_into_typed_configs():
 def test_reach_expert_succeeds_through_its_safety_preset():
     pytest.importorskip("robolearn_envs")
     import robolearn_envs  # noqa: F401
+    from robolearn.runtime.hold import hold_action
 
     env = gym.make("robolearn/mujoco-reach", cameras=(), image_size=(16, 16), render_mode=None)
     try:
         with pytest.warns(UserWarning, match="workspace limits skipped"):
             safety = SafetyFilter.for_env(env, load_safety_config("mujoco-reach"))
         task = env.unwrapped.task
-        successes = 0
+        successes = held = 0
         for seed in range(3):
             env.reset(seed=seed)
             expert = env.unwrapped.get_expert()
-            safety.reset(task.ramp.to_action(task.effector_xyz))
-            for _ in range(50):
-                sent, _ = safety.filter(expert.act(None))
+            safety.reset(hold_action(env))
+            np.testing.assert_allclose(safety.last_sent, task.ramp.to_action(task.effector_xyz), atol=1e-6)
+            for k in range(50):
+                action = expert.act(None)
+                if k == 3:
+                    action[1] = np.nan  # one broken action mid-episode: held, the episode goes on
+                sent, report = safety.filter(action)
+                held += report.held is not None
                 _, _, terminated, truncated, info = env.step(sent)
                 if terminated or truncated:
                     break
             successes += bool(info["success"])
-        assert successes == 3
+        assert successes == 3 and held == 3
     finally:
         env.close()
 

@@ -272,9 +272,9 @@ def test_bad_input_gets_one_sentence(tmp_path):
     import_dataset(LEROBOT, tmp_path / "s.zarr", "lerobot")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("keep me")
-    with pytest.raises(ValueError, match="taken already exists and is not empty"):
+    with pytest.raises(ValueError, match="taken: it holds 1 file robolearn did not write \\(x\\)"):
         export_dataset(tmp_path / "s.zarr", tmp_path / "taken", "lerobot")
-    with pytest.raises(ValueError, match="taken already exists and is not empty"):
+    with pytest.raises(ValueError, match="taken: it holds 1 file robolearn did not write \\(x\\)"):
         import_dataset(LEROBOT, tmp_path / "taken", "lerobot")
     assert (tmp_path / "taken" / "x").read_text() == "keep me"
     assert not (tmp_path / "a").exists()
@@ -294,7 +294,7 @@ def test_cli_import_export(tmp_path):
     assert json.loads(res.stdout)["frames"] == 132 and (tmp_path / "o.hdf5").is_file()
     res = runner.invoke(app, ["data", "export", str(tmp_path / "s.zarr"), str(tmp_path / "o.hdf5"),
                               "--format", "robomimic"])
-    assert res.exit_code == 2 and "already exists and is not empty" in res.output
+    assert res.exit_code == 2 and "o.hdf5: it is a single file" in res.output
 
 
 def test_lerobot_image_features_stored_in_parquet(tmp_path):

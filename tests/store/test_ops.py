@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from robolearn.cli.main import app
+from robolearn.output import OutputError
 from robolearn.store import EpisodeMeta, Feature, Store, StoreError, StoreWriter
 from robolearn.store.info import validate_store
 from robolearn.store.ops import filter_store, merge, split
@@ -58,7 +59,7 @@ def test_merge_refuses_different_features_and_existing_out(make_store, tmp_path)
     with pytest.raises(StoreError, match="features differ \\(state\\)"):
         merge([a, other], tmp_path / "m.zarr")
     assert not (tmp_path / "m.zarr").exists()
-    with pytest.raises(StoreError, match="already exists"):
+    with pytest.raises(OutputError, match="other.zarr: it is a robolearn store of schema version .*--overwrite"):
         merge([a], other)
 
 
@@ -157,7 +158,7 @@ def test_cli_view_merge_split_filter(make_store, tmp_path):
     bad = cli("view", a, "--episode", 9, ok=False)
     assert bad.exit_code == 2 and "episode 9 does not exist" in bad.output
     bad = cli("merge", a, "--out", b, ok=False)
-    assert bad.exit_code == 2 and "already exists" in bad.output
+    assert bad.exit_code == 2 and "it is a robolearn store" in bad.output
 
 
 JPEG_FEATURES = {**FEATURES, "images/wrist": Feature((24, 32, 3), "uint8", "jpeg", 75)}

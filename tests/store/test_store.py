@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import zarr
 
+from robolearn.output import OutputError
 from robolearn.store import EpisodeMeta, Store, StoreError, StoreWriter, ensure_stats, repair
 from robolearn.store.info import store_info, validate_store
 from tests.conftest import FEATURES, episode_frames
@@ -116,7 +117,9 @@ def test_info_and_missing_store(make_store, tmp_path):
 def test_reopen_with_other_features_is_refused(make_store):
     path = make_store((2,))
     other = dict(FEATURES, state=FEATURES["action"])
+    with pytest.raises(OutputError, match="it is a robolearn store of schema version .*pass --resume"):
+        StoreWriter(path, other, fps=10)  # appending to an existing store is asked for explicitly
     with pytest.raises(StoreError, match="different features"):
-        StoreWriter(path, other, fps=10)
+        StoreWriter(path, other, fps=10, resume=True)
     with StoreWriter(path) as w:  # lock released after the refusal
         w.add_episode(episode_frames(1, 2), meta=EpisodeMeta(task="x"))

@@ -129,7 +129,7 @@ def test_abort_cuts_back_and_the_next_take_overwrites(tmp_path):
     assert validate_store(path)["ok"]
     assert len(chunk_files(path, "images/wrist")) == 110
     assert repair(path) == {"episodes": 2, "frames": 110, "cut_frames": 0, "cut_episodes": 0,
-                            "removed_partial_files": 0}
+                            "removed_partial_files": 0, "created_arrays": []}
 
 
 def test_stream_refuses_bad_blocks_and_keeps_going(tmp_path):

@@ -8,9 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from robolearn.errors import InvalidValueError
+from robolearn.output import check_output
 from robolearn.store.backend import is_url
-from robolearn.store.layout import StoreError
-from robolearn.store.reader import Store
 
 FORMATS = ("lerobot", "robomimic")
 
@@ -24,36 +23,27 @@ def check_format(fmt: str | None) -> str:
     return name
 
 
-def check_new_destination(path: str | os.PathLike) -> None:
-    """Refuse to write over anything: the destination must not exist, or be an empty directory."""
-    if is_url(path):
-        try:
-            Store.open(path)
-        except StoreError:
-            return
-        raise InvalidValueError(f"destination {path} already holds a store: choose a new path")
-    p = Path(path)
-    if p.is_dir() and not any(p.iterdir()):
-        return
-    if p.exists():
-        raise InvalidValueError(f"destination {p} already exists and is not empty: choose a new path")
+def check_new_destination(path: str | os.PathLike, kind: str = "export") -> None:
+    """Refuse to write over anything (the output guard, robolearn.output): the destination must not exist,
+    or be an empty folder. `kind`: "store" (an import) or "export"."""
+    check_output(path, kind)
 
 
 @contextmanager
-def staged(path: str | os.PathLike, allow_url: bool = False):
+def staged(path: str | os.PathLike, kind: str = "export"):
     """Yield a temporary sibling of `path` to write into; rename it to `path` only when the block succeeds.
 
-    Whatever fails midway leaves nothing at `path` (STYLE.md 13). A store at a URL (`allow_url`) is
-    written in place: object stores have no rename.
+    Whatever fails midway leaves nothing at `path` (STYLE.md 13). A store (`kind` "store", an import) at a
+    URL is written in place: object stores have no rename (its writer claims the URL itself).
     """
     if is_url(path):
-        if not allow_url:
+        if kind != "store":
             raise InvalidValueError(f"{path} is a URL; exports are written to a local path")
-        check_new_destination(path)
+        check_new_destination(path, kind)
         yield path
         return
     final = Path(path)
-    check_new_destination(final)
+    check_new_destination(final, kind)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
     _remove(tmp)
@@ -62,8 +52,11 @@ def staged(path: str | os.PathLike, allow_url: bool = False):
     except BaseException:
         _remove(tmp)
         raise
+    claim = check_output(final, kind)  # still nothing of value there (also when the import took a while)
     if final.is_dir():
-        final.rmdir()  # checked empty above
+        for leftover in claim.found.entries:  # robolearn's own: a dead writer's lock, a claimed-folder marker
+            (final / leftover).unlink()
+        final.rmdir()
     os.replace(tmp, final)
 
 

@@ -269,7 +269,7 @@ def import_lerobot(src: str | Path, store: str | Path) -> dict:
              "lerobot_keys": keys, "feature_names": names, "skipped_features": skipped}
     source = _Episodes(root, info, features, keys, tasks)
     try:
-        with staged(store, allow_url=True) as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
+        with staged(store, kind="store") as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
             for ep in episodes:
                 frames, ts, task = source.read(ep)
                 writer.add_episode(frames, {k: ts for k in features},

@@ -153,7 +153,7 @@ def import_robomimic(src: str | Path, store: str | Path) -> dict:
                  "robomimic": {"demos": demos, "dones": dones, "masks": masks,
                                "obs_dtypes": {k: first["obs"][k].dtype.name for k in state_keys}}}
         frames_total = 0
-        with staged(store, allow_url=True) as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
+        with staged(store, kind="store") as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
             for name in demos:
                 demo = data[name]
                 n = int(demo.attrs.get("num_samples", len(demo["actions"])))

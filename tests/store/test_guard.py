@@ -1,0 +1,291 @@
+"""The output guard: whatever robolearn did not write is refused with a sentence naming it, byte for byte
+left in place; robolearn's own output is appended to only with --resume and replaced only with --overwrite."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from robolearn.cli.main import app
+from robolearn.output import MARKER, OutputError, check_output, claim_output, inspect_output
+from robolearn.store import EpisodeMeta, Store, StoreError, StoreWriter, repair
+from robolearn.store.backend import SyncingLocalStore
+from tests.conftest import FEATURES, episode_frames
+
+LEROBOT = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot_v30_small"
+
+
+def tree_hash(path: Path) -> str:
+    """Every file's relative path and bytes, every folder's relative path."""
+    h = hashlib.sha256()
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def user_folder(tmp_path: Path) -> Path:
+    d = tmp_path / "mine"
+    (d / "photos").mkdir(parents=True)
+    (d / "notes.txt").write_text("my notes")
+    (d / "data.csv").write_text("a,b\n1,2\n")
+    (d / "photos" / "cat.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return d
+
+
+def write_store(path, n=1) -> Path:
+    with StoreWriter(path, FEATURES, fps=10.0) as w:
+        for e in range(n):
+            w.add_episode(episode_frames(e, 3), meta=EpisodeMeta(task="t"))
+    return Path(path)
+
+
+def collect_cli(out: Path, *flags) -> object:
+    return CliRunner().invoke(app, ["collect", "--env", "robolearn/mujoco-reach", "--episodes", "1", "--out", str(out),
+                                    *flags])
+
+
+@pytest.mark.parametrize("what", ["user_files", "single_file", "lerobot"])
+def test_foreign_paths_are_refused_by_library_and_cli(tmp_path, what):
+    if what == "user_files":
+        target, said = user_folder(tmp_path), "it holds 2 files and 1 folder robolearn did not write " \
+                                              "(data.csv, notes.txt, photos/)"
+    elif what == "single_file":
+        target, said = tmp_path / "out.zarr", "it is a single file"
+        target.write_bytes(b"my single file")
+    else:
+        target, said = tmp_path / "lerobot", "it is a LeRobot dataset (meta/info.json)"
+        shutil.copytree(LEROBOT, target)
+    before = tree_hash(target)
+    for flags in ({}, {"resume": True}, {"overwrite": True}):
+        with pytest.raises(OutputError) as err:
+            StoreWriter(target, FEATURES, fps=10.0, **flags)
+        assert str(err.value).startswith(f"refusing to write a store at {target}: {said}")
+        assert tree_hash(target) == before
+    for flags in ([], ["--resume"], ["--overwrite"]):
+        res = collect_cli(target, *flags)
+        assert res.exit_code == 2, res.output
+        assert f"refusing to write a store at {target}: {said}" in " ".join(res.output.split())
+        assert tree_hash(target) == before
+
+
+def test_a_store_of_a_newer_schema_is_refused(tmp_path):
+    path = write_store(tmp_path / "s.zarr")
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"]["robolearn_store"]["version"] = 9
+    (path / "zarr.json").write_text(json.dumps(meta))
+    before = tree_hash(path)
+    for flags in ({"resume": True}, {"overwrite": True}, {}):
+        with pytest.raises(OutputError, match=r"it is a robolearn store of schema version 9, newer than this "
+                                              r"robolearn \(\d\): upgrade robolearn"):
+            StoreWriter(path, FEATURES, fps=10.0, **flags)
+    with pytest.raises(OutputError, match="schema version 9, newer"):
+        repair(path)
+    assert tree_hash(path) == before
+
+
+def test_unreadable_or_corrupt_root_metadata_is_an_error_never_absent(tmp_path, monkeypatch):
+    path = write_store(tmp_path / "s.zarr", n=2)
+    before = tree_hash(path)
+
+    # 1. the guard cannot read zarr.json (tests run as root: chmod cannot make it unreadable)
+    import fsspec.implementations.local as fs_local
+
+    def denied(self, path, *a, **k):
+        raise PermissionError(13, "Permission denied", path)
+
+    with monkeypatch.context() as m:
+        m.setattr(fs_local.LocalFileSystem, "cat_file", denied)
+        for flags in ({}, {"resume": True}, {"overwrite": True}):
+            with pytest.raises(OutputError, match=f"cannot read {path}/zarr.json .*PermissionError.*nothing was written"):
+                StoreWriter(path, FEATURES, fps=10.0, **flags)
+        res = collect_cli(path, "--overwrite")
+        assert res.exit_code == 2 and "PermissionError" in res.output
+    assert tree_hash(path) == before
+
+    # 2. the store backend fails to read once the guard has passed (a writer resuming, a reader)
+    async def failing_get(self, key, *a, **k):
+        raise OSError(5, "Input/output error", key)
+
+    with monkeypatch.context() as m:
+        m.setattr(SyncingLocalStore, "get", failing_get)
+        with pytest.raises(StoreError, match=f"cannot read the store at {path} .*Input/output error.*nothing was written"):
+            StoreWriter(path, resume=True)
+        with pytest.raises(StoreError, match="cannot open"):
+            Store.open(path)
+    assert tree_hash(path) == before
+
+    # 3. a corrupt zarr.json
+    (path / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gro')
+    before = tree_hash(path)
+    with pytest.raises(OutputError, match="cannot read .*zarr.json .*JSONDecodeError"):
+        StoreWriter(path, FEATURES, fps=10.0, overwrite=True)
+    assert tree_hash(path) == before
+
+
+def test_resume_appends_and_no_flag_refuses(tmp_path):
+    path = write_store(tmp_path / "s.zarr")
+    before = tree_hash(path)
+    with pytest.raises(OutputError, match=f"refusing to write a store at {path}: it is a robolearn store of "
+                                          f"schema version \\d; pass --resume to append to it, or --overwrite"):
+        StoreWriter(path, FEATURES, fps=10.0)
+    assert tree_hash(path) == before
+    with StoreWriter(path, FEATURES, fps=10.0, resume=True) as w:
+        assert w.n_episodes == 1
+        w.add_episode(episode_frames(1, 4))
+    assert Store.open(path).lengths.tolist() == [3, 4]
+
+
+def test_overwrite_replaces_only_robolearn_output(tmp_path):
+    path = write_store(tmp_path / "s.zarr", n=2)
+    (path / "README.md").write_text("what this store is")  # the user's, inside the store folder
+    (path / "extra").mkdir()
+    (path / "extra" / "keep.txt").write_text("keep")
+    with StoreWriter(path, FEATURES, fps=10.0, overwrite=True) as w:
+        assert w.n_episodes == 0
+        w.add_episode(episode_frames(5, 2))
+    s = Store.open(path)
+    assert s.lengths.tolist() == [2] and s.episode(0)["state"][0, 0] == 500
+    assert (path / "README.md").read_text() == "what this store is"
+    assert (path / "extra" / "keep.txt").read_text() == "keep"
+
+
+def test_overwrite_refused_while_a_live_writer_holds_the_store(tmp_path):
+    path = write_store(tmp_path / "s.zarr")
+    with StoreWriter(path) as w:
+        with pytest.raises(OutputError, match=f"refusing to overwrite the store at {path}: it is being written by pid"):
+            StoreWriter(path, FEATURES, fps=10.0, overwrite=True)
+        w.add_episode(episode_frames(1, 2))
+    assert Store.open(path).n_episodes == 2
+
+
+def test_cli_collect_resume_and_overwrite(tmp_path):
+    out = tmp_path / "c.zarr"
+    assert collect_cli(out).exit_code == 0
+    res = collect_cli(out)
+    assert res.exit_code == 2 and "pass --resume to append to it, or --overwrite to replace it" in " ".join(
+        res.output.split())
+    assert Store.open(out).n_episodes == 1
+    assert collect_cli(out, "--resume").exit_code == 0
+    assert Store.open(out).n_episodes == 2
+    assert collect_cli(out, "--overwrite").exit_code == 0
+    assert Store.open(out).n_episodes == 1
+    res = collect_cli(out, "--resume", "--overwrite")
+    assert res.exit_code == 2 and "exclude each other" in res.output
+    assert "--resume" in CliRunner().invoke(app, ["collect", "--help"]).output
+
+
+def test_data_ops_refuse_and_overwrite(tmp_path):
+    from robolearn.store.ops import filter_store, merge
+
+    src = write_store(tmp_path / "src.zarr", n=3)
+    mine = user_folder(tmp_path)
+    before = tree_hash(mine)
+    with pytest.raises(OutputError, match=f"refusing to write a store at {mine}: it holds 2 files and 1 folder"):
+        merge([src], mine, overwrite=True)
+    with pytest.raises(OutputError, match=f"refusing to write a store at {mine}"):
+        filter_store(src, mine, min_length=1)
+    assert tree_hash(mine) == before
+    out = write_store(tmp_path / "out.zarr", n=1)
+    with pytest.raises(OutputError, match="pass --resume to append to it, or --overwrite"):
+        merge([src], out)
+    assert merge([src], out, overwrite=True)["episodes"] == 3
+
+
+def test_inspect_recognises_each_kind(tmp_path):
+    assert inspect_output(tmp_path / "nope").what == "absent"
+    (tmp_path / "empty").mkdir()
+    assert inspect_output(tmp_path / "empty").what == "empty"
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / ".robolearn.lock").write_text('{"pid": 1, "host": "x"}')
+    assert inspect_output(tmp_path / "cut").what == "empty"  # a creation cut off before zarr.json
+    assert inspect_output(write_store(tmp_path / "s.zarr")).what == "store"
+    run = tmp_path / "legacy_run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "model.safetensors").write_bytes(b"x")
+    assert inspect_output(run).what == "run"
+    with pytest.raises(OutputError, match=f"refusing to write a store at {run}: it is a robolearn run "
+                                          r"\(config.json, model.safetensors\); store output goes to a folder"):
+        check_output(run, "store", resume=True)
+    with pytest.raises(OutputError, match=r"is a URL: choose a local path"):
+        check_output("s3://bucket/run", "run")
+
+
+def test_run_and_eval_claims(tmp_path):
+    run = tmp_path / "run"
+    assert claim_output(run, "run").mode == "create"
+    assert json.loads((run / MARKER).read_text())["kind"] == "run"
+    assert claim_output(run, "run").mode == "create"  # claimed, nothing written yet: still empty
+    for name in ("model.safetensors", "config.json", "metrics.jsonl"):
+        (run / name).write_text(name)
+    (run / "checkpoints" / "last").mkdir(parents=True)
+    (run / "checkpoints" / "last" / "state.json").write_text("{}")
+    (run / "my_notes.md").write_text("keep")
+    with pytest.raises(OutputError, match=f"refusing to write a run at {run}: it is a robolearn run "
+                                          f"\\({MARKER}\\); pass --resume to continue it, or --overwrite"):
+        claim_output(run, "run")
+    assert claim_output(run, "run", resume=True).mode == "resume"
+    assert (run / "model.safetensors").exists()
+    assert claim_output(run, "run", overwrite=True).mode == "overwrite"
+    assert sorted(p.name for p in run.iterdir()) == ["my_notes.md", MARKER]
+    ev = tmp_path / "ev"
+    claim_output(ev, "eval")
+    (ev / "eval.json").write_text("{}")
+    with pytest.raises(OutputError, match="it is a robolearn evaluation folder .*pass --overwrite to replace it"):
+        claim_output(ev, "eval")
+    with pytest.raises(OutputError, match="cannot be resumed"):
+        claim_output(ev, "eval", resume=True)
+    claim_output(ev, "eval", overwrite=True)
+    assert sorted(p.name for p in ev.iterdir()) == [MARKER]
+
+
+def test_train_and_eval_refuse_a_folder_of_user_files(tmp_path, make_store):
+    from robolearn.eval.run import evaluate_checkpoint
+    from robolearn.experiment import build_config
+    from robolearn.train.run import train_policy
+
+    mine = user_folder(tmp_path)
+    before = tree_hash(mine)
+    cfg = build_config(["train.steps=1"])
+    store = str(make_store((3,)))
+    with pytest.raises(OutputError, match=f"refusing to write a run at {mine}: it holds 2 files and 1 folder"):
+        train_policy(cfg, store, mine, progress=False)
+    with pytest.raises(OutputError, match=f"refusing to write a run at {mine}"):
+        train_policy(cfg, store, mine, progress=False, overwrite=True)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps({"env_id": "robolearn/mujoco-reach"}))
+    with pytest.raises(OutputError, match=f"refusing to write an evaluation at {mine}: it holds 2 files"):
+        evaluate_checkpoint(ckpt, cfg, out=mine, progress=False, overwrite=True)
+    (ckpt / "eval").mkdir()
+    (ckpt / "eval" / "eval.json").write_text("{}")  # an earlier evaluation, written before the marker existed
+    with pytest.raises(OutputError, match="it is a robolearn evaluation folder \\(eval.json\\); pass --overwrite"):
+        evaluate_checkpoint(ckpt, cfg, progress=False)
+    assert tree_hash(mine) == before
+    res = CliRunner().invoke(app, ["train", "--store", store, "--out", str(mine), "train.steps=1"])
+    assert res.exit_code == 2 and "it holds 2 files and 1 folder robolearn did not write" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["eval", "--checkpoint", str(ckpt), "--out", str(mine)])
+    assert res.exit_code == 2 and f"refusing to write an evaluation at {mine}" in " ".join(res.output.split())
+    assert tree_hash(mine) == before
+
+
+def test_latents_replace_their_own_cache_without_overwrite_mode(tmp_path):
+    from robolearn.store.latents import latent_features, write_latents
+
+    path = write_store(tmp_path / "s.zarr", n=2)
+    n = Store.open(path).n_frames
+    for value in (1.0, 2.0):
+        write_latents(path, "front", [np.full((n, 2, 2, 2), value, np.float16)], (2, 2, 2), "float16", {})
+    from robolearn.store.latents import read_latents
+
+    s = Store.open(path)
+    assert "latents/front" in latent_features(s)
+    assert np.all(read_latents(s, "latents/front") == 2.0)
