@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable
 
 from ..protocol import dynamixel as dxl
 from ..protocol import feetech as ft
-from ..protocol.dynamixel_tables import BAUD_RATES as DXL_BAUDS
 from ..protocol.dynamixel_tables import DYNAMIXEL_MODELS
-from ..protocol.feetech_tables import BAUD_RATES as FT_BAUDS
 from ..protocol.feetech_tables import FEETECH_MODELS
 from ..protocol.stream import ProtocolError, Rejected, StreamParser
 from .dynamixel_servo import DynamixelServo
@@ -73,11 +71,22 @@ class ServoBusEmulator:
             s.advance(now)
 
     def receive(self, data: bytes, now: float, port_baud: int | None = None) -> list[tuple[float, bytes]]:
+        """Replies ``(due_time, bytes)`` to the bytes a host wrote at ``now``."""
         self._port_baud = port_baud
-        baud = port_baud or 1_000_000
         self._last_rx = now
+        return self._process(self.parser.feed(data), now)
+
+    def expire_partial(self, now: float) -> list[tuple[float, bytes]]:
+        """A frame whose rest never came is dropped (the servos' receive timeout); frames found behind
+        its false header are still served."""
+        if self.parser.pending and now - self._last_rx > PARTIAL_FRAME_TIMEOUT_S:
+            return self._process(self.parser.flush(), now)
+        return []
+
+    def _process(self, events: list, now: float) -> list[tuple[float, bytes]]:
+        baud = self._port_baud or 1_000_000
         out: list[tuple[float, bytes]] = []
-        for ev in self.parser.feed(data):
+        for ev in events:
             size = len(ev.data) if isinstance(ev, Rejected) else len(ev.raw)
             self._rx_end = max(self._rx_end, now) + wire_s(size, baud)
             if isinstance(ev, Rejected):
@@ -98,13 +107,6 @@ class ServoBusEmulator:
                 self.counts["replies"] += 1
                 out.append((due, reply))
         return out
-
-    def expire_partial(self, now: float) -> None:
-        """Drop a frame whose rest never came (the servos' own receive timeout)."""
-        if self.parser.pending and now - self._last_rx > PARTIAL_FRAME_TIMEOUT_S:
-            for ev in self.parser.flush():
-                self.counts["rejected"] += 1
-                self.rejections[ev.kind] = self.rejections.get(ev.kind, 0) + 1
 
     def handle(self, ev, t: float) -> list[tuple[object, bytes]]:
         """The replies (servo, bytes) to one parsed event, in bus order; servos act at time ``t``."""
@@ -297,17 +299,15 @@ def make_bus(protocol: str, model: str, ids: list[int], *, now: float, baud: int
         raise ValueError(f"servo ids must be distinct, got {ids}")
     if protocol == "dynamixel":
         table = DYNAMIXEL_MODELS.get(model)
-        cls, bus_cls, max_id, bauds = DynamixelServo, DynamixelBusEmulator, dxl.MAX_ID, DXL_BAUDS
+        cls, bus_cls, max_id = DynamixelServo, DynamixelBusEmulator, dxl.MAX_ID
     elif protocol == "feetech":
         table = FEETECH_MODELS.get(model)
-        cls, bus_cls, max_id, bauds = FeetechServo, FeetechBusEmulator, ft.MAX_ID, FT_BAUDS
+        cls, bus_cls, max_id = FeetechServo, FeetechBusEmulator, ft.MAX_ID
     else:
         raise ValueError(f"protocol {protocol!r} is not 'dynamixel' or 'feetech'")
     if table is None:
         known = sorted(DYNAMIXEL_MODELS if protocol == "dynamixel" else FEETECH_MODELS)
         raise ValueError(f"{protocol} model {model!r} is not emulated; known: {', '.join(known)}")
-    if baud not in bauds.values():
-        raise ValueError(f"{protocol} servos run at {sorted(bauds.values())} baud, not {baud}")
     bad = [i for i in ids if not 0 <= i <= max_id]
     if bad:
         raise ValueError(f"{protocol} servo ids must be 0..{max_id}, got {bad}")

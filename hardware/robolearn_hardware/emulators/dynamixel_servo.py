@@ -10,7 +10,7 @@
   unloaded motor), velocity tracks Goal_Velocity, position / extended / current-based position track
   Goal_Position at Profile_Velocity (or Velocity_Limit when 0).
 - Bus watchdog (98, 20 ms units, active with torque on): when no instruction reaches the servo for that
-  long it stops (Goal_Position = Present_Position), reads -1, and answers goal writes with Data Range
+  long it stops (Goal_Position = Present_Position, other goals 0), reads -1, and answers goal writes with Data Range
   Error until 0 is written.
 - Hardware errors (overload after a stall, or injected): Hardware_Error_Status bit, torque off, the alert
   bit 0x80 in every status packet, Torque_Enable = 1 refused (Result Fail) until REBOOT.
@@ -33,20 +33,15 @@ _POSITION_MODES = (OperatingMode.POSITION, OperatingMode.EXTENDED_POSITION, Oper
 
 
 class DynamixelServo(EmulatedServo):
+    baud_rates = BAUD_RATES
+
     def __init__(self, table: ControlTable, servo_id: int, *, now: float, position: float = 2048.0,
                  baud: int = 1_000_000):
-        super().__init__(table, servo_id, now=now, position=position)
-        self.set("Baud_Rate", {v: k for k, v in BAUD_RATES.items()}[baud])
-        self.saved[:] = self.memory
+        super().__init__(table, servo_id, now=now, position=position, baud=baud)
         self.last_comm = now
-        self.pending_write: tuple[int, bytes] | None = None
         self._refresh(now)
 
     # -- derived quantities --
-    @property
-    def baud(self) -> int:
-        return BAUD_RATES[self.get("Baud_Rate")]
-
     @property
     def direction(self) -> int:
         return -1 if self.get("Drive_Mode") & 1 else 1
@@ -92,7 +87,7 @@ class DynamixelServo(EmulatedServo):
             if t0 <= t_trip < t1:
                 self._drive(t_trip - t0)
                 self._refresh(t_trip)
-                self.set("Goal_Position", round(self.to_present(self.shaft.position)))
+                self._stop_goals()
                 self.set("Bus_Watchdog", -1)
                 self.shaft.hold()
                 t0 = t_trip
@@ -132,6 +127,13 @@ class DynamixelServo(EmulatedServo):
         self.set("Realtime_Tick", int(now * 1000) % 32768)
         self.set("Position_Trajectory", self.get("Goal_Position") if self.torque else round(present))
         self.set("Velocity_Trajectory", round(velocity_units))
+
+    def _stop_goals(self) -> None:
+        """Stop in any mode: hold the present position, zero the velocity, PWM and current goals."""
+        self.set("Goal_Position", round(self.to_present(self.shaft.position)))
+        for name in ("Goal_Velocity", "Goal_PWM", "Goal_Current"):
+            if self.has(name):
+                self.set(name, 0)
 
     # -- faults --
     def trip(self, bits: int) -> None:

@@ -28,19 +28,14 @@ FULL_SPEED = 3000.0
 
 
 class FeetechServo(EmulatedServo):
+    baud_rates = BAUD_RATES
+
     def __init__(self, table: ControlTable, servo_id: int, *, now: float, position: float = 2048.0,
                  baud: int = 1_000_000):
-        super().__init__(table, servo_id, now=now, position=position)
-        self.set("Baud_Rate", {v: k for k, v in BAUD_RATES.items()}[baud])
-        self.saved[:] = self.memory
-        self.pending_write: tuple[int, bytes] | None = None
+        super().__init__(table, servo_id, now=now, position=position, baud=baud)
         self.target = float(position)
         """Shaft target in position/step mode (ticks)."""
         self._refresh(now)
-
-    @property
-    def baud(self) -> int:
-        return BAUD_RATES[self.get("Baud_Rate")]
 
     @property
     def mode(self) -> int:

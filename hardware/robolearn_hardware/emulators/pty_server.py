@@ -65,9 +65,9 @@ class PtyServer:
                     self._read(now)
                 if control and control.fd in readable and not control.handle(self, now):
                     return
+                self._schedule(self.bus.expire_partial(now))
                 self._send_due(clock())
                 self.bus.tick(now)
-                self.bus.expire_partial(now)
         finally:
             self.close()
 
@@ -79,7 +79,10 @@ class PtyServer:
                 raise
             time.sleep(TICK_S)
             return
-        for due, reply in self.bus.receive(data, now, self.port_baud()):
+        self._schedule(self.bus.receive(data, now, self.port_baud()))
+
+    def _schedule(self, replies: list[tuple[float, bytes]]) -> None:
+        for due, reply in replies:
             heapq.heappush(self._queue, (due, self._seq, reply))
             self._seq += 1
 

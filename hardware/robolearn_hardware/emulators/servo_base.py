@@ -21,7 +21,14 @@ STALL_TRIP_S = 0.1
 class EmulatedServo:
     """Base of the vendor servos; ``memory`` is the live control table."""
 
-    def __init__(self, table: ControlTable, servo_id: int, *, now: float, position: float = 2048.0):
+    baud_rates: dict[int, int] = {}
+    """Baud_Rate register code -> bits per second (set by the vendor subclass)."""
+
+    def __init__(self, table: ControlTable, servo_id: int, *, now: float, position: float = 2048.0,
+                 baud: int = 1_000_000):
+        codes = {v: k for k, v in self.baud_rates.items()}
+        if baud not in codes:
+            raise ValueError(f"{table.model} runs at {sorted(codes)} baud, not {baud}")
         self.table = table
         self.memory = table.defaults()
         self.saved = bytearray(self.memory)
@@ -31,7 +38,10 @@ class EmulatedServo:
         self.blocked = False
         """Fault: the joint cannot move (something holds it); with torque on it stalls, then overloads."""
         self.stall_s = 0.0
+        self.pending_write: tuple[int, bytes] | None = None
+        """A REG_WRITE waiting for ACTION."""
         self.set("ID", servo_id)
+        self.set("Baud_Rate", codes[baud])
         self.saved[:] = self.memory
 
     # -- raw register access (no rules: the emulator's own bookkeeping) --
@@ -49,6 +59,10 @@ class EmulatedServo:
     @property
     def id(self) -> int:
         return self.get("ID")
+
+    @property
+    def baud(self) -> int:
+        return self.baud_rates[self.get("Baud_Rate")]
 
     @property
     def torque(self) -> bool:

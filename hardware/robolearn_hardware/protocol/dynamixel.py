@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from .requests import Action, Ping, Read, RegWrite, SyncRead, SyncWrite, Write
 from .stream import ProtocolError, Rejected, StreamParser
 
 __all__ = [
@@ -259,34 +260,6 @@ class DynamixelParser(StreamParser[Packet]):
 
 
 @dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Read:
-    address: int
-    length: int
-
-
-@dataclass(frozen=True)
-class Write:
-    address: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class RegWrite:
-    address: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Action:
-    pass
-
-
-@dataclass(frozen=True)
 class FactoryReset:
     option: int
 
@@ -299,21 +272,6 @@ class Reboot:
 @dataclass(frozen=True)
 class Clear:
     params: bytes
-
-
-@dataclass(frozen=True)
-class SyncRead:
-    address: int
-    length: int
-    ids: tuple[int, ...]
-    fast: bool = False
-
-
-@dataclass(frozen=True)
-class SyncWrite:
-    address: int
-    length: int
-    data: dict[int, bytes]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from .requests import Action, Ping, Read, RegWrite, SyncRead, SyncWrite, Write
 from .stream import ProtocolError, Rejected, StreamParser
 
 __all__ = [
@@ -151,50 +152,8 @@ class FeetechParser(StreamParser[Packet]):
 
 
 @dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Read:
-    address: int
-    length: int
-
-
-@dataclass(frozen=True)
-class Write:
-    address: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class RegWrite:
-    address: int
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Action:
-    pass
-
-
-@dataclass(frozen=True)
 class Reset:
-    pass
-
-
-@dataclass(frozen=True)
-class SyncRead:
-    address: int
-    length: int
-    ids: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class SyncWrite:
-    address: int
-    length: int
-    data: dict[int, bytes]
+    """Factory reset of the control table."""
 
 
 Request = Ping | Read | Write | RegWrite | Action | Reset | SyncRead | SyncWrite

@@ -3,8 +3,8 @@
 A serial bus delivers bytes, not packets: replies arrive split across reads, glued together, after line
 noise, or cut short. ``StreamParser.feed(data)`` returns, in stream order, every complete frame found and a
 ``Rejected`` record for every byte run that is not one (garbage before a header, a header with an impossible
-id or length, a frame whose checksum fails). ``flush()`` rejects what is still waiting for bytes (call it
-when a read times out). Every byte fed ends up in exactly one accepted frame, one ``Rejected`` or the
+id or length, a frame whose checksum fails). ``flush()`` (call it when a read times out) rejects the frame
+still waiting for bytes and parses what followed its header. Every byte fed ends up in exactly one accepted frame, one ``Rejected`` or the
 pending tail, so nothing is dropped silently, and the pending tail never exceeds one maximal frame.
 
 When a frame fails its check the parser rejects it up to the next header found inside it, so a corrupted
@@ -100,13 +100,19 @@ class StreamParser(Generic[P]):
         del buf[:i]
         return out
 
-    def flush(self) -> list[Rejected]:
-        """Reject whatever is waiting for more bytes (a read timed out); the parser starts empty again."""
-        if not self._buf:
-            return []
-        data = bytes(self._buf)
-        self._buf.clear()
-        return [Rejected("truncated", f"stream ended {len(data)} bytes into a frame", data)]
+    def flush(self) -> list[P | Rejected]:
+        """The stream paused (a read timed out): the frame that was waiting for bytes is cut short. Reject
+        it up to the next header inside it and parse what follows, since a false header in line noise can
+        announce a length that hides complete frames behind it. The parser ends empty."""
+        out: list[P | Rejected] = []
+        while self._buf:
+            k = self._buf.find(self.header, self._resync_from)
+            cut = k if k > 0 else len(self._buf)
+            out.append(Rejected("truncated", f"stream paused {len(self._buf)} bytes into a frame", bytes(self._buf[:cut])))
+            rest = bytes(self._buf[cut:])
+            self._buf.clear()
+            out += self.feed(rest)
+        return out
 
     _resync_from = 1
     """Offset inside a rejected frame from which to look for the next header."""

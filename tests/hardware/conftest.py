@@ -1,0 +1,36 @@
+"""Fixtures for the hardware tests: emulators in their own process, stopped by pid when a test ends."""
+
+import os
+
+import pytest
+
+from robolearn_hardware.emulators import EmulatorProcess
+
+
+@pytest.fixture
+def emulator():
+    """start(protocol, model, ids, **kw) -> a running EmulatorProcess; every one is stopped afterwards."""
+    started: list[EmulatorProcess] = []
+
+    def start(protocol: str, model: str, ids: list[int], **kw) -> EmulatorProcess:
+        emu = EmulatorProcess(protocol, model, ids, **kw).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        pid = emu.pid
+        emu.stop()
+        assert emu.proc.poll() is not None, f"emulator pid {pid} still running"
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.fixture
+def open_ports():
+    """Register SDK port handlers here so they are closed even when a test fails."""
+    ports = []
+    yield ports
+    for p in ports:
+        if getattr(p, "is_open", False):
+            p.closePort()
