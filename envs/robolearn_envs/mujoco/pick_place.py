@@ -187,6 +187,12 @@ class PickPlaceTask(Task):
     def reward(self) -> float:
         return 1.0 if self.success() else -self.distance()
 
+    def measured_action(self) -> np.ndarray:
+        # The grip command whose finger setpoint is the measured opening (+1 closed, -1 open).
+        half = np.full(2, self.gripper_gap / 2)
+        grip = -self.finger_ramp.to_action(half)[0]
+        return np.append(self.ramp.to_action(self.gripper_xyz), grip).astype(np.float32)
+
     def expert(self) -> PickPlaceExpert:
         return PickPlaceExpert(self)
 

@@ -114,6 +114,9 @@ class PushTask(Task):
     def reward(self) -> float:
         return 1.0 if self.success() else -self.distance()
 
+    def measured_action(self) -> np.ndarray:
+        return self.ramp.to_action(self.pusher_xy)
+
     def expert(self) -> PushExpert:
         return PushExpert(self)
 

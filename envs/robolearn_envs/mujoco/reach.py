@@ -98,6 +98,9 @@ class ReachTask(Task):
     def reward(self) -> float:
         return 1.0 if self.success() else -self.distance()
 
+    def measured_action(self) -> np.ndarray:
+        return self.ramp.to_action(self.effector_xyz)
+
     def expert(self) -> ReachExpert:
         return ReachExpert(self)
 

@@ -158,6 +158,9 @@ class WipeTask(Task):
     def reward(self) -> float:
         return 1.0 if self.success() else float(self.wiped.mean())
 
+    def measured_action(self) -> np.ndarray:
+        return self.ramp.to_action(self.tool_xyz)
+
     def expert(self) -> WipeExpert:
         return WipeExpert(self)
 
