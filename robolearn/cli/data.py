@@ -94,7 +94,7 @@ def view(store: str = typer.Argument(..., help="Store path or URL."),
          out: str = typer.Option(".", "--out", help="Folder for episode_<i>.mp4 and episode_<i>_traces.png."),
          as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
     """Write an episode's cameras side by side (mp4) and its state/action traces (PNG)."""
-    from robolearn.store.view import view_episode
+    from robolearn.eval.view import view_episode
 
     _summary(view_episode(store, episode, out), as_json)
 

@@ -1,4 +1,6 @@
-"""Look at one episode: an mp4 of its cameras side by side and a PNG of its state/action traces.
+"""Look at one recorded episode: an mp4 of its cameras side by side and a PNG of its state/action traces.
+
+It lives above the store (it renders with eval's video writer); `robolearn data view` calls it.
 
 >>> view_episode("demo.zarr", 3, "view/")  # doctest: +SKIP
 {'video': 'view/episode_3.mp4', 'traces': 'view/episode_3_traces.png', ...}
@@ -11,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robolearn.store.layout import StoreError
-from robolearn.store.reader import Store
+from robolearn.eval.video import write_video
+from robolearn.store import Store, StoreError
 
 
 def _as_rgb(key: str, frames: np.ndarray) -> np.ndarray:
@@ -65,8 +67,6 @@ def plot_traces(path: Path, t: np.ndarray, series: dict[str, np.ndarray], title:
 def view_episode(store: str | os.PathLike, episode: int, out: str | os.PathLike = ".",
                  storage_options: dict | None = None) -> dict:
     """Write `episode_<i>.mp4` (cameras side by side) and `episode_<i>_traces.png` (state, action, ...)."""
-    from robolearn.eval.video import write_video
-
     s = Store.open(store, storage_options)
     if not 0 <= episode < s.n_episodes:
         raise StoreError(f"episode {episode} does not exist: {store} has {s.n_episodes} episodes (0..{s.n_episodes - 1})")

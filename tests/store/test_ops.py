@@ -6,11 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from robolearn.cli.main import app
+from robolearn.eval.view import view_episode
 from robolearn.output import OutputError
 from robolearn.store import EpisodeMeta, Feature, Store, StoreError, StoreWriter
 from robolearn.store.info import validate_store
 from robolearn.store.ops import filter_store, merge, split
-from robolearn.store.view import view_episode
 from tests.conftest import FEATURES, episode_frames
 
 
