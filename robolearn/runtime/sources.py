@@ -40,8 +40,9 @@ class ActionSource(Protocol):
     def reset(self, seed: int | None = None) -> None:
         """Start a new episode (``seed`` makes stochastic sources reproducible)."""
 
-    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray:
-        """The action ``(Da,)`` to apply at ``tick``, given the observation taken at that tick."""
+    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray | None:
+        """The action ``(Da,)`` to apply at ``tick``, given the observation taken at that tick; None when the
+        source has no command this tick (the loop then holds: ``robolearn.runtime.hold_action``)."""
 
 
 class ExpertSource:
@@ -56,8 +57,9 @@ class ExpertSource:
     def reset(self, seed: int | None = None) -> None:
         self.expert.reset()
 
-    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray:
-        return np.asarray(self.expert.act(obs))
+    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray | None:
+        action = self.expert.act(obs)
+        return None if action is None else np.asarray(action)  # None: no command, the loop holds
 
 
 class PolicySource:

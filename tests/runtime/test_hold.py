@@ -71,3 +71,21 @@ def test_an_env_without_a_hold_cannot_be_held():
         run(NoHold(), Script(FakeTime(), []), 3)
     with pytest.raises(TypeError, match="NoHold has no hold_action"):
         hold_action(NoHold())
+
+
+def test_an_expert_with_no_command_is_held_too():
+    from robolearn.runtime import ExpertSource
+
+    class Idle:
+        def reset(self):
+            pass
+
+        def act(self, obs):
+            return None
+
+    t = FakeTime()
+    env = RobotEnv(FakeRobot(start=(0.1, 0.2, 0.3), clock=t), control_hz=HZ)
+    result, records = run(env, ExpertSource(Idle()), 5)
+    assert result.holds == 5
+    np.testing.assert_allclose(records[-1].action, [0.1, 0.2, 0.3], rtol=1e-6)
+    env.close()
