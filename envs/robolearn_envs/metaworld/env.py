@@ -45,9 +45,8 @@ import numpy as np  # noqa: E402
 
 from robolearn.errors import InvalidValueError, MissingExtraError  # noqa: E402
 from robolearn.env.stamps import SensorStamps  # noqa: E402
+from robolearn_envs.metaworld import INSTALL_HINT  # noqa: E402
 from robolearn_envs.metaworld.tasks import TASKS  # noqa: E402
-
-INSTALL_HINT = "pip install robolearn-envs[metaworld]"
 
 # Camera name -> whether its frames need a 180-degree turn. Metaworld's corner cameras are oriented with
 # image-up along world-down, so mujoco renders them upside down; turning (not flipping) keeps them

@@ -45,8 +45,7 @@ import numpy as np
 
 from robolearn.env.stamps import SensorStamps
 from robolearn.errors import InvalidValueError, MissingExtraError
-
-INSTALL_HINT = "pip install robolearn-envs[pusht]"
+from robolearn_envs.pusht import INSTALL_HINT
 
 OBS_TYPES = ("pixels_agent_pos", "environment_state_agent_pos")
 CAMERA = "front"

@@ -52,9 +52,8 @@ import numpy as np  # noqa: E402
 
 from robolearn.env.stamps import SensorStamps  # noqa: E402
 from robolearn.errors import InvalidValueError, MissingExtraError  # noqa: E402
+from robolearn_envs.robosuite import INSTALL_HINT  # noqa: E402
 from robolearn_envs.robosuite.tasks import STATE_LAYOUT, TASKS  # noqa: E402
-
-INSTALL_HINT = "pip install robolearn-envs[robosuite]"
 
 # robosuite's standard cameras, present in all four scenes. robosuite renders with OpenGL's bottom-up row
 # order, so every frame is flipped vertically (a flip, not a turn: the raw frame is mirrored top-bottom).
