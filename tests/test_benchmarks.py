@@ -43,3 +43,13 @@ def test_world_models_comparison_smoke(tmp_path):
         assert v["episodes"] == 2 and v["train"]["steps"] == 10
     assert (results / "world_models.md").read_text().startswith("# Metaworld MT10 with images")
     assert (results / "world_models.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_safety_benchmark_smoke(tmp_path):
+    result = tmp_path / "safety.json"
+    run(str(ROOT / "benchmarks" / "safety.py"), "--calls", "1000", "--out", str(result), cwd=tmp_path)
+    data = json.loads(result.read_text())
+    assert set(data["filter"]) == {"chain", "chain+workspace"}
+    assert set(data["filter"]["chain"]) == {"inside", "clipped", "nonfinite", "malformed"}
+    assert data["machine"]["cores"] and data["worst_cost_us_chain"] > 0
