@@ -128,7 +128,7 @@ def data_stage(args) -> dict:
 
 def latents_stage(args) -> dict:
     from robolearn.experiment import build_config
-    from robolearn.policies.latent import cache_latents
+    from robolearn.train.latents import cache_latents
     from robolearn.store import ensure_stats
     from robolearn.train.run import train_policy
 

@@ -182,7 +182,7 @@ def latents(store: str = typer.Argument(..., help="Store path."),
             device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
     """Encode every frame with an autoencoder and cache the latents in the store (latents/<camera>)."""
-    from robolearn.policies.latent import cache_latents
+    from robolearn.train.latents import cache_latents
 
     _summary(cache_latents(store, autoencoder, camera or None, batch_size, dtype, device), as_json)
 

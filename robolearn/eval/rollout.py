@@ -29,6 +29,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from robolearn.errors import InvalidValueError
 from robolearn.eval.metrics import wilson_interval
@@ -126,10 +127,8 @@ def _control_hz(env: gym.Env) -> float:
 
 
 def _policy_device(policy: Any) -> str:
-    try:
-        return str(next(policy.parameters()).device)
-    except (AttributeError, StopIteration, TypeError):
-        return "cpu"
+    first = next(policy.parameters(), None) if isinstance(policy, torch.nn.Module) else None
+    return "cpu" if first is None else str(first.device)
 
 
 def _env_ref(env_id: str) -> str:
@@ -164,9 +163,7 @@ class _Rollouts:
         compile: bool = False,
     ) -> None:
         if isinstance(policy, (str, os.PathLike)):
-            policy = _load_policy(policy)
-            if hasattr(policy, "eval"):
-                policy.eval()
+            policy = _load_policy(policy)  # in eval mode
         if compile:
             from robolearn.policies.compile import compile_for_inference
 
@@ -174,16 +171,14 @@ class _Rollouts:
         self.env = _make_env(_env_from_ref(env_ref), env_kwargs)
         _check_compatible(policy, self.env)
         self.hz = _control_hz(self.env)
-        # A policy that runs at its own rates (e.g. RDP's slow planner + fast decoder) supplies its source.
-        make_source = getattr(policy, "make_action_source", None)
         device = _policy_device(policy)
         task = getattr(self.env.unwrapped, "task_description", None)
-        if callable(make_source):
-            if latency_ticks:
-                raise InvalidValueError(f"evaluate: latency_ticks is not supported for {type(policy).__name__}, "
-                                 "which runs its own multi-rate action source")
-            source = make_source(device=device)
-        else:
+        # A policy that runs at its own rates (e.g. RDP's slow planner + fast decoder) supplies its source.
+        source = policy.make_action_source(device=device)
+        if source is not None and latency_ticks:
+            raise InvalidValueError(f"evaluate: latency_ticks is not supported for {type(policy).__name__}, "
+                                    "which runs its own multi-rate action source")
+        if source is None:
             source = PolicySource(policy, device=device, task=task, latency_ticks=latency_ticks)
         self.loop = ControlLoop(self.env, source, VirtualClock(self.hz), max_steps=max_steps)
 
@@ -309,8 +304,8 @@ def _run_local(
     compile: bool = False,
 ) -> None:
     # Put a caller's policy in eval mode for the rollouts and give it back as it was.
-    was_training = getattr(policy, "training", None)
-    if was_training and hasattr(policy, "eval"):
+    was_training = isinstance(policy, torch.nn.Module) and policy.training
+    if was_training:
         policy.eval()
     rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps, latency_ticks, compile)
     try:
@@ -318,7 +313,7 @@ def _run_local(
             collect(i, rollouts.run(seed + i, i < n_video))
     finally:
         rollouts.close()
-        if was_training and hasattr(policy, "train"):
+        if was_training:
             policy.train()
 
 

@@ -1,6 +1,7 @@
 """Policies: registry, construction, checkpoints and compatibility checks.
 
-Every policy implements `robolearn.policies.base.Policy`. A checkpoint directory holds:
+Every entry of `POLICIES` is a `robolearn.policies.base.Model` (what the Trainer fits); the ones that act
+are `Policy`s (the autoencoder and RDP's tokenizer only train). A checkpoint directory holds:
 
 - ``model.safetensors``: the state dict (normalizer buffers included);
 - ``ema.safetensors`` (optional): the EMA weights, preferred by `load` unless ``use_ema=False``;
@@ -30,9 +31,9 @@ import torch
 from torch import nn
 
 from robolearn.errors import ConfigError, InvalidValueError, MissingPathError
-from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy, PolicyConfig
+from robolearn.policies.base import ACTION_KEY, STATE_KEY, DataRequirements, Model, Policy, PolicyConfig
 from robolearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
-from robolearn.policies.latent import AutoencoderConfig, AutoencoderPolicy
+from robolearn.policies.latent import AutoencoderConfig, AutoencoderModel
 from robolearn.policies.pad import PADConfig, PADPolicy
 from robolearn.policies.uwm import UWMConfig, UWMPolicy
 from robolearn.policies.flow import FlowConfig, FlowPolicy
@@ -44,7 +45,7 @@ POLICIES = {
     "rdp": (RDPConfig, RDPPolicy),
     "rdp_tokenizer": (RDPTokenizerConfig, ActionTokenizer),
     "diffusion": (DiffusionConfig, DiffusionPolicy),
-    "autoencoder": (AutoencoderConfig, AutoencoderPolicy),
+    "autoencoder": (AutoencoderConfig, AutoencoderModel),
     "pad": (PADConfig, PADPolicy),
     "uwm": (UWMConfig, UWMPolicy),
     "flow": (FlowConfig, FlowPolicy),
@@ -57,11 +58,11 @@ STATS_FILE = "stats.json"
 _RESERVED = ("policy", "config", "features")
 
 __all__ = [
-    "POLICIES", "Policy", "PolicyConfig", "Normalizer", "make_policy", "save_policy", "load", "check_compatible",
+    "POLICIES", "DataRequirements", "Model", "Policy", "PolicyConfig", "Normalizer", "make_policy", "save_policy", "load", "check_compatible",
 ]
 
 
-def _lookup(name: str) -> tuple[type[PolicyConfig], type[Policy]]:
+def _lookup(name: str) -> tuple[type[PolicyConfig], type[Model]]:
     if name not in POLICIES:
         raise ConfigError(f"unknown policy {name!r}; known policies: {sorted(POLICIES)}.")
     return POLICIES[name]
@@ -78,7 +79,7 @@ def _clean_features(features: Mapping[str, Mapping]) -> dict[str, dict]:
     return out
 
 
-def make_policy(name: str, features: Mapping[str, Mapping], stats: Mapping[str, Mapping], **overrides: Any) -> Policy:
+def make_policy(name: str, features: Mapping[str, Mapping], stats: Mapping[str, Mapping], **overrides: Any) -> Model:
     """A fresh policy `name` for `features`/`stats`; `overrides` set config fields.
 
     Pretrained weights named by the config (e.g. ``pretrained_encoder_path``) are loaded here.
@@ -163,7 +164,7 @@ def _read_json(directory: Path, name: str) -> Any:
 
 def load(
     directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True, compile: bool = False
-) -> Policy:
+) -> Model:
     """Rebuild a policy from a checkpoint directory, in eval mode on `device`.
 
     Uses ``ema.safetensors`` when present and `use_ema`, else ``model.safetensors``. A missing file
@@ -209,6 +210,9 @@ def check_compatible(policy: Policy, observation_space: Any, action_space: Any) 
     import gymnasium as gym
     import numpy as np
 
+    if isinstance(policy, Model) and not isinstance(policy, Policy):
+        raise InvalidValueError(f"{policy.name!r} is a model that trains but does not act (no predict_action_chunk); "
+                                "evaluate or deploy a policy that uses it instead.")
     if not isinstance(observation_space, gym.spaces.Dict):
         raise ValueError(f"observation space must be a gymnasium Dict space, got {type(observation_space).__name__}.")
     for key in policy.input_keys:

@@ -1,4 +1,11 @@
-"""The one interface every robolearn policy implements.
+"""The two interfaces of robolearn's learned components: `Model` (what the one `Trainer` fits) and
+`Policy` (a Model that also acts).
+
+Models that only train (the latent autoencoder, RDP's action tokenizer) subclass `Model`; every policy
+subclasses `Policy`. The hooks the trainer, sampler and control loop rely on are declared here with
+defaults (`data_requirements`, `uses_language`, `make_action_source`, `reset`), so callers never probe
+a policy with ``hasattr``. Policies know tensors, not stores: what a model needs from the data is a
+`DataRequirements` in key terms, which `robolearn.train` turns into window samplers.
 
 A policy is a `torch.nn.Module` with a dataclass `config`, a fitted `normalizer` (part of its state
 dict) and two methods the rest of the stack calls:
@@ -103,12 +110,34 @@ def _as_tuple_if_needed(hint: Any, value: Any) -> Any:
     return value
 
 
-class Policy(nn.Module, abc.ABC):
-    """Base class: holds `config`, `features`, `stats` and the fitted `normalizer`.
+@dataclasses.dataclass(frozen=True)
+class DataRequirements:
+    """What a model needs in each training batch, in key terms (the sampler reads them from a store).
 
-    Subclasses set the class attribute `name` (the registry key) and implement `compute_loss` and
-    `predict_action_chunk`. Input keys are ``"state"`` (if present) and every ``"images/<camera>"``
-    feature; other observation features are not consumed.
+    Windows anchored at a frame t: `obs_keys` at t-To+1 .. t, ``"action"`` at t .. t+T-1, plus
+    ``future/<key>`` frames and per-window episode columns, and the task embedding when `language`.
+    """
+
+    obs_keys: tuple[str, ...]
+    """Keys read at the To observation steps (e.g. "state", "images/front" or a cached "latents/front")."""
+    n_obs_steps: int
+    """To."""
+    horizon: int
+    """T: action steps per window."""
+    future_keys: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    """key -> (K frames, stride): ``future/<key>`` at t+stride .. t+K*stride."""
+    episode_columns: tuple[str, ...] = ()
+    """Per-episode table columns added to every window (e.g. "has_actions")."""
+    language: bool = False
+    """Whether batches carry the episode's ``task_embedding`` (B, 384)."""
+
+
+class Model(nn.Module, abc.ABC):
+    """What the one `Trainer` fits: holds `config`, `features`, `stats` and the fitted `normalizer`.
+
+    Subclasses set the class attribute `name` (the registry key) and implement `compute_loss`. Input
+    keys are ``"state"`` (if present) and every ``"images/<camera>"`` feature; other observation
+    features are not consumed. A model that also acts is a `Policy`.
     """
 
     name: ClassVar[str]
@@ -147,15 +176,22 @@ class Policy(nn.Module, abc.ABC):
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training loss on a batch (see the module docstring); the dict holds a scalar "loss"."""
 
-    @abc.abstractmethod
-    def predict_action_chunk(
-        self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """(B, T, Da) float32 actions in env units for obs with keys (B, To, ...).
+    # ---- hooks (defaults; subclasses override what differs) ----
 
-        A seeded `generator` makes the sampling noise reproducible. Call `.eval()` first (`load`
-        returns eval mode): in training mode, image augmentation (random crops) stays on.
+    @property
+    def uses_language(self) -> bool:
+        """Whether batches and observations must carry ``task_embedding`` (B, 384). Default: no."""
+        return False
+
+    def data_requirements(self, cached_latents: Mapping[str, Mapping] | None = None) -> DataRequirements:
+        """What each training batch must hold. Default: `input_keys` at To steps, T actions.
+
+        `cached_latents` maps the ``latents/<camera>`` keys a store has cached (and can read) to their
+        attrs (``fingerprint``, ...), so a model may ask for them instead of frames.
         """
+        cfg = self.config
+        return DataRequirements(tuple(self.input_keys), int(cfg.n_obs_steps), int(cfg.horizon),
+                                language=self.uses_language)
 
     def train(self, mode: bool = True) -> "Policy":
         if mode:  # compiled functions hold frozen weights: training must run the real modules
@@ -170,12 +206,32 @@ class Policy(nn.Module, abc.ABC):
         uncompile(self)  # new weights: compiled functions would keep the old ones
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def reset(self) -> None:
-        """Forget any per-episode state (called by the control loop at episode start)."""
-
     def init_pretrained(self) -> None:
         """Load pretrained weights the config names; `make_policy` calls it, `load` does not
         (a checkpoint already holds every weight)."""
+
+
+
+class Policy(Model):
+    """A `Model` that acts: `predict_action_chunk` for the control loop, plus its acting hooks."""
+
+    @abc.abstractmethod
+    def predict_action_chunk(
+        self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(B, T, Da) float32 actions in env units for obs with keys (B, To, ...).
+
+        A seeded `generator` makes the sampling noise reproducible. Call `.eval()` first (`load`
+        returns eval mode): in training mode, image augmentation (random crops) stays on.
+        """
+
+    def reset(self) -> None:
+        """Forget any per-episode state (called by the control loop at episode start)."""
+
+    def make_action_source(self, device: str | torch.device = "cpu") -> Any:
+        """The `robolearn.runtime.sources.ActionSource` that runs this policy, or None (the default) for the
+        standard chunking `PolicySource`. A policy that runs at its own rates (RDP) returns its own."""
+        return None
 
     def check_obs(self, obs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Input keys of `obs` as tensors on the policy's device; raises naming a missing or misshapen key."""

@@ -58,7 +58,7 @@ def dummy_observation(policy: Policy, batch_size: int = 1) -> dict[str, torch.Te
         feat = policy.features[key]
         dtype = torch.uint8 if feat.get("dtype") == "uint8" else torch.float32
         obs[key] = torch.zeros(batch_size, To, *feat["shape"], dtype=dtype, device=device)
-    if getattr(policy.config, "use_language", False):
+    if policy.uses_language:
         obs[TASK_EMBEDDING_KEY] = torch.zeros(batch_size, EMBED_DIM, device=device)
     return obs
 

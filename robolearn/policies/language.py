@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.spaces import TASK_EMBEDDING
-
 from robolearn.errors import InvalidValueError, MissingExtraError
+from robolearn.spaces import TASK_EMBEDDING
 
 EMBED_DIM = 384
 TASK_EMBEDDING_KEY = TASK_EMBEDDING

@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from robolearn.spaces import FORCE
-
 from robolearn.errors import InvalidValueError
+from robolearn.spaces import FORCE
 
 __all__ = ["RDPSource"]
 

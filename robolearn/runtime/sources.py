@@ -28,7 +28,7 @@ import torch
 
 from robolearn.errors import InvalidValueError
 from robolearn.runtime.scheduler import ActionScheduler
-from robolearn.spaces import ACTION, TASK_EMBEDDING
+from robolearn.spaces import TASK_EMBEDDING
 
 __all__ = ["ActionSource", "ExpertSource", "PolicySource"]
 
@@ -82,32 +82,25 @@ class PolicySource:
     ``reset(seed)``; otherwise ``reset(seed)`` seeds torch's global generator.
 
     Args:
-        policy: object with ``config`` (``n_obs_steps``, ``n_action_steps``, ``features``),
-            ``predict_action_chunk(obs[, generator]) -> (B, T, Da)`` and ``reset()``; its
-            ``input_keys`` (if any) name the observation keys it consumes.
+        policy: a `robolearn.policies.Policy`, or an object with its acting hooks: ``config``
+            (``n_obs_steps``, ``n_action_steps``), ``input_keys`` (the observation keys it consumes),
+            ``uses_language``, ``predict_action_chunk(obs[, generator]) -> (B, T, Da)`` and ``reset()``.
         device: torch device the observation batch is moved to.
         latency_ticks: simulated inference latency ``L`` in ticks, ``0 <= L < Ta``.
     """
 
     def __init__(self, policy: Any, device: str | torch.device = "cpu", latency_ticks: int = 0,
                  task: str | None = None) -> None:
-        config = getattr(policy, "config", None)
-        missing = [
-            f for f in ("n_obs_steps", "n_action_steps", "features") if not hasattr(config, f)
-        ]
-        if missing:
-            raise TypeError(
-                f"PolicySource: {type(policy).__name__}.config lacks {', '.join(missing)}"
-            )
+        config = policy.config
         self.policy = policy
         self.device = torch.device(device)
         self.n_obs_steps = int(config.n_obs_steps)
         self.n_action_steps = int(config.n_action_steps)
-        # Policies list what they consume (e.g. "state" + images, not "force"); else: all features.
-        keys = getattr(policy, "input_keys", None)
-        self.input_keys = list(keys) if keys is not None else [k for k in config.features if k != ACTION]
+        # Policies list what they consume (e.g. "state" + images, not "force").
+        self.input_keys = list(policy.input_keys)
         if not self.input_keys:
-            raise ValueError("PolicySource: policy.config.features names no input key")
+            raise ValueError(f"PolicySource: {type(policy).__name__}.input_keys is empty; the policy must read "
+                             "at least one observation key")
         if not 0 <= int(latency_ticks) < self.n_action_steps:
             raise InvalidValueError(
                 f"PolicySource: latency_ticks must be in [0, n_action_steps={self.n_action_steps}), "
@@ -116,7 +109,7 @@ class PolicySource:
         self.latency_ticks = int(latency_ticks)
         # Language-conditioned policies get the task's embedding with every chunk request.
         self._task_embedding: torch.Tensor | None = None
-        if getattr(config, "use_language", False):
+        if policy.uses_language:
             if not task:
                 raise ValueError("PolicySource: this policy is language-conditioned; pass task= (the instruction)")
             from robolearn.policies.language import default_embedder

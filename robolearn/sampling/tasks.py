@@ -32,8 +32,8 @@ class TaskEmbeddingSampler:
 
 
 def with_task_embeddings(policy, store, *samplers):
-    """Wrap samplers when the policy is language-conditioned; otherwise return them unchanged."""
-    if not getattr(policy.config, "use_language", False):
+    """Wrap samplers when the policy is language-conditioned (`uses_language`); otherwise return them unchanged."""
+    if not policy.uses_language:
         return samplers
     from robolearn.policies.language import task_embeddings_for
 

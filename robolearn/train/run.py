@@ -10,9 +10,11 @@ import torch
 
 from robolearn.experiment import ExperimentConfig
 from robolearn.output import check_output, claim_output
+from robolearn.policies.base import Model
 from robolearn.sampling import WindowSampler, split_episodes
 from robolearn.sampling.tasks import with_task_embeddings
 from robolearn.store import Store, StoreError, ensure_stats
+from robolearn.train.latents import cached_latents
 from robolearn.train.trainer import Trainer
 
 
@@ -41,7 +43,7 @@ def rollout_eval_fn(cfg: ExperimentConfig, env_id: str, env_kwargs: dict):
 class RunParts:
     """Everything a training run is built from; the same on one process and on every Ray Train rank."""
 
-    policy: torch.nn.Module
+    policy: Model
     train_sampler: WindowSampler
     val_sampler: WindowSampler | None
     extra: dict
@@ -55,6 +57,20 @@ class RunParts:
                 "parameters": int(sum(p.numel() for p in self.policy.parameters()))}
 
 
+def samplers_for(model: Model, store: Store, val_ratio: float, seed: int):
+    """Train/val window samplers with what `model.data_requirements` asks for (cached latents it accepts,
+    future frames, episode columns, task embeddings); returns (train, val or None, train_eps, val_eps)."""
+    req = model.data_requirements(cached_latents(store))
+    kw = {"future_keys": dict(req.future_keys), "episode_columns": tuple(req.episode_columns)}
+    train_eps, val_eps = split_episodes(store.n_episodes, val_ratio, seed)
+    obs_keys, To, T = list(req.obs_keys), req.n_obs_steps, req.horizon
+    train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps, **kw)
+    val_s = (WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30, **kw)
+             if len(val_eps) else None)
+    train_s, val_s = with_task_embeddings(model, store, train_s, val_s)
+    return train_s, val_s, train_eps, val_eps
+
+
 def build_run(cfg: ExperimentConfig, store_path: str) -> RunParts:
     """The configured policy (fitted normalizer, seeded weights) and its train/val window samplers."""
     from robolearn.policies import make_policy
@@ -66,17 +82,7 @@ def build_run(cfg: ExperimentConfig, store_path: str) -> RunParts:
     features = store_features(store)
     torch.manual_seed(cfg.train.seed)  # weight init is part of the run's determinism
     policy = make_policy(cfg.policy, features, stats, **cfg.model)
-    obs_keys = list(policy.input_keys)
-    # Policies that need more than To obs frames and T actions (future frames, cached latents,
-    # episode columns) say so; `sampler_kwargs(store)` may also replace the obs keys.
-    kw = policy.sampler_kwargs(store) if hasattr(policy, "sampler_kwargs") else {}
-    obs_keys = kw.pop("obs_keys", obs_keys)
-    train_eps, val_eps = split_episodes(store.n_episodes, cfg.train.val_ratio, cfg.train.seed)
-    To, T = policy.config.n_obs_steps, policy.config.horizon
-    train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps, **kw)
-    val_s = (WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30, **kw)
-             if len(val_eps) else None)
-    train_s, val_s = with_task_embeddings(policy, store, train_s, val_s)
+    train_s, val_s, train_eps, val_eps = samplers_for(policy, store, cfg.train.val_ratio, cfg.train.seed)
     env_id = store.info.get("env_id", cfg.task.env)
     extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
              "store": str(store_path), "experiment": asdict(cfg)}

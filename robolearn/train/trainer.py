@@ -16,6 +16,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from robolearn.errors import InvalidValueError, MissingPathError
+from robolearn.policies.base import Model
 from robolearn.sampling import WindowSampler, infinite_batches, make_loader
 from robolearn.train.config import TrainConfig
 from robolearn.train.ema import EMA
@@ -61,7 +62,8 @@ class _LossModule(torch.nn.Module):
 
 
 class Trainer:
-    """Trains `policy` on windows from `train_sampler`; writes the run directory `out`:
+    """Trains `policy` (any `Model`: a policy, or a model that only trains) on windows from `train_sampler`;
+    writes the run directory `out`:
     model.safetensors, ema.safetensors, config.json, stats.json, metrics.jsonl, train_curve.png.
 
     Data-parallel training runs this same loop on every rank (`robolearn.train.distributed`): `rank`
@@ -70,10 +72,13 @@ class Trainer:
     writes the run directory. The optimizer, EMA and checkpoints always hold the unwrapped policy.
     """
 
-    def __init__(self, policy, train_sampler: WindowSampler, cfg: TrainConfig, out: str | Path,
+    def __init__(self, policy: Model, train_sampler: WindowSampler, cfg: TrainConfig, out: str | Path,
                  val_sampler: WindowSampler | None = None, extra: dict | None = None, progress: bool = True,
                  rank: int = 0, world_size: int = 1,
                  wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None):
+        if not isinstance(policy, Model):
+            raise TypeError(f"Trainer fits a robolearn.policies.base.Model (a policy, the latent autoencoder, RDP's "
+                            f"tokenizer); got {type(policy).__name__}.")
         self.cfg, self.out, self.extra, self.progress = cfg, Path(out), dict(extra or {}), progress
         if cfg.batch_size % world_size:
             raise InvalidValueError(f"train.batch_size={cfg.batch_size} is not divisible by {world_size} workers: "

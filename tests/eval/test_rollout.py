@@ -74,6 +74,7 @@ class PlanningPolicy:
 
     input_keys = ["state", "images/front"]
     action_dim = 2
+    uses_language = False
 
     def __init__(self, noise=0.02):
         self.config = Config()
@@ -82,6 +83,9 @@ class PlanningPolicy:
 
     def reset(self):
         pass
+
+    def make_action_source(self, device="cpu"):
+        return None  # the standard PolicySource
 
     def predict_action_chunk(self, obs, generator=None):
         self.calls += 1

@@ -8,18 +8,18 @@ import torch
 from typer.testing import CliRunner
 
 from robolearn.cli.main import app
-from robolearn.policies import load, make_policy
+from robolearn.policies import Model, Policy, load, make_policy
 from robolearn.policies.latent import (
     ConvAutoencoder,
     DiffusersAutoencoder,
-    cache_latents,
     fingerprint,
     load_autoencoder,
 )
-from robolearn.policies.testing import fake_features, fake_obs, fake_stats
+from robolearn.policies.testing import fake_features, fake_stats
 from robolearn.sampling import WindowSampler
 from robolearn.store import EpisodeMeta, Store, StoreError, StoreWriter
 from robolearn.store.latents import latent_features, read_latents
+from robolearn.train.latents import cache_latents, cached_latents
 
 from .conftest import dot_episode, write_dot_store
 
@@ -44,8 +44,8 @@ def test_autoencoder_does_not_act():
     features = fake_features(state_dim=2, action_dim=2, cameras=("front",), image_size=16)
     policy = make_policy("autoencoder", features, fake_stats(features), channels=(8, 16))
     assert policy.input_keys == ["images/front"]
-    with pytest.raises(NotImplementedError, match="an autoencoder does not act"):
-        policy.predict_action_chunk(fake_obs(features, B=1, To=1))
+    assert isinstance(policy, Model) and not isinstance(policy, Policy)
+    assert not hasattr(policy, "predict_action_chunk")
     with pytest.raises(ValueError, match="divisible by 8"):
         make_policy("autoencoder", fake_features(2, 2, cameras=("front",), image_size=12), fake_stats(features),
                     channels=(8, 16, 32))
@@ -113,7 +113,7 @@ def test_diffusers_autoencoder_from_a_local_folder(diffusers_vae_dir, tmp_path):
                          n_action_steps=2, width=32, depth=1, heads=2, future_frames=1, frame_stride=2)
     assert policy.config.autoencoder["kind"] == "diffusers_kl"
     assert policy.config.autoencoder_fingerprint == fingerprint(ae)
-    assert policy.sampler_kwargs(Store.open(path))["obs_keys"] == ["state", "latents/front"]
+    assert policy.data_requirements(cached_latents(Store.open(path))).obs_keys == ("state", "latents/front")
     from robolearn.policies import save_policy
 
     save_policy(policy, tmp_path / "ckpt")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robolearn.policies import load, make_policy, save_policy
-from robolearn.policies.latent import cache_latents
+from robolearn.train.latents import cache_latents, cached_latents
 from robolearn.policies.testing import fake_batch, fake_features, fake_stats
 from robolearn.sampling import WindowSampler
 from robolearn.store import Store, ensure_stats
@@ -84,9 +84,10 @@ def test_two_task_model_follows_its_instruction(dot_autoencoder, tmp_path):
     policy = make_policy("pad", store_features(store), ensure_stats(path), autoencoder_path=str(dot_autoencoder[0]),
                          horizon=4, n_action_steps=2, future_frames=2, frame_stride=2, width=64, depth=2, heads=2,
                          patch=1, prediction_type="sample", use_language=True)
-    kw = policy.sampler_kwargs(store)
-    kw["episode_columns"] += ("task_index",)
-    sampler = WindowSampler(store, kw.pop("obs_keys"), 1, 4, **kw)
+    req = policy.data_requirements(cached_latents(store))
+    assert req.language
+    sampler = WindowSampler(store, list(req.obs_keys), 1, 4, future_keys=req.future_keys,
+                            episode_columns=(*req.episode_columns, "task_index"))
     task_table = torch.randn(2, 384, generator=torch.Generator().manual_seed(0))  # stands in for TaskEmbedder
 
     def get(idx):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from robolearn.policies import load, make_policy, save_policy
+from robolearn.policies import Model, Policy, load, make_policy, save_policy
 from robolearn.policies.rdp.tokenizer import shared_force_stats
 from robolearn.policies.testing import fake_features, fake_stats
 from robolearn.runtime import ControlLoop, VirtualClock
@@ -71,10 +71,9 @@ def trained_tokenizer_dir(tmp_path_factory):
 def test_registered_and_tokenizer_cannot_act():
     tok = _tokenizer()
     assert tok.name == "rdp_tokenizer"
-    with pytest.raises(NotImplementedError, match="stage 1.*policy=rdp model.tokenizer"):
-        tok.predict_action_chunk({})
-    kw = tok.sampler_kwargs()
-    assert kw == {"obs_keys": ["force"], "future_keys": {"force": (T - 1, 1)}}
+    assert isinstance(tok, Model) and not isinstance(tok, Policy)  # trains, does not act
+    req = tok.data_requirements()
+    assert (req.obs_keys, dict(req.future_keys), req.horizon) == (("force",), {"force": (T - 1, 1)}, T)
 
 
 def test_needs_force_feature():

@@ -7,7 +7,7 @@ import torch
 
 from robolearn.experiment import build_config
 from robolearn.policies import load, make_policy, save_policy
-from robolearn.policies.latent import cache_latents
+from robolearn.train.latents import cache_latents, cached_latents
 from robolearn.policies.testing import fake_batch, fake_features, fake_obs, fake_stats
 from robolearn.policies.uwm import MODES
 from robolearn.sampling import WindowSampler
@@ -105,9 +105,10 @@ def test_trained_modes_follow_their_conditioning(dot_autoencoder, tmp_path):
                  "train.log_every=100"]
     torch.manual_seed(0)
     untrained = make_policy("uwm", store_features(store), ensure_stats(store_path), **build_config(overrides).model)
-    kw = untrained.sampler_kwargs(store)
-    assert kw["obs_keys"] == ["state", "latents/front"]  # the cache made by this autoencoder is used
-    sampler = WindowSampler(store, kw.pop("obs_keys"), 1, 4, **kw)
+    req = untrained.data_requirements(cached_latents(store))
+    assert req.obs_keys == ("state", "latents/front")  # the cache made by this autoencoder is used
+    sampler = WindowSampler(store, list(req.obs_keys), 1, 4, future_keys=req.future_keys,
+                            episode_columns=req.episode_columns)
     b = {k: torch.from_numpy(v) for k, v in sampler.get_batch(np.arange(0, len(sampler), 3)).items()}
     torch.manual_seed(0)
     before = untrained.compute_loss(b)["obs_loss"]

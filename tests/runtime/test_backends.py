@@ -4,6 +4,7 @@ keeps ticking while the policy is slow (warm-up spike, stalls -> holds counted, 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -167,3 +168,68 @@ def test_real_time_loop_with_a_thread_backend_never_waits_for_inference():
     assert any(p.seq == 6 for p in done)
     # The loop body is polling only: far below the policy's 12 ms even on a busy machine.
     assert float(np.median(body_s)) < 0.002
+
+
+def test_thread_backend_pins_its_worker():
+    allowed = sorted(os.sched_getaffinity(0))
+    seen = []
+
+    def where(request):
+        seen.append(os.sched_getaffinity(0))  # the calling thread's mask on Linux
+        return tag_chunk(request)
+
+    with ThreadBackend(where, cpus={allowed[-1]}) as backend:
+        backend.submit(ChunkRequest({}, tick=0, mark=0))
+        poll_until(backend)
+    assert seen == [{allowed[-1]}]
+    assert sorted(os.sched_getaffinity(0)) == allowed  # the caller's thread is not pinned
+
+
+def test_the_parts_compose_into_a_deploy_tick():
+    """Scheduler + simulated latency + safety filter + watchdog on virtual time: a policy that sometimes
+    emits NaN and stalls once never sends NaN, holds (counted) while starved, and trips the watchdog."""
+    from robolearn.runtime.safety import SafetyConfig, SafetyFilter
+    from robolearn.runtime.watchdog import Watchdog
+
+    class FakeNs:
+        t = 0
+
+        def __call__(self):
+            return self.t
+
+    def policy(request):
+        chunk = tag_chunk(request) * 0.01
+        if request.seq % 5 == 3:
+            chunk[2, 1] = np.nan
+        return chunk
+
+    clock = VirtualClock(50)
+    clock.start()
+    now = FakeNs()
+    backend = SimulatedLatencyBackend(policy, lambda r: 25 if r.seq == 8 else 2, clock)
+    sched = ChunkScheduler(NaiveJoin(), replan_every=4, horizon=T, delay=DelayEstimator(initial=2))
+    safety = SafetyFilter.from_config(SafetyConfig(max_relative_target=0.05), [-1.0] * DA, [1.0] * DA, 50)
+    safety.reset(np.zeros(DA))
+    watchdog = Watchdog(clock.period, timeout_periods=5, time_ns=now)
+    watchdog.start()
+    sent, trips_at, executed_at = [], [], []
+    for _ in range(300):
+        tick = clock.wait_next_tick()
+        now.t = tick * 20_000_000
+        planned = sched.step(backend, {"tick": tick}, tick)
+        if planned is not None:
+            watchdog.feed()
+            executed_at.append(tick)
+            action, report = safety.filter(planned.action)
+        else:
+            action, report = safety.hold("empty queue")
+        if watchdog.check():
+            trips_at.append(tick)
+        sent.append(action)
+    sent = np.stack(sent)
+    assert np.all(np.isfinite(sent)) and np.abs(np.diff(sent, axis=0)).max() <= 0.05 + 1e-7
+    assert safety.counts["nonfinite"] >= 5  # the NaN actions were held, not sent
+    assert sched.n_holds >= 20 and watchdog.n_trips == 1  # the 25-tick stall: starved, then tripped once
+    last_before = max(t for t in executed_at if t < trips_at[0])
+    assert trips_at[0] - last_before == 5  # exactly N = 5 periods after the last executed action
+    assert trips_at == list(range(trips_at[0], trips_at[-1] + 1))  # held until actions came back

@@ -69,6 +69,12 @@ class FakeConfig:
 class FakePolicy:
     """Returns chunk i filled with [i, step] so each executed action names its chunk and step."""
 
+    uses_language = False
+
+    @property
+    def input_keys(self):
+        return [k for k in self.config.features if k != "action"]
+
     def __init__(self, **cfg):
         self.config = FakeConfig(**cfg)
         self.calls: list[dict[str, torch.Tensor]] = []

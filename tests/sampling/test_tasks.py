@@ -12,6 +12,7 @@ class _Cfg:
 
 class _Policy:
     config = _Cfg()
+    uses_language = False
 
 
 def test_each_window_gets_its_episode_row(make_store):

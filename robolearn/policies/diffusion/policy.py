@@ -48,6 +48,10 @@ class DiffusionPolicy(Policy):
         self.register_buffer("sqrt_alpha_bar", alphas_cumprod.sqrt(), persistent=False)
         self.register_buffer("sqrt_one_minus_alpha_bar", (1 - alphas_cumprod).sqrt(), persistent=False)
 
+    @property
+    def uses_language(self) -> bool:
+        return self.config.use_language
+
     def init_pretrained(self) -> None:
         if self.config.pretrained_encoder_path:
             for enc in self.encoders.values():

@@ -36,6 +36,10 @@ class FlowPolicy(Policy):
         self.language_proj = conditioning.build_language_proj(config)
         conditioning.attach_denoiser(self, self.obs_feature_dim)  # self.unet or self.transformer
 
+    @property
+    def uses_language(self) -> bool:
+        return self.config.use_language
+
     def init_pretrained(self) -> None:
         if self.config.pretrained_encoder_path:
             for enc in self.encoders.values():

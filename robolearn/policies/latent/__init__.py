@@ -1,4 +1,5 @@
-"""Image latents for PAD and UWM: autoencoders, latent caching, and the shared latent-policy parts."""
+"""Image latents for PAD and UWM: autoencoders and the shared latent-policy parts (caching lives in
+robolearn.train.latents, above both the store and the policies)."""
 
 from robolearn.policies.latent.autoencoder import (
     ConvAutoencoder,
@@ -7,8 +8,7 @@ from robolearn.policies.latent.autoencoder import (
     fingerprint,
     load_autoencoder,
 )
-from robolearn.policies.latent.cache import cache_latents
-from robolearn.policies.latent.model import AutoencoderConfig, AutoencoderPolicy
+from robolearn.policies.latent.model import AutoencoderConfig, AutoencoderModel
 
-__all__ = ["AutoencoderConfig", "AutoencoderPolicy", "ConvAutoencoder", "DiffusersAutoencoder", "build_autoencoder",
-           "cache_latents", "fingerprint", "load_autoencoder"]
+__all__ = ["AutoencoderConfig", "AutoencoderModel", "ConvAutoencoder", "DiffusersAutoencoder", "build_autoencoder",
+           "fingerprint", "load_autoencoder"]

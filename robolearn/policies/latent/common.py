@@ -19,7 +19,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from robolearn.errors import ConfigError, InvalidValueError
-from robolearn.policies.base import STATE_KEY, Policy
+from robolearn.policies.base import STATE_KEY, DataRequirements, Policy
 from robolearn.policies.latent.autoencoder import build_autoencoder, fingerprint, load_autoencoder
 from robolearn.spaces import FUTURE, future_key, image_key, key_name, latent_key
 
@@ -66,20 +66,18 @@ def init_autoencoder(policy: Policy) -> None:
     cfg.autoencoder_fingerprint = fingerprint(policy.autoencoder)
 
 
-def sampler_kwargs(policy: Policy, store) -> dict:
-    """WindowSampler arguments: cached latents where this autoencoder made them, future frames, has_actions."""
-    from robolearn.store.latents import latent_features, latent_info
-
-    cfg = policy.config
-    cached, info = latent_features(store), latent_info(store)
+def data_requirements(policy: Policy, cached_latents: Mapping[str, Mapping] | None) -> DataRequirements:
+    """Cached latents where this autoencoder made them (same fingerprint), else frames; future frames; has_actions."""
+    cfg, cached = policy.config, cached_latents or {}
     keys = []
     for cam in policy.cameras:
         lk = latent_key(cam)
-        ok = cfg.use_cached_latents and lk in cached and info[lk].get("fingerprint") == cfg.autoencoder_fingerprint
+        ok = cfg.use_cached_latents and lk in cached and cached[lk].get("fingerprint") == cfg.autoencoder_fingerprint
         keys.append(lk if ok else image_key(cam))
     obs_keys = ([STATE_KEY] if STATE_KEY in cfg.features else []) + keys
-    return {"obs_keys": obs_keys, "future_keys": {k: (cfg.future_frames, cfg.frame_stride) for k in keys},
-            "episode_columns": ("has_actions",)}
+    return DataRequirements(tuple(obs_keys), int(cfg.n_obs_steps), int(cfg.horizon),
+                            {k: (cfg.future_frames, cfg.frame_stride) for k in keys}, ("has_actions",),
+                            language=policy.uses_language)
 
 
 @torch.no_grad()

@@ -1,8 +1,8 @@
-"""The autoencoder as a trainable entry of the policy registry, so the one Trainer fits it:
+"""The autoencoder as a trainable `Model` of the registry, so the one Trainer fits it:
 ``robolearn train policy=autoencoder --store S --out R`` writes a run directory that
 `load_autoencoder` (and the `pad`/`uwm` configs' ``autoencoder_path``) accept.
 
-It is not a policy in the control sense: `predict_action_chunk` raises.
+It is a `Model`, not a `Policy`: it trains but does not act.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from robolearn.errors import ConfigError
-from robolearn.policies.base import Policy, PolicyConfig
+from robolearn.policies.base import Model, PolicyConfig
 from robolearn.policies.latent.autoencoder import ConvAutoencoder, reconstruction_loss
 
 
@@ -43,7 +43,7 @@ class AutoencoderConfig(PolicyConfig):
             raise ConfigError(f"kl_weight must be >= 0, got {self.kl_weight}.")
 
 
-class AutoencoderPolicy(Policy):
+class AutoencoderModel(Model):
     """Trains a `ConvAutoencoder` on every camera's frames of the batch (one shared autoencoder)."""
 
     name = "autoencoder"
@@ -73,8 +73,3 @@ class AutoencoderPolicy(Policy):
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return reconstruction_loss(self.autoencoder, self.images(batch), self.config.kl_weight)
-
-    def predict_action_chunk(self, obs, generator=None) -> torch.Tensor:
-        raise NotImplementedError(
-            "an autoencoder does not act: use its run directory as `autoencoder_path` of a 'pad' or 'uwm' policy, "
-            "or `robolearn data latents STORE --autoencoder RUN` to cache latents.")

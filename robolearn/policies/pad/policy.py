@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robolearn.errors import ConfigError
-from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
+from robolearn.policies.base import ACTION_KEY, STATE_KEY, DataRequirements, Policy
 from robolearn.policies.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
@@ -68,14 +69,18 @@ class PADPolicy(Policy):
                        patch=cfg.patch, mlp_ratio=cfg.mlp_ratio, n_registers=cfg.n_registers, dropout=cfg.dropout)
         common.make_schedules(self)
 
+    @property
+    def uses_language(self) -> bool:
+        return self.config.use_language
+
     def init_pretrained(self) -> None:
         common.init_autoencoder(self)
 
-    def sampler_kwargs(self, store) -> dict:
-        kw = common.sampler_kwargs(self, store)
-        kw["obs_keys"] = kw["obs_keys"] + self.depth_keys
-        kw["future_keys"].update({k: (self.config.future_frames, self.config.frame_stride) for k in self.depth_keys})
-        return kw
+    def data_requirements(self, cached_latents: Mapping[str, Mapping] | None = None) -> DataRequirements:
+        req = common.data_requirements(self, cached_latents)
+        depth = {k: (self.config.future_frames, self.config.frame_stride) for k in self.depth_keys}
+        return dataclasses.replace(req, obs_keys=req.obs_keys + tuple(self.depth_keys),
+                                   future_keys={**req.future_keys, **depth})
 
     def _depth(self, batch: Mapping[str, torch.Tensor], prefix: str) -> torch.Tensor:
         """(B, V * N, 1, h, w) normalized depth pooled to the latent grid."""

@@ -9,7 +9,8 @@ tick k -> GRU -> Linear -> normalized action k. Training reconstructs logged act
 robot reacts to contact inside a chunk that the slow policy planned from older observations.
 
 Batch: "action" (B, T, Da), "action_is_pad" (B, T), "force" (B, 1, 6) (tick t) and "future/force"
-(B, T - 1, 6) (ticks t+1 .. t+T-1); `sampler_kwargs` asks the WindowSampler for them.
+(B, T - 1, 6) (ticks t+1 .. t+T-1); `data_requirements` asks the WindowSampler for them.
+A `Model`, not a `Policy`: it trains (stage 1) but does not act; RDP's stage 2 acts through it.
 
 Example::
 
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robolearn.errors import InvalidValueError, UnknownKeyError
-from robolearn.policies.base import ACTION_KEY, Policy
+from robolearn.policies.base import ACTION_KEY, DataRequirements, Model
 from robolearn.policies.normalize import Normalizer
 from robolearn.policies.rdp.config import FORCE_KEY, RDPTokenizerConfig
 from robolearn.spaces import future_key
@@ -69,7 +70,7 @@ def shared_force_stats(stats: Mapping[str, Mapping], mode: str) -> dict[str, Map
     return {**stats, FORCE_KEY: force}
 
 
-class ActionTokenizer(Policy):
+class ActionTokenizer(Model):
     """Conv1d VAE encoder of action chunks + GRU decoder conditioned on the per-tick force (module doc)."""
 
     name = "rdp_tokenizer"
@@ -109,19 +110,18 @@ class ActionTokenizer(Policy):
 
     # ---- sampler contract ----
 
-    def sampler_kwargs(self, store: Any = None) -> dict[str, Any]:
+    def data_requirements(self, cached_latents: Mapping[str, Mapping] | None = None) -> DataRequirements:
         """Force at tick t (obs frame) and ticks t+1 .. t+T-1 (future frames): one reading per action step."""
-        kw: dict[str, Any] = {"obs_keys": [FORCE_KEY]}
-        if self.config.horizon > 1:
-            kw["future_keys"] = {FORCE_KEY: (self.config.horizon - 1, 1)}
-        return kw
+        cfg = self.config
+        future = {FORCE_KEY: (cfg.horizon - 1, 1)} if cfg.horizon > 1 else {}
+        return DataRequirements((FORCE_KEY,), int(cfg.n_obs_steps), int(cfg.horizon), future)
 
     def action_forces(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, T, Dforce) raw forces aligned with the action steps, from a sampler batch."""
         for key in (FORCE_KEY, *((FUTURE_FORCE_KEY,) if self.config.horizon > 1 else ())):
             if key not in batch:
                 raise KeyError(f"batch has no {key!r} (it has {sorted(batch)}); build the sampler with "
-                               "policy.sampler_kwargs(store).")
+                               "model.data_requirements().")
         now = batch[FORCE_KEY][:, -1:]
         return torch.cat([now, batch[FUTURE_FORCE_KEY]], 1) if self.config.horizon > 1 else now
 
@@ -162,7 +162,7 @@ class ActionTokenizer(Policy):
         out, hidden = self.gru(self._tick_inputs(z, ticks, force[:, None]), hidden)
         return self.head(out[:, 0]), hidden
 
-    # ---- Policy ----
+    # ---- Model ----
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if ACTION_KEY not in batch:
@@ -188,9 +188,3 @@ class ActionTokenizer(Policy):
                 self.latent_mean.lerp_(flat.mean(0), m)
                 self.latent_std.lerp_(flat.std(0).clamp_min(1e-3), m)
         return {"loss": recon + self.config.kl_weight * kl, "recon": recon.detach(), "kl": kl.detach()}
-
-    def predict_action_chunk(self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None):
-        raise NotImplementedError(
-            "rdp_tokenizer is RDP's stage 1 and cannot act on its own: train the latent policy on it "
-            "(`robolearn train policy=rdp model.tokenizer=<this run dir>`) and deploy that."
-        )

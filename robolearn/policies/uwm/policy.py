@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from robolearn.policies.base import ACTION_KEY, STATE_KEY, Policy
+from robolearn.policies.base import ACTION_KEY, STATE_KEY, DataRequirements, Policy
 from robolearn.policies.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
@@ -63,11 +63,15 @@ class UWMPolicy(Policy):
                        patch=cfg.patch, mlp_ratio=cfg.mlp_ratio, n_registers=cfg.n_registers, dropout=cfg.dropout)
         common.make_schedules(self)
 
+    @property
+    def uses_language(self) -> bool:
+        return self.config.use_language
+
     def init_pretrained(self) -> None:
         common.init_autoencoder(self)
 
-    def sampler_kwargs(self, store) -> dict:
-        return common.sampler_kwargs(self, store)
+    def data_requirements(self, cached_latents: Mapping[str, Mapping] | None = None) -> DataRequirements:
+        return common.data_requirements(self, cached_latents)
 
     def condition(self, obs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(adaLN cond (B, To * Do [+ width]) or None, observation tokens (B, Nc, width)) from the current

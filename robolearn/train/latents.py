@@ -1,5 +1,10 @@
 """Encode a store's frames once and keep the latents in the store (``latents/<camera>``), so PAD and
-UWM train without running the autoencoder every step (what PAD's authors advise; UWM encodes online)."""
+UWM train without running the autoencoder every step (what PAD's authors advise; UWM encodes online).
+
+Latent caching joins a store and an autoencoder, so it lives here, above both: the store keeps the
+arrays (`robolearn.store.latents`), the policies know tensors only and say which cached latents they
+accept (`Model.data_requirements(cached_latents)`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import torch
 
 from robolearn.errors import InvalidValueError
 from robolearn.policies.latent.autoencoder import Autoencoder, fingerprint, load_autoencoder
-from robolearn.store.latents import write_latents
+from robolearn.spaces import IMAGES, image_key, key_name, latent_key
+from robolearn.store.latents import latent_features, latent_info, write_latents
 from robolearn.store.reader import Store
 
 
@@ -34,13 +40,13 @@ def cache_latents(store_path: str | os.PathLike, autoencoder: Autoencoder | str 
     ae = load_autoencoder(autoencoder) if source else autoencoder.eval()
     ae = ae.to(device)
     store = Store.open(store_path)
-    cams = list(cameras) if cameras else sorted(k.split("/", 1)[1] for k in store.features if k.startswith("images/"))
+    cams = list(cameras) if cameras else sorted(key_name(k) for k in store.features if k.startswith(IMAGES))
     if not cams:
         raise InvalidValueError(f"store {store_path} has no images/<camera> keys to encode.")
     fp = fingerprint(ae)
     summary = {}
     for cam in cams:
-        key = f"images/{cam}"
+        key = image_key(cam)
         if key not in store.features:
             raise InvalidValueError(f"store {store_path} has no key {key!r} (it has {sorted(store.features)}).")
         shape = ae.latent_shape(tuple(store.features[key].shape[:2]))
@@ -58,6 +64,13 @@ def cache_latents(store_path: str | os.PathLike, autoencoder: Autoencoder | str 
                       {"autoencoder": source, "fingerprint": fp, "scale": float(ae.scale)})
         mean = moments[0] / max(1, moments[2])
         std = float(np.sqrt(max(0.0, moments[1] / max(1, moments[2]) - mean ** 2)))
-        summary[f"latents/{cam}"] = {"shape": list(shape), "dtype": dtype, "frames": store.n_frames,
+        summary[latent_key(cam)] = {"shape": list(shape), "dtype": dtype, "frames": store.n_frames,
                                      "std": std, "fingerprint": fp}
     return summary
+
+
+def cached_latents(store: Store) -> dict[str, dict]:
+    """``latents/<camera>`` -> attrs (``fingerprint``, ...) of every cached latent array that covers the
+    store's committed frames: what `Model.data_requirements` may ask for instead of frames."""
+    info = latent_info(store)
+    return {key: dict(info[key]) for key in latent_features(store)}
