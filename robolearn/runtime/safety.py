@@ -306,6 +306,8 @@ class SafetyFilter:
         self.max_change: dict[str, float] = {r.name: 0.0 for r in self.rules}
         """Largest change each rule made since ``reset``, in action units."""
         self.n_calls = 0
+        self.n_holds = 0
+        """Holds sent: rejected actions plus ``hold()`` calls (empty queue, watchdog, operator stop)."""
 
     @classmethod
     def from_config(cls, config: SafetyConfig, low: Sequence[float], high: Sequence[float], control_hz: float,
@@ -385,7 +387,7 @@ class SafetyFilter:
             self.counts[k] = 0
         for k in self.max_change:
             self.max_change[k] = 0.0
-        self.n_calls = 0
+        self.n_calls = self.n_holds = 0
 
     def hold(self, reason: str = "hold") -> tuple[np.ndarray, SafetyReport]:
         """The action that holds the robot (empty queue, watchdog, operator stop, a rejected action): the
@@ -399,6 +401,7 @@ class SafetyFilter:
                                    f"{self._shape}; the env's hold_action() is broken")
             self._prev = held.astype(np.float64).tolist()
         self._prev_step = [0.0] * self.action_dim
+        self.n_holds += 1
         return np.asarray(self._prev, dtype=self.dtype), SafetyReport(held=reason)
 
     def filter(self, action: Any, obs: Any = None) -> tuple[np.ndarray, SafetyReport]:
@@ -455,8 +458,9 @@ class SafetyFilter:
         return values, "", ""
 
     def stats(self) -> dict[str, float]:
-        """Calls, holds and per-rule counts since ``reset``."""
+        """Calls, holds (rejected actions, all holds) and per-rule counts since ``reset``."""
         return {"calls": self.n_calls, "held": self.counts["malformed"] + self.counts["nonfinite"],
+                "holds": self.n_holds,
                 **{f"clipped_{k}": v for k, v in self.counts.items() if k not in ("malformed", "nonfinite")}}
 
     def __repr__(self) -> str:

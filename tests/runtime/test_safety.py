@@ -55,6 +55,9 @@ def test_gate_holds_the_last_action_sent(bad, rule, why):
     np.testing.assert_array_equal(out, first)
     assert why in report.held and report.clipped == ()
     assert f.counts[rule] == 1 and f.stats()["held"] == 1
+    out, report = f.hold("empty queue")  # a hold asked for by the loop: counted with the others
+    np.testing.assert_array_equal(out, first)
+    assert report.held == "empty queue" and f.stats()["holds"] == 2 and f.stats()["held"] == 1
 
 
 def test_integer_actions_are_accepted_as_numbers():
