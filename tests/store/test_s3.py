@@ -133,3 +133,44 @@ def test_validate_by_url(s3, s3_store, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3["endpoint_url"])
     assert validate_store(s3_store)["ok"]
     assert store_info(s3_store)["episodes"] == 3
+
+
+def _objects(s3, prefix: str) -> dict[str, bytes]:
+    client = boto3.client("s3", endpoint_url=s3["endpoint_url"], region_name="us-east-1")
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def test_prefix_with_other_objects_is_refused_and_left_alone(s3):
+    from robolearn.output import OutputError
+
+    client = boto3.client("s3", endpoint_url=s3["endpoint_url"], region_name="us-east-1")
+    client.put_object(Bucket=BUCKET, Key="mine/notes.txt", Body=b"my notes")
+    client.put_object(Bucket=BUCKET, Key="mine/sub/a.bin", Body=b"\x00\x01")
+    before = _objects(s3, "mine/")
+    url = f"s3://{BUCKET}/mine"
+    for flags in ({}, {"resume": True}, {"overwrite": True}):
+        with pytest.raises(OutputError, match=f"refusing to write a store at {url}: it holds 1 file and 1 folder "
+                                              r"robolearn did not write \(notes.txt, sub/\)"):
+            StoreWriter(url, FEATURES, fps=10.0, storage_options=s3, **flags)
+    assert _objects(s3, "mine/") == before
+
+
+def test_transient_s3_error_is_an_error_not_absent(s3, s3_store, monkeypatch):
+    import s3fs
+
+    from robolearn.output import OutputError
+
+    before = _objects(s3, "stores/demo.zarr/")
+
+    async def slow_down(self, path, *a, **k):
+        raise OSError(503, "Slow Down", path)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_info", slow_down)
+    for flags in ({}, {"overwrite": True}):
+        with pytest.raises(OutputError, match=r"^cannot (tell what is at|read) .*Slow Down.*nothing was written") as err:
+            StoreWriter(s3_store, FEATURES, fps=10.0, storage_options=s3, **flags)
+        assert s3_store in str(err.value)
+    monkeypatch.undo()
+    assert _objects(s3, "stores/demo.zarr/") == before
+    assert Store.open(s3_store, storage_options=s3).n_episodes == 3
