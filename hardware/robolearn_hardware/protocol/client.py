@@ -82,7 +82,6 @@ class OwnCodecPort:
         """Replies for ``want`` = [(id, n_params)]: {id: packet}. Raises NoReply / CorruptReply."""
         parser, got, pending = self._parser(), {}, dict(want)
         problems: list[str] = []
-        seen_bytes = False
 
         def take(events: list) -> None:
             for ev in events:
@@ -110,13 +109,11 @@ class OwnCodecPort:
             self.ser.timeout = min(left, 0.005)
             chunk = self.ser.read(max(1, self.ser.in_waiting))
             if chunk:
-                seen_bytes = True
                 take(parser.feed(chunk))
         if pending:
             missing = sorted(pending)
-            if seen_bytes:
-                raise CorruptReply(f"{self.port_name}: no valid reply from id(s) {missing}"
-                                   + (f" ({problems[-1]})" if problems else ""))
+            if problems:  # bytes came that were not a valid reply
+                raise CorruptReply(f"{self.port_name}: no valid reply from id(s) {missing} ({problems[-1]})")
             raise NoReply(f"{self.port_name}: no reply from id(s) {missing} within {timeout_s * 1e3:.0f} ms")
         return got
 
