@@ -63,6 +63,12 @@ def test_a_bad_env_option_is_one_sentence(tmp_path):
     assert not (tmp_path / "s.zarr").exists()
 
 
+def test_an_option_the_env_does_not_take_is_one_sentence(tmp_path):
+    line = one_error_line(run("collect", "task=mujoco-push", "task.env_kwargs.colour=red", "--episodes", 1,
+                              "--out", tmp_path / "s.zarr"))
+    assert "env 'robolearn/mujoco-push' takes no option 'colour'; accepted: image_size, cameras," in line
+
+
 @pytest.mark.parametrize("exc", [ValueError("bad value"), KeyError("key"), RuntimeError("broken"),
                                  ZeroDivisionError("division by zero"), FileNotFoundError("/internal/file")])
 def test_an_internal_error_prints_its_traceback_and_asks_for_a_bug_report(monkeypatch, exc):
