@@ -4,6 +4,12 @@ Episode i runs with seed `seed + i`. With `only_success`, seeds are tried in ord
 `episodes` successful ones are written, in seed order, so the store is the same whatever the number
 of workers: on Ray (`workers > 1`) each actor owns one env and returns whole episodes to the driver,
 which is the store's single writer.
+
+Expert episodes are recorded like teleop and robot ones, through the one `Recorder`: an episode is the
+list of its ticks (`recorder.tick_of` of each `StepRecord`: observation with its capture stamps, applied
+action, commanded action, timing), run locally or on an actor; the driver hands the ticks of the episodes
+it keeps to the Recorder (an episode it does not keep never reaches the store) while the next episode runs.
+`record_commanded` adds `action_commanded` to a new store: what the expert asked, beside what the env applied.
 """
 
 from __future__ import annotations
@@ -11,18 +17,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from robolearn.errors import CannotCompleteError, InvalidValueError, MissingPathError
 from robolearn.output import check_output
-from robolearn.store import EpisodeMeta, StoreWriter, features_from_space
+from robolearn.record.recorder import Recorder, tick_of
+from robolearn.store import StoreWriter, features_from_space
+
+_MAX_PENDING_TICKS = 2048  # the driver waits for the writer beyond this: memory stays bounded
 
 
 class ExpertEpisodes:
     """One env, its expert and a ControlLoop on a virtual clock; `run(seed)` returns one episode."""
 
-    def __init__(self, env_id: str, env_kwargs: dict | None = None, max_steps: int | None = None):
+    def __init__(self, env_id: str, env_kwargs: dict | None = None, max_steps: int | None = None,
+                 record_commanded: bool = False):
         from robolearn.env.registry import make_env
         from robolearn.runtime import ControlLoop, ExpertSource, VirtualClock
 
@@ -30,19 +39,18 @@ class ExpertEpisodes:
         base = self.env.unwrapped
         self.hz = float(base.control_hz)
         self.task = str(getattr(base, "task_description", ""))
-        self.features = features_from_space(self.env.observation_space, self.env.action_space)
-        self._ticks: list = []
+        self.features = features_from_space(self.env.observation_space, self.env.action_space,
+                                            commanded=record_commanded)
+        self._ticks: list[dict] = []
         self.loop = ControlLoop(self.env, ExpertSource(base.get_expert()), VirtualClock(self.hz),
-                                on_step=self._ticks.append, max_steps=max_steps)
+                                on_step=lambda rec: self._ticks.append(tick_of(rec)), max_steps=max_steps)
 
     def run(self, seed: int) -> dict:
-        self._ticks.clear()
+        """One episode: its ticks (`Recorder.add_tick` arguments) and how it went."""
+        self._ticks = []
         result = self.loop.run_episode(seed=seed)
-        frames = {k: np.stack([r.obs[k] for r in self._ticks]) for k in self._ticks[0].obs}
-        frames["action"] = np.stack([np.asarray(r.action) for r in self._ticks])
-        t = np.array([r.t for r in self._ticks], dtype=np.float64)
-        return {"seed": seed, "frames": frames, "t": t, "success": bool(result.success), "steps": result.steps,
-                "missed": int(result.missed_ticks)}
+        return {"seed": seed, "ticks": self._ticks, "success": bool(result.success), "steps": result.steps,
+                "missed": int(result.missed_ticks), "held": int(result.holds)}
 
     def describe(self) -> dict:
         return {"hz": self.hz, "task": self.task, "features": {k: f.to_json() for k, f in self.features.items()}}
@@ -51,7 +59,7 @@ class ExpertEpisodes:
         self.env.close()
 
 
-def _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address):
+def _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address, record_commanded):
     """Yield episode dicts in seed order; local or on Ray actors with a bounded number in flight."""
     if workers <= 1:
         for s in seeds:
@@ -61,7 +69,7 @@ def _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_step
 
     with ray_session(workers, address, purpose="collect --workers") as ray:
         actor = ray.remote(num_cpus=1)(ExpertEpisodes)
-        actors = [actor.remote(env_id, env_kwargs, max_steps) for _ in range(workers)]
+        actors = [actor.remote(env_id, env_kwargs, max_steps, record_commanded) for _ in range(workers)]
         try:
             yield from _in_seed_order(ray, actors, seeds)
         finally:
@@ -98,8 +106,10 @@ def _in_seed_order(ray, actors, seeds):
 
 def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwargs: dict | None = None,
             max_steps: int | None = None, only_success: bool = True, progress: bool = True, workers: int = 1,
-            address: str | None = None, resume: bool = False, overwrite: bool = False) -> dict:
-    """Record `episodes` expert episodes (the first successful ones, when asked) into the store at `out`.
+            address: str | None = None, resume: bool = False, overwrite: bool = False,
+            record_commanded: bool = False) -> dict:
+    """Record `episodes` expert episodes (the first successful ones, when asked) into the store at `out`;
+    `record_commanded` gives a new store `action_commanded` (module docstring).
 
     `out` must be new or an empty folder; `resume` appends to a robolearn store there (same features),
     `overwrite` replaces one (anything else at `out` is refused: robolearn.output)."""
@@ -108,7 +118,7 @@ def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwar
         raise InvalidValueError(f"episodes must be >= 1, got {episodes}")
     if workers < 1:
         raise InvalidValueError(f"workers must be >= 1, got {workers}")
-    runner = ExpertEpisodes(env_id, env_kwargs, max_steps)  # the driver's env: spaces, and the work when K=1
+    runner = ExpertEpisodes(env_id, env_kwargs, max_steps, record_commanded)  # spaces, and the work when K=1
     info = runner.describe()
     max_attempts = episodes * 3 + 10 if only_success else episodes
     seeds = range(seed, seed + max_attempts)
@@ -122,21 +132,27 @@ def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwar
                          overwrite=overwrite) as writer, \
                 Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("collect", total=episodes, info="")
-            gen = _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address)
-            for ep in gen:
-                attempts += 1
-                steps += ep["steps"]
-                successes += int(ep["success"])
-                if ep["success"] or not only_success:
-                    stamps = {k: ep["t"] for k in ep["frames"]}
-                    writer.add_episode(ep["frames"], stamps, EpisodeMeta(
-                        task=info["task"], success=ep["success"], declared_fps=info["hz"], achieved_fps=info["hz"],
-                        late_frames=ep["missed"], seed=ep["seed"], source=f"expert:{env_id}"))
-                    written += 1
-                    bar.update(task, completed=written, info=f"expert success {successes}/{attempts}")
-                if written >= episodes:
-                    gen.close()  # stops the Ray actors still running later seeds
-                    break
+            recorder = Recorder(writer, fps=info["hz"], task=info["task"], source=f"expert:{env_id}")
+            try:
+                gen = _episodes_in_seed_order(runner, seeds, workers, env_id, env_kwargs, max_steps, address,
+                                              record_commanded)
+                for ep in gen:
+                    attempts += 1
+                    steps += ep["steps"]
+                    successes += int(ep["success"])
+                    if ep["success"] or not only_success:
+                        recorder.start_episode(seed=ep["seed"])
+                        for tick in ep["ticks"]:
+                            recorder.add_tick(**tick)
+                        recorder.save_episode(success=ep["success"], missed=ep["missed"], held=ep["held"])
+                        recorder.wait_pending(_MAX_PENDING_TICKS)
+                        written += 1
+                        bar.update(task, completed=written, info=f"expert success {successes}/{attempts}")
+                    if written >= episodes:
+                        gen.close()  # stops the Ray actors still running later seeds
+                        break
+            finally:
+                recorder.close()  # every saved episode is committed (or its error raised) before the writer closes
     finally:
         runner.close()
     elapsed = time.perf_counter() - t0

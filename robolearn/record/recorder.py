@@ -70,6 +70,19 @@ def tick_counters(stamps: np.ndarray, fps: float) -> tuple[int, int]:
     return late, dropped
 
 
+def tick_of(rec) -> dict:
+    """`Recorder.add_tick`'s arguments for a `ControlLoop` tick (a `StepRecord`): its observation with the
+    stamps it came with, the applied action stamped at its application (the env's ``info["timestamps"]
+    ["action"]``, else the tick time), the commanded action and the loop timing. Plain values (no env
+    info), so ticks recorded on a Ray actor travel to the driver's Recorder as they are."""
+    stamps = dict(rec.obs_timestamps)
+    applied_at = (rec.info.get("timestamps") or {}).get(ACTION)
+    if applied_at is not None:
+        stamps[ACTION] = float(applied_at)
+    return {"obs": rec.obs, "action": rec.action, "t": rec.t, "stamps": stamps, "commanded": rec.commanded,
+            "timing": dict(rec.timing)}
+
+
 class Recorder:
     """Episode events: `start_episode`, `add_tick` per control tick, then `save_episode` or
     `discard_episode` (re-record = discard, then start again). `close()` waits for pending commits.
@@ -122,11 +135,7 @@ class Recorder:
 
     def add_step(self, rec) -> None:
         """One `ControlLoop` tick (a `StepRecord`): pass this method as the loop's `on_step`."""
-        stamps = dict(rec.obs_timestamps)
-        applied_at = (rec.info.get("timestamps") or {}).get(ACTION)
-        if applied_at is not None:
-            stamps[ACTION] = float(applied_at)
-        self.add_tick(rec.obs, rec.action, rec.t, stamps, commanded=rec.commanded, timing=rec.timing)
+        self.add_tick(**tick_of(rec))
 
     def save_episode(self, success: bool | None = None, dropped: int = 0, late: int = 0, *, status: str = "ok",
                      missed: int = 0, held: int = 0, retries: int = 0) -> None:
@@ -169,6 +178,13 @@ class Recorder:
     def pending(self) -> int:
         """Events (ticks mostly) not yet taken by the background thread: how far the writer lags."""
         return self._queue.qsize()
+
+    def wait_pending(self, at_most: int = 0, poll_s: float = 0.002) -> None:
+        """Block until at most `at_most` events wait for the background thread (a producer faster than the
+        writer, such as expert collection, keeps its memory bounded this way); raise a write's error."""
+        while self._queue.qsize() > at_most and self._thread.is_alive():
+            time.sleep(poll_s)
+        self._raise_pending()
 
     def close(self) -> list[int]:
         """Wait for queued episodes (an episode still in progress is discarded); re-raise the first

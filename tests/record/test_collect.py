@@ -34,3 +34,44 @@ def test_recipe_and_bad_input(tmp_path):
         collect_recipe("nope", tmp_path / "x.zarr")
     with pytest.raises(ValueError, match="episodes must be >= 1"):
         collect("robolearn/mujoco-push", tmp_path / "y.zarr", 0)
+
+
+def test_collect_records_through_the_recorder_what_the_loop_ran(tmp_path, monkeypatch):
+    """The store holds exactly the loop's ticks (frames, applied actions, tick stamps, lengths, success), and
+    gets them through the Recorder, never through a second writing path."""
+    from robolearn.env.registry import make_env
+    from robolearn.record import recorder as recorder_mod
+    from robolearn.runtime import ControlLoop, ExpertSource, VirtualClock
+    from robolearn.store import StoreWriter
+
+    def no_second_path(*a, **k):
+        raise AssertionError("collect wrote an episode without the Recorder")
+
+    monkeypatch.setattr(StoreWriter, "add_episode", no_second_path)
+    ticks_seen = []
+    add_tick = recorder_mod.Recorder.add_tick
+    monkeypatch.setattr(recorder_mod.Recorder, "add_tick",
+                        lambda self, *a, **k: (ticks_seen.append(1), add_tick(self, *a, **k))[1])
+    kw = {"image_size": [16, 16]}
+    collect("robolearn/mujoco-reach", tmp_path / "c.zarr", 2, seed=3, env_kwargs=kw, progress=False,
+            record_commanded=True)
+    s = Store.open(tmp_path / "c.zarr")
+    assert sum(ticks_seen) == s.n_frames
+    assert sorted(s.features) == ["action", "action_commanded", "images/front", "state"]
+
+    env = make_env("robolearn/mujoco-reach", **kw)  # the same episodes, recorded by hand from the loop
+    try:
+        for e, seed in enumerate((3, 4)):
+            recs = []
+            loop = ControlLoop(env, ExpertSource(env.unwrapped.get_expert()), VirtualClock(10.0), on_step=recs.append)
+            result = loop.run_episode(seed=seed)
+            ep = s.episode(e)
+            assert s.lengths[e] == len(recs) and s.episodes["success"][e] == int(result.success) == 1
+            for key in ("state", "images/front"):
+                np.testing.assert_array_equal(ep[key], np.stack([r.obs[key] for r in recs]))
+                np.testing.assert_array_equal(s.timestamps(key, e), [r.t for r in recs])
+            np.testing.assert_array_equal(ep["action"], np.stack([r.info["action"] for r in recs]))
+            np.testing.assert_array_equal(ep["action_commanded"], np.stack([r.commanded for r in recs]))
+    finally:
+        env.close()
+    assert s.episodes["status"].tolist() == [0, 0] and s.episodes["missed_ticks"].tolist() == [0, 0]
