@@ -107,8 +107,8 @@ def test_motion_toward_the_goal_at_goal_velocity_and_position_limits(bus):
         assert min(3000, 2048 + 1500 * (lo_t - 0.01)) - 2 <= pos <= 2048 + 1500 * (hi_t + 0.01) + 2, samples
     time.sleep(max(0.0, 1.2 - (time.monotonic() - t_goal)))
     assert call(ph.read2ByteTxRx, port, 1, ADDR["present"])[0] == 3000
-    emu.command("set_shaft", id=1, ticks=4200)  # turned past the wrap by hand
     ok(call(ph.write1ByteTxRx, port, 1, ADDR["torque"], 0))
+    emu.command("set_shaft", id=1, ticks=4200)  # turned past the wrap by hand
     assert call(ph.read2ByteTxRx, port, 1, ADDR["present"])[0] == 104
 
 
