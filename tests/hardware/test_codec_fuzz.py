@@ -52,3 +52,19 @@ def test_fuzz_a_million_generated_frames(protocol):
     # A shortened length whose prefix happens to pass the checksum: about 2^-8 (Feetech) or 2^-16 per
     # eligible flip, never a systematic hole.
     assert stats.length_flips_accepted <= 0.01 * stats.bitflips
+
+
+def test_fuzz_benchmark_script_records_its_result(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_servo_codecs.py"
+    out = tmp_path / "fuzz.json"
+    run = subprocess.run([sys.executable, str(script), "--cases", "300", "--exhaustive", "3", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["passed"] and data["total_cases"] == 600
+    assert data["protocols"]["feetech"]["exhaustive_bitflips"]["frames"] == 3
