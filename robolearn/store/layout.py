@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from robolearn.errors import UserError
+from robolearn import spaces
 from robolearn.spaces import ACTION, ACTION_COMMANDED, TIMING
 
 SCHEMA_VERSION = 2
@@ -108,9 +109,7 @@ def episode_columns(version: int) -> tuple[str, ...]:
     return V1_COLUMNS if int(version) < 2 else tuple(EPISODE_COLUMNS)
 
 
-KEY_PREFIXES = ("images/", "depth/", "tactile/", TIMING)
 ACTION_KEY = ACTION  # the action feature; episodes with has_actions false hold placeholders there
-PLAIN_KEYS = ("state", "force", ACTION_KEY, ACTION_COMMANDED, "reward")
 
 
 def is_timing_key(key: str) -> bool:
@@ -123,13 +122,11 @@ class StoreError(UserError, RuntimeError):
 
 
 def check_key(key: str) -> None:
-    """Refuse a feature key outside DESIGN.md's vocabulary."""
-    if key in PLAIN_KEYS or (key.startswith(KEY_PREFIXES) and len(key.split("/")) == 2 and key.split("/")[1]):
-        return
-    raise StoreError(
-        f"unknown feature key {key!r}: expected one of {', '.join(PLAIN_KEYS)} "
-        f"or images/<camera>, depth/<camera>, tactile/<sensor>, timing/<stage>"
-    )
+    """Refuse a key outside the vocabulary of per-frame features (`robolearn.spaces.FRAME_FAMILIES`)."""
+    try:
+        spaces.check_key(key, spaces.FRAME_FAMILIES)
+    except spaces.SpecError as e:
+        raise StoreError(f"unknown feature key: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -170,7 +167,7 @@ def features_from_space(observation_space, action_space, image_codec: str = "zst
     feats: dict[str, Feature] = {}
     for key, space in observation_space.spaces.items():
         check_key(key)
-        codec = image_codec if key.startswith("images/") else "zstd"
+        codec = image_codec if spaces.is_image_key(key) else "zstd"
         feats[key] = Feature(tuple(int(s) for s in space.shape), np.dtype(space.dtype).name, codec,
                              int(image_quality))
     feats[ACTION] = Feature(tuple(int(s) for s in action_space.shape), np.dtype(action_space.dtype).name)
