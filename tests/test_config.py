@@ -13,9 +13,14 @@ def test_presets_and_overrides_are_typed():
     assert cfg.task.env_kwargs["image_size"] == [32, 32]
 
 
+def test_float_in_exponent_notation_without_a_dot():
+    assert build_config(["train.lr=1e-4"]).train.lr == 1e-4  # YAML 1.1 reads "1e-4" as a string
+
+
 @pytest.mark.parametrize("args,msg", [
     (["train.stpes=5"], "unknown config key 'train.stpes'"),
     (["train.steps=many"], "train.steps: expected int"),
+    (["train.lr=fast"], "train.lr: expected float, got 'fast'"),
     (["task=nope"], "no task preset 'nope'"),
     (["steps"], "not of the form key=value"),
 ])

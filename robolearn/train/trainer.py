@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from robolearn.errors import InvalidValueError, MissingPathError
+from robolearn.errors import InvalidValueError, MissingPathError, UserError
 from robolearn.policies.base import Model
 from robolearn.sampling import WindowSampler, infinite_batches, make_loader
 from robolearn.train.config import TrainConfig
@@ -24,6 +24,10 @@ from robolearn.train.plots import plot_curves
 
 
 _RANK_SEED_STRIDE = 1_000_003
+
+
+class TrainingDivergedError(UserError, FloatingPointError):
+    """The loss became NaN or infinite: the settings (learning rate, data scale) are the user's to change."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -189,7 +193,7 @@ class Trainer:
                 with autocast:
                     loss = self.loss_module(batch)["loss"]
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower train.lr")
+                    raise TrainingDivergedError(f"loss became {float(loss)} at step {self.step}; lower train.lr")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:

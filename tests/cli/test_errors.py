@@ -69,6 +69,16 @@ def test_an_option_the_env_does_not_take_is_one_sentence(tmp_path):
     assert "env 'robolearn/mujoco-push' takes no option 'colour'; accepted: image_size, cameras," in line
 
 
+def test_a_diverging_run_is_one_sentence(tmp_path, make_store):
+    tiny = ["model.down_dims=[16,32]", "model.vision_backbone=small", "model.image_feature_dim=16",
+            "model.spatial_softmax_num_keypoints=8", "model.diffusion_step_embed_dim=16", "model.horizon=4",
+            "model.n_action_steps=2", "model.crop_shape=[6,6]", "train.batch_size=4", "train.val_ratio=0",
+            "train.warmup_steps=0", "train.grad_clip=0", "train.steps=20"]
+    line = one_error_line(run("train", *tiny, "train.lr=1e30", "--json", "--store", make_store((6, 7)),
+                              "--out", tmp_path / "run"))
+    assert "loss became" in line and "lower train.lr" in line
+
+
 @pytest.mark.parametrize("exc", [ValueError("bad value"), KeyError("key"), RuntimeError("broken"),
                                  ZeroDivisionError("division by zero"), FileNotFoundError("/internal/file")])
 def test_an_internal_error_prints_its_traceback_and_asks_for_a_bug_report(monkeypatch, exc):
