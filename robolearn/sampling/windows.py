@@ -12,6 +12,9 @@ Optional extras (off by default):
 - ``episode_columns=("has_actions", ...)``: one value per window from the store's episode table.
 - keys ``latents/<camera>`` read the latents cached in the store (`robolearn.store.latents`) like any
   frame-aligned key.
+
+Episodes whose recording was aborted (episode ``status`` "aborted": a device fault cut them short) are
+skipped unless ``include_aborted=True``; ``timing/*`` keys (loop timing) are read only when named.
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ from __future__ import annotations
 import numpy as np
 
 from robolearn.store.latents import is_latent_key, latent_features, read_latents, stale_latents
-from robolearn.store.layout import StoreError
+from robolearn.store.layout import STATUS, StoreError
 from robolearn.spaces import ACTION, future_key
 from robolearn.store.reader import Store
 from robolearn.store.ops import split_episodes  # noqa: F401  (the one split, re-exported here)
 
 DEFAULT_CACHE_BYTES = 4 << 30
+
+
+def usable_episodes(store: Store, episodes: np.ndarray | None = None, include_aborted: bool = False) -> np.ndarray:
+    """`episodes` (default: every committed one) without those whose recording was aborted, unless asked."""
+    eps = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+    if include_aborted or not len(eps):
+        return eps
+    return eps[store.episodes["status"][eps] != STATUS["aborted"]]
 
 
 class WindowSampler:
@@ -37,7 +48,7 @@ class WindowSampler:
     def __init__(self, store: Store, obs_keys: list[str], n_obs_steps: int, horizon: int,
                  episodes: np.ndarray | None = None, action_key: str = ACTION,
                  cache_bytes: int = DEFAULT_CACHE_BYTES, future_keys: dict[str, tuple[int, int]] | None = None,
-                 episode_columns: tuple[str, ...] = ()):
+                 episode_columns: tuple[str, ...] = (), include_aborted: bool = False):
         self.future_keys = {k: (int(n), int(stride)) for k, (n, stride) in (future_keys or {}).items()}
         wants_latents = any(map(is_latent_key, [*obs_keys, *self.future_keys]))
         latents, stale = (latent_features(store), stale_latents(store)) if wants_latents else ({}, {})
@@ -58,9 +69,13 @@ class WindowSampler:
             raise ValueError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps}, {horizon}")
         self.store, self.obs_keys, self.action_key = store, list(obs_keys), action_key
         self.To, self.T = int(n_obs_steps), int(horizon)
-        eps = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+        asked = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+        eps = usable_episodes(store, asked, include_aborted)
+        aborted = len(asked) - len(eps)
         if len(eps) == 0:
-            raise StoreError(f"no episodes selected from {store.path} ({store.n_episodes} committed)")
+            why = f"; {aborted} aborted skipped (include_aborted=True keeps them)" if aborted else ""
+            raise StoreError(f"no episodes selected from {store.path} ({store.n_episodes} committed{why})")
+        self.skipped_aborted = aborted
         self.episodes = eps
         starts, ends = store.episode_starts[eps], store.episode_ends[eps]
         self._anchor = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]).astype(np.int64)

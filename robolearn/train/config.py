@@ -29,6 +29,8 @@ class TrainConfig:
     """Upper bound of the EMA decay."""
     val_ratio: float = 0.05
     """Fraction of episodes held out for the validation loss."""
+    include_aborted: bool = False
+    """Train on episodes whose recording was aborted (episode status "aborted") too; skipped by default."""
     val_every: int = 500
     """Steps between validation losses (0 disables)."""
     val_batches: int = 4

@@ -13,6 +13,7 @@ from robolearn.output import check_output, claim_output
 from robolearn.policies.base import Model
 from robolearn.sampling import WindowSampler, split_episodes
 from robolearn.sampling.tasks import with_task_embeddings
+from robolearn.sampling.windows import usable_episodes
 from robolearn.store import Store, StoreError, ensure_stats
 from robolearn.train.latents import cached_latents
 from robolearn.train.trainer import Trainer
@@ -57,12 +58,17 @@ class RunParts:
                 "parameters": int(sum(p.numel() for p in self.policy.parameters()))}
 
 
-def samplers_for(model: Model, store: Store, val_ratio: float, seed: int):
+def samplers_for(model: Model, store: Store, val_ratio: float, seed: int, include_aborted: bool = False):
     """Train/val window samplers with what `model.data_requirements` asks for (cached latents it accepts,
     future frames, episode columns, task embeddings); returns (train, val or None, train_eps, val_eps)."""
     req = model.data_requirements(cached_latents(store))
-    kw = {"future_keys": dict(req.future_keys), "episode_columns": tuple(req.episode_columns)}
-    train_eps, val_eps = split_episodes(store.n_episodes, val_ratio, seed)
+    kw = {"future_keys": dict(req.future_keys), "episode_columns": tuple(req.episode_columns),
+          "include_aborted": include_aborted}
+    usable = usable_episodes(store, include_aborted=include_aborted)  # aborted recordings only when asked
+    if len(usable) == 0:
+        raise StoreError(f"store {store.path} has no episode to train on: all {store.n_episodes} were aborted "
+                         f"while recording (train.include_aborted=true uses them)")
+    train_eps, val_eps = (usable[i] for i in split_episodes(len(usable), val_ratio, seed))
     obs_keys, To, T = list(req.obs_keys), req.n_obs_steps, req.horizon
     train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps, **kw)
     val_s = (WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30, **kw)
@@ -82,7 +88,8 @@ def build_run(cfg: ExperimentConfig, store_path: str) -> RunParts:
     features = store_features(store)
     torch.manual_seed(cfg.train.seed)  # weight init is part of the run's determinism
     policy = make_policy(cfg.policy, features, stats, **cfg.model)
-    train_s, val_s, train_eps, val_eps = samplers_for(policy, store, cfg.train.val_ratio, cfg.train.seed)
+    train_s, val_s, train_eps, val_eps = samplers_for(policy, store, cfg.train.val_ratio, cfg.train.seed,
+                                                      cfg.train.include_aborted)
     env_id = store.info.get("env_id", cfg.task.env)
     extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
              "store": str(store_path), "experiment": asdict(cfg)}

@@ -55,3 +55,25 @@ def test_loader_with_workers_gives_same_batches(make_store):
 def test_unknown_key_is_refused(make_store):
     with pytest.raises(StoreError, match="key 'depth/front' is not in store"):
         WindowSampler(Store.open(make_store((3,))), ["depth/front"], 2, 4)
+
+
+def test_aborted_episodes_are_skipped_unless_asked(tmp_path):
+    from robolearn.sampling.windows import usable_episodes
+    from robolearn.store import EpisodeMeta, StoreWriter
+    from tests.conftest import FEATURES, episode_frames
+
+    path = tmp_path / "a.zarr"
+    with StoreWriter(path, FEATURES, fps=10) as w:
+        for e, (n, status) in enumerate([(5, "ok"), (7, "aborted"), (4, "truncated")]):
+            w.add_episode(episode_frames(e, n), None, EpisodeMeta(status=status, seed=e))
+    store = Store.open(path)
+    s = WindowSampler(store, ["state"], 2, 4)
+    assert s.episodes.tolist() == [0, 2] and len(s) == 9 and s.skipped_aborted == 1
+    assert set(s.get_batch(np.arange(len(s)))["episode_index"].tolist()) == {0, 2}
+    assert WindowSampler(store, ["state"], 2, 4, episodes=np.array([1, 2])).episodes.tolist() == [2]
+    everything = WindowSampler(store, ["state"], 2, 4, include_aborted=True)
+    assert everything.episodes.tolist() == [0, 1, 2] and len(everything) == 16
+    with pytest.raises(StoreError, match=r"no episodes selected .*1 aborted skipped \(include_aborted=True keeps"):
+        WindowSampler(store, ["state"], 2, 4, episodes=np.array([1]))
+    assert usable_episodes(store).tolist() == [0, 2]
+    assert usable_episodes(store, include_aborted=True).tolist() == [0, 1, 2]
