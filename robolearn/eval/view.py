@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from robolearn.eval.video import write_video
+from robolearn.spaces import ACTION, CAMERA_PREFIXES, FORCE, REWARD, STATE
 from robolearn.store import Store, StoreError
 
 
@@ -72,8 +73,8 @@ def view_episode(store: str | os.PathLike, episode: int, out: str | os.PathLike 
         raise StoreError(f"episode {episode} does not exist: {store} has {s.n_episodes} episodes (0..{s.n_episodes - 1})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cams = sorted(k for k in s.features if k.startswith(("images/", "depth/")))
-    lowdim = [k for k in ("state", "action", "force", "reward") if k in s.features]
+    cams = sorted(k for k in s.features if k.startswith(CAMERA_PREFIXES))
+    lowdim = [k for k in (STATE, ACTION, FORCE, REWARD) if k in s.features]
     data = s.episode(episode, cams + lowdim)
     result: dict = {"episode": episode, "length": int(s.lengths[episode]), "task": s.task(episode),
                     "cameras": cams, "video": None, "traces": None}

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from robolearn.spaces import image_key
+from robolearn.spaces import ACTION, STATE, image_key
 
 
 def fake_features(
@@ -25,10 +25,10 @@ def fake_features(
     """`features` with an optional "state", one "images/<camera>" per camera and "action"."""
     features: dict[str, dict] = {}
     if state_dim:
-        features["state"] = {"shape": [state_dim], "dtype": "float32"}
+        features[STATE] = {"shape": [state_dim], "dtype": "float32"}
     for cam in cameras:
         features[image_key(cam)] = {"shape": [image_size, image_size, 3], "dtype": "uint8"}
-    features["action"] = {"shape": [action_dim], "dtype": "float32"}
+    features[ACTION] = {"shape": [action_dim], "dtype": "float32"}
     return features
 
 
@@ -49,7 +49,7 @@ def fake_obs(features: Mapping[str, Mapping], B: int, To: int, seed: int = 0) ->
     g = torch.Generator().manual_seed(seed)
     obs = {}
     for key, f in features.items():
-        if key == "action":
+        if key == ACTION:
             continue
         shape = (B, To, *f["shape"])
         if f["dtype"] == "uint8":
@@ -66,7 +66,7 @@ def fake_batch(
     last `n_pad` steps of every sample marked as padding."""
     batch = fake_obs(features, B, To, seed)
     g = torch.Generator().manual_seed(seed + 1)
-    batch["action"] = torch.rand((B, T, *features["action"]["shape"]), generator=g) * 5 - 2
+    batch[ACTION] = torch.rand((B, T, *features[ACTION]["shape"]), generator=g) * 5 - 2
     is_pad = torch.zeros(B, T, dtype=torch.bool)
     if n_pad:
         is_pad[:, T - n_pad :] = True

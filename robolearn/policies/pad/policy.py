@@ -162,7 +162,7 @@ class PADPolicy(Policy):
             pred_o, pred_a = self.dit(torch.cat([o, cur], dim=2), a, step, cond, tokens)
             a = self.action_sampler.step(pred_a, t, a).prev_sample
             o = self.latent_sampler.step(pred_o, t, o).prev_sample
-        out = {"action": self.normalizer.unnormalize(ACTION_KEY, a), "latents": o}
+        out = {ACTION_KEY: self.normalizer.unnormalize(ACTION_KEY, a), "latents": o}
         if decode:
             out.update(common.decode_latents(self, o[:, :, : self.latent_shape[0]]))
         return out
@@ -170,4 +170,4 @@ class PADPolicy(Policy):
     def predict_action_chunk(
         self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return self.sample(obs, generator=generator)["action"]
+        return self.sample(obs, generator=generator)[ACTION_KEY]

@@ -158,9 +158,9 @@ class UWMPolicy(Policy):
                 o = self.latent_sampler.step(eps_o, t, o).prev_sample
         out = {}
         if mode == "forward_dynamics":
-            out["action"] = torch.as_tensor(actions, device=dev, dtype=torch.float32)  # as given, not round-tripped
+            out[ACTION_KEY] = torch.as_tensor(actions, device=dev, dtype=torch.float32)  # as given, not round-tripped
         elif mode != "video":
-            out["action"] = self.normalizer.unnormalize(ACTION_KEY, a)
+            out[ACTION_KEY] = self.normalizer.unnormalize(ACTION_KEY, a)
         if mode != "policy":
             out["latents"] = o
             if decode:
@@ -170,4 +170,4 @@ class UWMPolicy(Policy):
     def predict_action_chunk(
         self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        return self.sample(obs, "policy", generator=generator)["action"]
+        return self.sample(obs, "policy", generator=generator)[ACTION_KEY]
