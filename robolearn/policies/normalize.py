@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 from robolearn.errors import ConfigError, UnknownKeyError
-
 from robolearn.spaces import IMAGES as IMAGE_PREFIX  # noqa: F401  (re-exported)
 from robolearn.spaces import is_image_key  # noqa: F401  (re-exported: image keys are scaled, not normalized)
 
