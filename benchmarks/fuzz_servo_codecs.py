@@ -53,7 +53,7 @@ def main() -> int:
         ok &= not stats.failures and not flips.failures and stats.other_flips_accepted == 0
         print(json.dumps({protocol: {k: entry[k] for k in ("cases", "counts", "bitflips", "bitflips_rejected",
                                                            "length_flips_accepted", "other_flips_accepted",
-                                                           "failures", "max_pending", "max_case_s", "seconds")}}))
+                                                           "stream_frames_lost_to_noise_frames", "failures", "max_pending", "max_case_s", "seconds")}}))
     result["total_cases"] = 2 * args.cases
     result["passed"] = bool(ok)
     args.out.parent.mkdir(parents=True, exist_ok=True)

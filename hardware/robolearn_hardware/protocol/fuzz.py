@@ -14,7 +14,9 @@ Each case draws one of:
 Bytes are conserved in every case: accepted frames + rejected bytes + pending bytes = bytes fed, and the
 pending tail never exceeds one maximal frame. A flipped bit in the length field of a variable-length
 request can shorten it to a prefix whose checksum happens to match (2^-16 for CRC-16, 2^-8 for Feetech's
-sum); those are counted apart as ``length_flips_accepted`` since no parser can catch them.
+sum); those are counted apart as ``length_flips_accepted`` since no parser can catch them. Likewise
+Feetech line noise can form a valid frame that swallows the start of the next real one
+(``stream_frames_lost_to_noise_frames``); Dynamixel's 4-byte header, stuffing and CRC-16 make both vanishingly rare.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class FuzzStats:
     """Accepted flips of a length bit that shortened a variable-length request (see module doc)."""
     other_flips_accepted: int = 0
     """Accepted flips anywhere else: must stay 0."""
+    stream_frames_lost_to_noise_frames: int = 0
+    """Streams where garbage formed a checksum-valid frame that swallowed a real frame's start."""
     failures: list[str] = field(default_factory=list)
     max_pending: int = 0
     max_case_s: float = 0.0
@@ -211,10 +215,15 @@ def fuzz(n: int, protocol: str, seed: int = 0) -> FuzzStats:
             cuts = sorted(rng.sample(range(1, len(wire)), min(len(wire) - 1, rng.randint(0, 6))))
             chunks = [wire[a:b] for a, b in zip([0] + cuts, cuts + [len(wire)])]
             got = [e.raw for e in _run(_parser(protocol, direction), chunks, stats) if not isinstance(e, Rejected)]
-            # Garbage may by chance hold a frame of its own; the built frames must all be there, in order.
+            # The built frames must all come back, in order. Garbage can by chance hold a frame of its
+            # own (a Feetech checksum matches 1 time in 256); if that frame runs into the next real one,
+            # the real one is lost: counted apart, a failure only when no such noise frame was accepted.
             it = iter(got)
             if not all(any(g == f for g in it) for f in frames):
-                stats.fail(f"stream of {len(frames)} frames with garbage lost one: {wire.hex()}")
+                if any(g not in frames for g in got):
+                    stats.stream_frames_lost_to_noise_frames += 1
+                else:
+                    stats.fail(f"stream of {len(frames)} frames with garbage lost one: {wire.hex()}")
         elif u < 0.60:
             kind = "random"
             blob = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
