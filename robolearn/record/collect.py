@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from robolearn.errors import CannotCompleteError, InvalidValueError, MissingPathError
 from robolearn.output import check_output
-from robolearn.record.recorder import Recorder, tick_of
+from robolearn.record.recorder import Recorder, loop_status, tick_of
 from robolearn.store import StoreWriter, features_from_space
 
 _MAX_PENDING_TICKS = 2048  # the driver waits for the writer beyond this: memory stays bounded
@@ -50,7 +50,8 @@ class ExpertEpisodes:
         self._ticks = []
         result = self.loop.run_episode(seed=seed)
         return {"seed": seed, "ticks": self._ticks, "success": bool(result.success), "steps": result.steps,
-                "missed": int(result.missed_ticks), "held": int(result.holds)}
+                "missed": int(result.missed_ticks), "held": int(result.holds),
+                "status": loop_status(result, self.loop.max_steps)}
 
     def describe(self) -> dict:
         return {"hz": self.hz, "task": self.task, "features": {k: f.to_json() for k, f in self.features.items()}}
@@ -144,7 +145,8 @@ def collect(env_id: str, out: str | Path, episodes: int, seed: int = 0, env_kwar
                         recorder.start_episode(seed=ep["seed"])
                         for tick in ep["ticks"]:
                             recorder.add_tick(**tick)
-                        recorder.save_episode(success=ep["success"], missed=ep["missed"], held=ep["held"])
+                        recorder.save_episode(success=ep["success"], missed=ep["missed"], held=ep["held"],
+                                              status=ep["status"])
                         recorder.wait_pending(_MAX_PENDING_TICKS)
                         written += 1
                         bar.update(task, completed=written, info=f"expert success {successes}/{attempts}")

@@ -70,6 +70,13 @@ def tick_counters(stamps: np.ndarray, fps: float) -> tuple[int, int]:
     return late, dropped
 
 
+def loop_status(result, max_steps: int | None) -> str:
+    """An episode's status from a `ControlLoop` run (`EpisodeResult`): "truncated" when the loop's own step
+    budget stopped it before the env ended it (terminated, or the env's time limit), else "ok"."""
+    cut = max_steps is not None and result.steps >= max_steps and not (result.terminated or result.truncated)
+    return "truncated" if cut else "ok"
+
+
 def tick_of(rec) -> dict:
     """`Recorder.add_tick`'s arguments for a `ControlLoop` tick (a `StepRecord`): its observation with the
     stamps it came with, the applied action stamped at its application (the env's ``info["timestamps"]

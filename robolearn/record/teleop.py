@@ -28,7 +28,7 @@ from robolearn.devices.teleop import EVENTS, make_teleop
 from robolearn.env.registry import make_env
 from robolearn.errors import InvalidValueError
 from robolearn.output import check_output
-from robolearn.record.recorder import Recorder
+from robolearn.record.recorder import Recorder, loop_status
 from robolearn.store import StoreWriter, features_from_space
 
 __all__ = ["EpisodeEvent", "TeleopSource", "record_teleop"]
@@ -141,12 +141,14 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
                 try:
                     result = loop.run_episode(seed=seed + n)
                     event, missed = "save", result.missed_ticks
+                    held, status = result.holds, loop_status(result, max_steps)
                 except EpisodeEvent as e:
                     event, missed = e.event, clk.missed_ticks
+                    held, status = 0, "ok"  # the operator ended it; the loop's hold count went with the run
                 assert event in EVENTS
                 counts["missed_ticks"] += missed
                 if event == "save" and ep["frames"] > 0:
-                    recorder.save_episode(success=ep["success"], missed=missed)
+                    recorder.save_episode(success=ep["success"], missed=missed, held=held, status=status)
                     counts["episodes"] += 1
                     counts["successes"] += int(ep["success"])
                     counts["frames"] += ep["frames"]

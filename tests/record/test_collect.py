@@ -75,3 +75,10 @@ def test_collect_records_through_the_recorder_what_the_loop_ran(tmp_path, monkey
     finally:
         env.close()
     assert s.episodes["status"].tolist() == [0, 0] and s.episodes["missed_ticks"].tolist() == [0, 0]
+
+
+def test_a_step_budget_marks_episodes_truncated(tmp_path):
+    collect("robolearn/mujoco-reach", tmp_path / "t.zarr", 2, env_kwargs={"image_size": [16, 16]}, max_steps=2,
+            only_success=False, progress=False)
+    s = Store.open(tmp_path / "t.zarr")
+    assert s.lengths.tolist() == [2, 2] and s.episodes["status"].tolist() == [2, 2]  # STATUS["truncated"]

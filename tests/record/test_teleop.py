@@ -161,6 +161,7 @@ def test_scripted_session_stores_exactly_the_saved_episodes(tmp_path):
     assert store.lengths.tolist() == [5, 3]
     assert store.episodes["seed"].tolist() == [0, 2]
     assert store.episodes["success"].tolist() == [False, False]
+    assert store.episodes["status"].tolist() == [0, 0]  # "ok": the operator saved them
     env = make_env("robolearn/pusht")
     starts = [env.reset(seed=s)[0]["state"] for s in (0, 2)]
     env.close()
@@ -189,6 +190,7 @@ def test_env_end_saves_with_its_success_flag(tmp_path):
     assert store.lengths.tolist() == [4]
     np.testing.assert_allclose(store.episode(0)["action"], [[256.0, 256.0]] * 4, atol=1.0)  # 1 window px
     assert store.episodes["success"].tolist() == [False]
+    assert store.episodes["status"].tolist() == [2]  # "truncated": max_steps stopped it before the env did
 
 
 def test_cli_teleop_smoke(tmp_path):
