@@ -19,13 +19,13 @@ Example::
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
 import torch
 
 from robolearn.errors import InvalidValueError
+from robolearn.runtime.predictor import ObservationHistory
 from robolearn.spaces import FORCE
 
 __all__ = ["RDPSource"]
@@ -63,7 +63,7 @@ class RDPSource:
         self.slow_every, self.latency_ticks = int(slow_every), int(latency_ticks)
         self.device = torch.device(device)
         self._generator = torch.Generator(device=self.device)
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
+        self._history = ObservationHistory(self.input_keys, self.n_obs_steps, owner="RDPSource")
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
@@ -107,22 +107,10 @@ class RDPSource:
             return self.policy.decode_step(self._latent, k, force, self._hidden)
 
     def _observe(self, obs: dict[str, np.ndarray]) -> None:
-        missing = [k for k in self.input_keys if k not in obs]
-        if missing:
-            raise KeyError(f"RDPSource: observation lacks {missing} that the policy needs; "
-                           f"observation keys: {sorted(obs)}")
-        frame = {k: np.array(obs[k], copy=True) for k in self.input_keys}
-        if not self._history:
-            self._history.extend([frame] * self.n_obs_steps)
-        else:
-            self._history.append(frame)
+        self._history.add(obs)
 
     def _plan(self) -> torch.Tensor:
-        batch = {}
-        for key in self.input_keys:
-            stacked = np.stack([frame[key] for frame in self._history])[None]  # (1, To, ...)
-            tensor = torch.from_numpy(stacked)
-            batch[key] = (tensor if stacked.dtype == np.uint8 else tensor.to(torch.float32)).to(self.device)
+        batch = self._history.batch(self.device)
         with torch.inference_mode():
             z = self.policy.sample_latent(batch, generator=self._generator)
         self.n_slow += 1

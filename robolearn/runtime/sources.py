@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,8 +26,8 @@ import numpy as np
 import torch
 
 from robolearn.errors import InvalidValueError
+from robolearn.runtime.predictor import ChunkPredictor
 from robolearn.runtime.scheduler import ActionScheduler
-from robolearn.spaces import TASK_EMBEDDING
 
 __all__ = ["ActionSource", "ExpertSource", "PolicySource"]
 
@@ -91,47 +90,29 @@ class PolicySource:
 
     def __init__(self, policy: Any, device: str | torch.device = "cpu", latency_ticks: int = 0,
                  task: str | None = None) -> None:
-        config = policy.config
         self.policy = policy
-        self.device = torch.device(device)
-        self.n_obs_steps = int(config.n_obs_steps)
-        self.n_action_steps = int(config.n_action_steps)
-        # Policies list what they consume (e.g. "state" + images, not "force").
-        self.input_keys = list(policy.input_keys)
-        if not self.input_keys:
-            raise ValueError(f"PolicySource: {type(policy).__name__}.input_keys is empty; the policy must read "
-                             "at least one observation key")
+        self.predictor = ChunkPredictor(policy, device, task, owner="PolicySource")
+        self.device = self.predictor.device
+        self.n_obs_steps = self.predictor.n_obs_steps
+        self.n_action_steps = self.predictor.n_action_steps
+        self.input_keys = self.predictor.input_keys
         if not 0 <= int(latency_ticks) < self.n_action_steps:
             raise InvalidValueError(
                 f"PolicySource: latency_ticks must be in [0, n_action_steps={self.n_action_steps}), "
                 f"got {latency_ticks}"
             )
         self.latency_ticks = int(latency_ticks)
-        # Language-conditioned policies get the task's embedding with every chunk request.
-        self._task_embedding: torch.Tensor | None = None
-        if policy.uses_language:
-            if not task:
-                raise ValueError("PolicySource: this policy is language-conditioned; pass task= (the instruction)")
-            from robolearn.policies.language import default_embedder
-
-            # One embedder per process: MiniLM loads once, whatever the number of tasks evaluated.
-            self._task_embedding = torch.from_numpy(default_embedder().embed([task])).to(self.device)
         self.scheduler = ActionScheduler()
-        self._history: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
         # Chunks computed but not yet delivered: (available_at_tick, start_tick, actions (Ta, Da)).
         self._in_flight: deque[tuple[int, int, np.ndarray]] = deque()
         self._last_action: np.ndarray | None = None
-        try:
-            params = inspect.signature(policy.predict_action_chunk).parameters
-        except (TypeError, ValueError):
-            params = {}
-        # Seeded per episode in reset(): sampling noise is reproducible without touching the
-        # global torch RNG (policies that take no generator get torch.manual_seed instead).
-        self._generator = torch.Generator(device=self.device) if "generator" in params else None
-        self.n_chunks = 0
-        """predict_action_chunk calls since reset()."""
         self.n_holds = 0
         """Ticks where no scheduled action was available and the last one was repeated."""
+
+    @property
+    def n_chunks(self) -> int:
+        """predict_action_chunk calls since reset()."""
+        return self.predictor.n_chunks
 
     @property
     def n_stale(self) -> int:
@@ -140,16 +121,10 @@ class PolicySource:
 
     def reset(self, seed: int | None = None) -> None:
         self.policy.reset()
-        if seed is not None:
-            if self._generator is not None:
-                self._generator.manual_seed(seed)
-            else:
-                torch.manual_seed(seed)
+        self.predictor.reset(seed)
         self.scheduler.clear()
-        self._history.clear()
         self._in_flight.clear()
         self._last_action = None
-        self.n_chunks = 0
         self.n_holds = 0
 
     def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray:
@@ -171,18 +146,7 @@ class PolicySource:
         return action
 
     def _observe(self, obs: dict[str, np.ndarray]) -> None:
-        missing = [k for k in self.input_keys if k not in obs]
-        if missing:
-            raise KeyError(
-                f"PolicySource: observation lacks {missing} that the policy needs; "
-                f"observation keys: {sorted(obs)}"
-            )
-        # Copy: hardware envs may hand out buffers they overwrite on the next read.
-        frame = {k: np.array(obs[k], copy=True) for k in self.input_keys}
-        if not self._history:
-            self._history.extend([frame] * self.n_obs_steps)
-        else:
-            self._history.append(frame)
+        self.predictor.observe(obs)
 
     def _deliver(self, tick: int) -> None:
         while self._in_flight and self._in_flight[0][0] <= tick:
@@ -190,24 +154,4 @@ class PolicySource:
             self.scheduler.add_chunk(start, actions)
 
     def _predict(self) -> np.ndarray:
-        batch: dict[str, torch.Tensor] = {}
-        for key in self.input_keys:
-            stacked = np.stack([frame[key] for frame in self._history])[None]  # (1, To, ...)
-            tensor = torch.from_numpy(stacked)
-            if stacked.dtype != np.uint8:
-                tensor = tensor.to(torch.float32)
-            batch[key] = tensor.to(self.device)
-        if self._task_embedding is not None:
-            batch[TASK_EMBEDDING] = self._task_embedding  # (1, D)
-        with torch.inference_mode():
-            if self._generator is not None:
-                chunk = self.policy.predict_action_chunk(batch, generator=self._generator)
-            else:
-                chunk = self.policy.predict_action_chunk(batch)
-        chunk = chunk.detach().to("cpu", torch.float32).numpy()
-        if chunk.ndim != 3 or chunk.shape[0] != 1 or chunk.shape[1] == 0:
-            raise ValueError(
-                f"PolicySource: predict_action_chunk must return (1, T, Da), got {chunk.shape}"
-            )
-        self.n_chunks += 1
-        return chunk[0, : self.n_action_steps]  # (Ta, Da)
+        return self.predictor.predict()[: self.n_action_steps]  # (Ta, Da)
