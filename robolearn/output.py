@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from robolearn.errors import UserError
 
-__all__ = ["KINDS", "MARKER", "Claim", "Found", "OutputError", "check_output", "claim_output", "inspect_output",
-           "pid_alive"]
+__all__ = ["KINDS", "MARKER", "Claim", "Found", "OutputError", "check_files", "check_output", "claim_output",
+           "inspect_output", "pid_alive"]
 
 KINDS = ("store", "run", "eval", "export")
 MARKER = "robolearn-output.json"
@@ -153,6 +153,30 @@ def check_output(path, kind: str, *, resume: bool = False, overwrite: bool = Fal
     flags = f"pass --resume to {verb}, or --overwrite to replace it" if kind in ("store", "run") else \
         "pass --overwrite to replace it"
     raise OutputError(f"{refuse}: {found.describe()}; {flags}")
+
+
+def check_files(folder, names, *, overwrite: bool = False) -> list[str]:
+    """For a command that adds named files to a local folder (`robolearn data view`): the folder may hold
+    anything else and is created if missing; a file of one of these `names` already there is replaced only
+    with ``overwrite``, and a folder of such a name never. Writes nothing; returns the paths of the `names`
+    that exist (what ``overwrite`` will replace)."""
+    folder = str(folder)
+    if _is_url(folder):
+        raise OutputError(f"{folder} is a URL; these files are written to a local folder: choose a local path")
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"refusing to write into {folder}: it is a single file, not a folder; choose a folder")
+    paths = [os.path.join(folder, n) for n in names]
+    taken = [p for p in paths if os.path.lexists(p)]
+    dirs = [p for p in taken if os.path.isdir(p) and not os.path.islink(p)]
+    if dirs:
+        raise OutputError(f"refusing to write {dirs[0]}: a folder of that name is there; move it or choose "
+                          f"another --out")
+    if taken and not overwrite:
+        what = f"{taken[0]} already exists" if len(taken) == 1 else \
+            f"{len(taken)} files already exist ({', '.join(taken)})"
+        raise OutputError(f"refusing to overwrite: {what}; pass --overwrite to replace "
+                          f"{'it' if len(taken) == 1 else 'them'}, or choose another --out")
+    return taken
 
 
 def inspect_output(path, storage_options: dict | None = None) -> Found:

@@ -91,12 +91,18 @@ def export(store: str = typer.Argument(..., help="Store path or URL."),
 @friendly
 def view(store: str = typer.Argument(..., help="Store path or URL."),
          episode: int = typer.Option(..., "--episode", "-e", help="Episode index."),
-         out: str = typer.Option(".", "--out", help="Folder for episode_<i>.mp4 and episode_<i>_traces.png."),
+         out: str = typer.Option(".", "--out", help="Folder for episode_<i>.mp4 and episode_<i>_traces.png "
+                                                     "(created if missing; may hold other files)."),
+         overwrite: bool = typer.Option(False, "--overwrite",
+                                        help="Replace episode_<i>.mp4 / episode_<i>_traces.png already in OUT."),
          as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
-    """Write an episode's cameras side by side (mp4) and its state/action traces (PNG)."""
+    """Write an episode's cameras side by side (mp4) and its state/action traces (PNG).
+
+    OUT may hold other files: only these two names are written. A file of either name already in OUT is
+    refused (nothing is written) unless --overwrite, which replaces just those files."""
     from robolearn.eval.view import view_episode
 
-    _summary(view_episode(store, episode, out), as_json)
+    _summary(view_episode(store, episode, out, overwrite=overwrite), as_json)
 
 
 @app.command()

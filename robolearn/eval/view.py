@@ -1,6 +1,8 @@
 """Look at one recorded episode: an mp4 of its cameras side by side and a PNG of its state/action traces.
 
-It lives above the store (it renders with eval's video writer); `robolearn data view` calls it.
+It lives above the store (it renders with eval's video writer); `robolearn data view` calls it. The output
+folder may hold other files; an earlier `episode_<i>.mp4` or `episode_<i>_traces.png` there (whoever wrote it)
+is replaced only with ``overwrite`` (`robolearn.output.check_files`), and each file appears only once whole.
 
 >>> view_episode("demo.zarr", 3, "view/")  # doctest: +SKIP
 {'video': 'view/episode_3.mp4', 'traces': 'view/episode_3_traces.png', ...}
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from robolearn.eval.video import write_video
+from robolearn.output import check_files
 from robolearn.spaces import ACTION, CAMERA_PREFIXES, FORCE, REWARD, STATE
 from robolearn.store import Store, StoreError
 
@@ -60,21 +63,29 @@ def plot_traces(path: Path, t: np.ndarray, series: dict[str, np.ndarray], title:
     axes[-1, 0].set_xlabel("time since episode start (s)")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial.png")  # the file appears only once whole
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def view_episode(store: str | os.PathLike, episode: int, out: str | os.PathLike = ".",
-                 storage_options: dict | None = None) -> dict:
-    """Write `episode_<i>.mp4` (cameras side by side) and `episode_<i>_traces.png` (state, action, ...)."""
+                 storage_options: dict | None = None, overwrite: bool = False) -> dict:
+    """Write `episode_<i>.mp4` (cameras side by side) and `episode_<i>_traces.png` (state, action, ...) into
+    the folder `out`; a file of either name already there is refused unless `overwrite` (module docstring)."""
     s = Store.open(store, storage_options)
     if not 0 <= episode < s.n_episodes:
         raise StoreError(f"episode {episode} does not exist: {store} has {s.n_episodes} episodes (0..{s.n_episodes - 1})")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cams = sorted(k for k in s.features if k.startswith(CAMERA_PREFIXES))
     lowdim = [k for k in (STATE, ACTION, FORCE, REWARD) if k in s.features]
+    names = [f"episode_{episode}.mp4"] * bool(cams) + [f"episode_{episode}_traces.png"] * bool(lowdim)
+    check_files(out, names, overwrite=overwrite)  # before anything is rendered or created
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     data = s.episode(episode, cams + lowdim)
     result: dict = {"episode": episode, "length": int(s.lengths[episode]), "task": s.task(episode),
                     "cameras": cams, "video": None, "traces": None}

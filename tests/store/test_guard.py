@@ -289,3 +289,31 @@ def test_latents_replace_their_own_cache_without_overwrite_mode(tmp_path):
     s = Store.open(path)
     assert "latents/front" in latent_features(s)
     assert np.all(read_latents(s, "latents/front") == 2.0)
+
+
+def test_data_view_replaces_its_files_only_with_overwrite(tmp_path):
+    src = write_store(tmp_path / "s.zarr", n=1)
+    out = tmp_path / "view"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # other files in the folder are fine: view adds named files
+    video = out / "episode_0.mp4"
+    video.write_bytes(b"my own video, not robolearn's")
+    before = tree_hash(out)
+    res = CliRunner().invoke(app, ["data", "view", str(src), "--episode", "0", "--out", str(out)])
+    msg = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert f"error: refusing to overwrite: {video} already exists; pass --overwrite to replace it" in msg
+    assert msg.count(". ") == 0 and "Traceback" not in res.output  # one sentence
+    assert tree_hash(out) == before  # nothing rendered, the traces PNG not written either
+    res = CliRunner().invoke(app, ["data", "view", str(src), "--episode", "0", "--out", str(out), "--overwrite",
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    assert video.read_bytes()[4:8] == b"ftyp" and (out / "episode_0_traces.png").stat().st_size > 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["episode_0.mp4", "episode_0_traces.png", "notes.txt"]
+    res = CliRunner().invoke(app, ["data", "view", str(src), "--episode", "0", "--out", str(out)])
+    assert res.exit_code == 2 and "2 files already exist" in " ".join(res.output.split())
+    (tmp_path / "f").write_text("x")
+    res = CliRunner().invoke(app, ["data", "view", str(src), "--episode", "0", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "it is a single file, not a folder" in res.output
+    assert "--overwrite" in CliRunner().invoke(app, ["data", "view", "--help"]).output
