@@ -65,6 +65,9 @@ def collect(
     workers: int = typer.Option(1, "--workers", "-k", help="Ray actors running the expert (1: in process)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray)."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="datasets/<name>/recipe.yaml, or its name."),
+    record_commanded: bool = typer.Option(False, "--record-commanded",
+                                          help="Also store what the expert asked (action_commanded) beside the "
+                                               "action the env applied (a new store only)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Run a scripted expert and record its episodes into a zarr store.
@@ -85,7 +88,7 @@ def collect(
                           max_steps=cfg.task.max_steps,
                           only_success=cfg.collect.only_success if only_success is None else only_success,
                           progress=not as_json, workers=workers, address=address, resume=resume,
-                          overwrite=overwrite)
+                          overwrite=overwrite, record_commanded=record_commanded)
     _emit(summary, as_json)
 
 

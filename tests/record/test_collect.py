@@ -82,3 +82,16 @@ def test_a_step_budget_marks_episodes_truncated(tmp_path):
             only_success=False, progress=False)
     s = Store.open(tmp_path / "t.zarr")
     assert s.lengths.tolist() == [2, 2] and s.episodes["status"].tolist() == [2, 2]  # STATUS["truncated"]
+
+
+def test_cli_record_commanded(tmp_path):
+    from typer.testing import CliRunner
+
+    from robolearn.cli.main import app
+
+    out = tmp_path / "cmd.zarr"
+    res = CliRunner().invoke(app, ["collect", "--env", "robolearn/mujoco-reach", "--episodes", "1", "--out", str(out),
+                                   "--record-commanded", "--json"])
+    assert res.exit_code == 0, res.output
+    s = Store.open(out)
+    assert s.features["action_commanded"] == s.features["action"] and s.n_episodes == 1
