@@ -45,26 +45,26 @@ class EpisodeEvent(Exception):
 
 
 class TeleopSource:
-    """A teleop device as the loop's `ActionSource`: its action, or `hold(obs)` when it gives none.
+    """A teleop device as the loop's `ActionSource`: its action, or None when it gives none (the loop holds).
 
     `act` raises `EpisodeEvent` when an episode key was pressed since the previous tick; that tick is
     not stepped. `on_tick(obs, tick)` runs first each tick (the recorder refreshes its viewer there).
     """
 
-    def __init__(self, device: Any, hold, on_tick=None) -> None:
-        self.device, self.hold, self.on_tick = device, hold, on_tick
+    def __init__(self, device: Any, on_tick=None) -> None:
+        self.device, self.on_tick = device, on_tick
 
     def reset(self, seed: int | None = None) -> None:
         self.device.reset()
 
-    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray:
+    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray | None:
         if self.on_tick is not None:
             self.on_tick(obs, tick)
         action = self.device.get_action(obs)
         events = self.device.events()
         if events:
             raise EpisodeEvent(events[0])
-        return np.asarray(self.hold(obs) if action is None else action, dtype=np.float32)
+        return None if action is None else np.asarray(action, dtype=np.float32)
 
 
 def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episodes: int | None = None,
@@ -87,7 +87,7 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
             refused (robolearn.output), and without either flag so is an existing store.
     Returns: a summary: store, episodes (saved), discarded, rerecorded, successes, frames, missed_ticks, quit.
     """
-    from robolearn.runtime import ControlLoop, RealClock, VirtualClock
+    from robolearn.runtime import ControlLoop, RealClock, VirtualClock, hold_action
 
     check_output(out, "store", resume=resume, overwrite=overwrite)  # before the env and the device open
     if episodes is not None and episodes < 1:
@@ -99,9 +99,9 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
     env = make_env(env_id, **(env_kwargs or {}))
     base = env.unwrapped
     hz = float(fps or base.control_hz)
-    hold = getattr(base, "hold_action", None) or (lambda obs: _zeros_in(env.action_space))
+    # An absolute target starts from the hold: the target the robot holds now (robolearn.runtime.hold).
     dev = make_teleop(device, env.action_space, mapping=getattr(base, "teleop_mapping", None),
-                      origin=getattr(base, "hold_action", None))
+                      origin=lambda obs: hold_action(env))
     try:
         dev.connect()  # before the store exists: no window (no display), no empty store left behind
     except BaseException:
@@ -131,7 +131,7 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         ep["success"] = ep["success"] or bool(rec.info.get("success", False))
 
     clk = RealClock(hz) if clock == "real" else VirtualClock(hz)
-    loop = ControlLoop(env, TeleopSource(dev, hold, on_tick), clk, on_step=on_step, max_steps=max_steps)
+    loop = ControlLoop(env, TeleopSource(dev, on_tick), clk, on_step=on_step, max_steps=max_steps)
     quit_, n, t0 = False, 0, time.perf_counter()
     try:
         with dev:  # disconnects on the way out
@@ -172,7 +172,3 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
             env.close()
     store = str(out) if "://" in str(out) else str(Path(out).resolve())
     return {"store": store, **counts, "quit": quit_, "seconds": time.perf_counter() - t0}
-
-
-def _zeros_in(space) -> np.ndarray:
-    return np.clip(np.zeros(space.shape, np.float32), space.low, space.high).astype(np.float32)

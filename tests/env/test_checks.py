@@ -8,7 +8,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from robolearn.env import ConformanceError, check_env_conformance, check_observation, check_upright
+from robolearn.env import (
+    ConformanceError,
+    check_env_conformance,
+    check_env_contract,
+    check_env_simulation,
+    check_observation,
+    check_upright,
+)
 
 H, W = 8, 10
 
@@ -43,12 +50,22 @@ class GoodEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._pos = self.np_random.uniform(-1, 1, 2)
-        return self._obs(), {"success": False}
+        self._t = 0.0
+        return self._obs(), {"success": False, "timestamps": self._stamps()}
 
     def step(self, action):
-        self._pos = np.clip(self._pos + 0.5 * np.asarray(action), -2, 2)
+        sent = np.clip(np.asarray(action, np.float32), -1, 1)
+        self._pos = np.clip(self._pos + 0.5 * sent, -2, 2)
+        self._t += 0.1
         success = bool(np.linalg.norm(self._pos) < 0.1)
-        return self._obs(), -float(np.linalg.norm(self._pos)), success, False, {"success": success}
+        info = {"success": success, "action": sent, "timestamps": self._stamps()}
+        return self._obs(), -float(np.linalg.norm(self._pos)), success, False, info
+
+    def hold_action(self, obs=None):
+        return np.zeros(2, np.float32)  # actions are displacements: holding is not moving
+
+    def _stamps(self):
+        return {"state": self._t, "images/front": self._t - 0.03}
 
     def render(self):
         return self._frame()
@@ -167,8 +184,9 @@ def test_info_needs_bool_success():
     step = env.step
 
     def no_success(action):
-        obs, reward, terminated, truncated, _ = step(action)
-        return obs, reward, terminated, truncated, {"distance": 1.0}
+        obs, reward, terminated, truncated, info = step(action)
+        del info["success"]
+        return obs, reward, terminated, truncated, info
 
     env.step = no_success
     _expect(env, "info from step 0 has no 'success' key", "expected a bool")
@@ -179,11 +197,11 @@ def test_info_success_must_be_bool():
     step = env.step
 
     def float_success(action):
-        obs, reward, terminated, truncated, _ = step(action)
-        return obs, reward, terminated, truncated, {"success": 0.0}
+        obs, reward, terminated, truncated, info = step(action)
+        return obs, reward, terminated, truncated, {**info, "success": 0.0}
 
     env.step = float_success
-    _expect(env, "info['success'] from step 0 is float", "expected a bool")
+    _expect(env, "info['success'] from step 0 (holding) is float", "expected a bool")
 
 
 def test_render_must_be_hw3_uint8():
@@ -230,3 +248,90 @@ def test_upright_needs_probe():
     no_probe = type("NoProbe", (GoodEnv,), {"upright_probe": None})
     with pytest.raises(ConformanceError, match="NoProbe has no upright_probe"):
         check_upright(no_probe())
+
+
+# ---- the contract part alone (what a hardware env passes) ------------------------------------------
+
+
+class HardwareLikeEnv(GoodEnv):
+    """Absolute targets, a servo that sags below them, unseeded noise, no expert, no success: a real robot."""
+
+    def __init__(self, hold_rule: str = "last target") -> None:
+        super().__init__()
+        self.hold_rule = hold_rule
+        self._noise = np.random.default_rng()
+        del self.task_description
+        self.task_description = "free teleoperation"
+
+    get_expert = None
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed)
+        self._pos = self._pos + self._noise.normal(0, 0.01, 2)  # the world is not seeded
+        self._target = self._pos.astype(np.float32)
+        del info["success"]
+        return self._obs(), info
+
+    def step(self, action):
+        self._target = np.clip(np.asarray(action, np.float32), -1, 1)
+        self._pos = self._target - 0.05  # the servo settles 5 cm below its target
+        self._t += 0.1
+        return self._obs(), 0.0, False, False, {"action": self._target.copy(), "timestamps": self._stamps()}
+
+    def hold_action(self, obs=None):
+        if self.hold_rule == "last target":
+            return self._target.copy()
+        return np.clip(self._pos, -1, 1).astype(np.float32)  # re-reads the measurement: the arm walks down
+
+
+def test_hardware_like_env_passes_the_contract_but_not_the_simulation_part():
+    check_env_contract(HardwareLikeEnv())
+    with pytest.raises(ConformanceError, match="no get_expert"):
+        check_env_simulation(HardwareLikeEnv())
+
+
+def test_a_hold_that_rereads_the_measured_position_fails():
+    with pytest.raises(ConformanceError, match=r"hold_action\(\) changed from .* never a fresh reading"):
+        check_env_contract(HardwareLikeEnv(hold_rule="measured"))
+
+
+def test_env_without_hold_action_fails():
+    env = GoodEnv()
+    env.hold_action = None
+    with pytest.raises(ConformanceError, match=r"no hold_action\(\)"):
+        check_env_contract(env)
+
+
+def test_info_needs_timestamps_for_every_key_that_never_go_back():
+    env = GoodEnv()
+    stamps = env._stamps
+    env._stamps = lambda: {"state": 0.0}
+    with pytest.raises(ConformanceError, match=r"info\['timestamps'\]\['images/front'\] from reset\(seed=0\) is None"):
+        check_env_contract(env)
+    env._stamps = lambda: {k: -v for k, v in stamps().items()}
+    with pytest.raises(ConformanceError, match=r"'images/front'\] from step 0 \(holding\) is -0.07, earlier than the previous 0.03"):
+        check_env_contract(env)
+
+
+def _reporting(env: GoodEnv, applied) -> GoodEnv:
+    """`env` whose step reports `applied(action)` as info['action'] instead of what it applied."""
+    step = env.step
+
+    def patched(action):
+        obs, reward, terminated, truncated, info = step(action)
+        return obs, reward, terminated, truncated, {**info, "action": applied(action)}
+
+    env.step = patched
+    return env
+
+
+def test_step_info_needs_the_applied_action():
+    env = _reporting(GoodEnv(), lambda a: np.asarray(a, np.float64))
+    with pytest.raises(ConformanceError, match=r"info\['action'\] from step 0 \(holding\) is a float64 array"):
+        check_env_contract(env)
+
+
+def test_simulation_part_wants_out_of_bound_actions_clipped():
+    env = _reporting(GoodEnv(), lambda a: np.asarray(a, np.float32))
+    with pytest.raises(ConformanceError, match=r"beyond the bounds\) is \[3.0, 3.0\]; expected the action really applied"):
+        check_env_simulation(env)

@@ -82,3 +82,25 @@ def test_a_bad_sensor_latency_is_refused():
         gymnasium.make(ENV_ID, sensor_latency_s={"images/side": 0.1})
     with pytest.raises(ValueError, match=r"sensor_latency_s\['state'\] = -0.1: a latency is a finite number"):
         gymnasium.make(ENV_ID, sensor_latency_s={"state": -0.1})
+
+
+def test_hold_starts_at_the_measured_position_and_keeps_the_last_target(env):
+    from robolearn.runtime import ControlLoop, VirtualClock
+
+    obs, _ = env.reset(seed=3)
+    ramp = env.unwrapped.task.ramp
+    np.testing.assert_allclose(ramp.to_world(env.unwrapped.hold_action()), obs["state"][:3], atol=1e-6)
+
+    target = np.array([0.5, -0.5, 0.8], np.float32)
+
+    class OnceThenQuiet:  # one command, then nothing: the loop holds
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, tick):
+            return target if tick == 0 else None
+
+    result = ControlLoop(env, OnceThenQuiet(), VirtualClock(10.0), max_steps=40).run_episode(seed=3)
+    assert result.holds == 39 and not result.terminated
+    np.testing.assert_array_equal(env.unwrapped.hold_action(), target)
+    np.testing.assert_allclose(env.unwrapped.task.effector_xyz, ramp.to_world(target), atol=2e-3)  # there, not back

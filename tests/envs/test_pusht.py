@@ -157,3 +157,17 @@ def test_info_reports_the_applied_action_and_lagged_stamps(make):
 
     env = make(sensor_latency_s={"images/front": 0.04})
     check_applied_action_and_stamps(env, [600.0, -20.0], [512.0, 0.0], {"images/front": 0.04})
+
+
+def test_hold_is_the_last_target_sent_not_where_the_pusher_got_to(make):
+    env = make()
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    np.testing.assert_array_equal(base.hold_action(), obs["state"])  # episode start: where the pusher is
+    far = np.array([500.0, 20.0], np.float32)
+    obs, *_ = env.step(far)
+    assert np.linalg.norm(obs["state"] - far) > 10  # one tick is not enough to get there
+    np.testing.assert_array_equal(base.hold_action(), far)
+    for _ in range(30):
+        obs, *_ = env.step(base.hold_action())
+    np.testing.assert_allclose(obs["state"], far, atol=3.0)  # held on the target, it arrives

@@ -165,6 +165,7 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._stamps = SensorStamps(self.control_hz, self.observation_space, sensor_latency_s)
         self.sensor_latency_s = self._stamps.latency
         self._raw: np.ndarray | None = None  # latest metaworld observation (39,) float64, read by the expert
+        self._hold = np.zeros(4, np.float32)  # see hold_action
         self._steps = 0
 
     # ---- gymnasium API ---------------------------------------------------------------------------
@@ -177,6 +178,8 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         raw, _ = self._mw.reset()
         self._raw = np.clip(raw, self._low, self._high)
         self._steps = 0
+        # Hold: no hand motion, the gripper effort the reset left applied (metaworld's reset opens it: -1).
+        self._hold = np.array([0.0, 0.0, 0.0, self._mw.data.ctrl[0]], np.float32)
         # metaworld scores success only in step() (its reward code keeps per-step state), so none at reset.
         return self._observation(), self._info(False)
 
@@ -189,6 +192,7 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite values in [-1, 1].")
         applied = np.clip(action, -1.0, 1.0)
+        self._hold[3] = applied[3]  # the gripper effort is absolute: hold the last one sent
         raw, reward, _, _, mw_info = self._mw.step(applied)
         self._raw = np.clip(raw, self._low, self._high)
         self._steps += 1
@@ -210,6 +214,13 @@ class MetaworldEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def get_expert(self) -> MetaworldExpert:
         """Metaworld's scripted policy for this task; it reads the latest observation from this env."""
         return MetaworldExpert(self)
+
+    def hold_action(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The action that keeps the arm still (`robolearn.runtime.hold`): a zero hand delta and the last gripper
+        effort sent (at the start of an episode, the one metaworld's reset applied)."""
+        if self._raw is None:
+            raise RuntimeError("call reset() before hold_action().")
+        return self._hold.copy()
 
     def upright_probe(self, camera: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames for `robolearn.env.check_upright`: plain, with a marker along world up, with one to the right."""

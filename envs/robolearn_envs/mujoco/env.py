@@ -79,6 +79,10 @@ class Task(abc.ABC):
         return {}
 
     @abc.abstractmethod
+    def measured_action(self) -> np.ndarray:
+        """The action (Da,) float32 whose targets are where the robot is now: the hold at episode start."""
+
+    @abc.abstractmethod
     def success(self) -> bool: ...
 
     @abc.abstractmethod
@@ -135,6 +139,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             spaces[f"images/{cam}"] = gym.spaces.Box(0, 255, (h, w, 3), np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (task.action_dim,), np.float32)
+        self._hold: np.ndarray | None = None  # see hold_action
         try:
             self._stamps = SensorStamps(self.control_hz, self.observation_space, sensor_latency_s)
         except ValueError:
@@ -152,6 +157,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._sim.reset()
         self._task.initialize(self.np_random)
         self._sim.forward()
+        self._hold = self._task.measured_action()
         self._steps = 0
         return self._observation(), self._info()
 
@@ -163,6 +169,7 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite values in [-1, 1].")
         applied = np.clip(action, -1.0, 1.0)
         self._task.command(applied)
+        self._hold = applied.copy()  # the last target sent: what holds from now on
         for _ in range(self._n_substeps):
             self._task.substep()
             self._sim.step()
@@ -185,6 +192,13 @@ class MujocoEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def get_expert(self) -> Expert:
         """The task's scripted expert; it reads privileged state from this env's simulation."""
         return self._task.expert()
+
+    def hold_action(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The action that keeps the robot still (`robolearn.runtime.hold`): the last action applied, and at
+        the start of an episode the measured position. Targets are absolute, so a zero action would not hold."""
+        if self._hold is None:
+            raise RuntimeError("call reset() before hold_action().")
+        return self._hold.copy()
 
     def upright_probe(self, camera: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames for `robolearn.env.check_upright` (see `Sim.upright_probe`)."""

@@ -123,6 +123,7 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.sensor_latency_s = self._stamps.latency
         self._ready = False
         self._steps = 0
+        self._hold = np.zeros(2, np.float32)  # set by reset(), see hold_action
 
     # ---- gymnasium API ---------------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._pt._last_action = None
         self._ready = True
         self._steps = 0
+        self._hold = self._agent_xy()  # no target sent yet: hold where the pusher is
         return self._observation(), self._info(False, self._pt._get_coverage(), None)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -147,6 +149,7 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite px in [0, 512].")
         sent = np.clip(action, 0.0, WORLD_SIZE)
+        self._hold = sent.copy()
         _, reward, terminated, _, pt_info = self._pt.step(sent.astype(np.float64))
         self._steps += 1
         success = bool(terminated)
@@ -170,10 +173,12 @@ class PushTEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return PushTPusher(self)
 
     def hold_action(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """The action that keeps the pusher where it is (its current position): what teleop sends when idle."""
+        """The action that holds the pusher (`robolearn.runtime.hold`): the last target sent, and at the start
+        of an episode the pusher's position. Not its position now: the PD controller would stop short of the
+        target the operator last gave."""
         if not self._ready:
             raise RuntimeError("call reset() before hold_action().")
-        return self._agent_xy()
+        return self._hold.copy()
 
     def upright_probe(self, camera: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames for `robolearn.env.check_upright`: plain, with a world marker up (y = 40), one right (x = 472).

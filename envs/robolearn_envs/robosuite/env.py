@@ -241,6 +241,13 @@ class RobosuiteEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
         return make_expert(self)
 
+    def hold_action(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The action that keeps the arm still (`robolearn.runtime.hold`): all zeros. The pose is a delta, and
+        robosuite's Panda gripper integrates its command (0 leaves the fingers where they are)."""
+        if self._rs_obs is None:
+            raise RuntimeError("call reset() before hold_action().")
+        return np.zeros(self.action_space.shape, np.float32)
+
     @property
     def robosuite_env(self) -> Any:
         """The underlying robosuite environment (privileged access for experts, tests and debugging)."""
