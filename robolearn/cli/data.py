@@ -68,11 +68,16 @@ def stats(store: str = typer.Argument(..., help="Store path or URL.")):
 def import_(src: str = typer.Argument(..., help="LeRobot v3.0 dataset folder or robomimic .hdf5 file."),
             store: str = typer.Argument(..., help="New store path to create."),
             fmt: Optional[str] = typer.Option(None, "--format", help="Source format: lerobot | robomimic."),
+            overwrite: bool = typer.Option(False, "--overwrite",
+                                           help="Replace a robolearn store there (only its own files are deleted)."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
-    """Convert a LeRobot v3.0 dataset or a robomimic hdf5 file into a new store."""
+    """Convert a LeRobot v3.0 dataset or a robomimic hdf5 file into a new store.
+
+    STORE must be new or an empty folder; a robolearn store there is replaced only with --overwrite (once the
+    new one is complete). Anything else there is refused."""
     from robolearn.store.interop import import_dataset
 
-    _summary(import_dataset(src, store, fmt), as_json)
+    _summary(import_dataset(src, store, fmt, overwrite=overwrite), as_json)
 
 
 @app.command("export")

@@ -317,3 +317,46 @@ def test_data_view_replaces_its_files_only_with_overwrite(tmp_path):
     res = CliRunner().invoke(app, ["data", "view", str(src), "--episode", "0", "--out", str(tmp_path / "f")])
     assert res.exit_code == 2 and "it is a single file, not a folder" in res.output
     assert "--overwrite" in CliRunner().invoke(app, ["data", "view", "--help"]).output
+
+
+def test_data_import_overwrite_replaces_only_a_robolearn_store(tmp_path):
+    robomimic = LEROBOT.parent / "robomimic_lift_image" / "image.hdf5"
+    out = write_store(tmp_path / "s.zarr", n=2)  # FEATURES: state, images/front, action
+    (out / "README.md").write_text("what this store is")  # the user's, inside the store folder
+    before = tree_hash(out)
+
+    def imp(target, *flags):
+        return CliRunner().invoke(app, ["data", "import", str(robomimic), str(target), "--format", "robomimic",
+                                        "--json", *flags])
+
+    res = imp(out)
+    assert res.exit_code == 2 and f"refusing to write a store at {out}: it is a robolearn store" in " ".join(
+        res.output.split()) and "--overwrite to replace it" in res.output
+    assert tree_hash(out) == before
+    res = imp(out, "--overwrite")
+    assert res.exit_code == 0, res.output
+    s = Store.open(out)
+    assert s.n_episodes == 3 and "images/front" not in s.features and "images/agentview" in s.features
+    assert (out / "README.md").read_text() == "what this store is"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # no staging folder left behind
+    mine = user_folder(tmp_path)
+    before = tree_hash(mine)
+    res = imp(mine, "--overwrite")
+    assert res.exit_code == 2 and f"refusing to write a store at {mine}: it holds 2 files and 1 folder" in " ".join(
+        res.output.split())
+    assert tree_hash(mine) == before
+    assert "--overwrite" in CliRunner().invoke(app, ["data", "import", "--help"]).output
+
+
+def test_import_overwrite_refuses_a_name_the_new_store_needs(tmp_path):
+    from robolearn.store.interop import import_dataset
+
+    out = write_store(tmp_path / "s.zarr", n=1)
+    shutil.rmtree(out / "timestamps")  # a store whose timestamps/ is now a folder of the user's
+    (out / "timestamps").mkdir()
+    (out / "timestamps" / "mine.txt").write_text("mine")
+    before = tree_hash(out)
+    with pytest.raises(ValueError, match=f"cannot replace the store at {out}: {out}/timestamps is not robolearn's"):
+        import_dataset(LEROBOT.parent / "robomimic_lift_image" / "image.hdf5", out, "robomimic", overwrite=True)
+    assert tree_hash(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]

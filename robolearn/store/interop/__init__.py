@@ -4,7 +4,8 @@
 >>> export_dataset("lift.zarr", "lift.hdf5", "robomimic")  # doctest: +SKIP
 
 Each call writes into a temporary sibling of the destination and renames it at the end, so a failure
-leaves nothing behind; an existing non-empty destination is refused. The returned dict is a JSON-able
+leaves nothing behind; an existing non-empty destination is refused, but for an import with `overwrite`
+over a robolearn store (replaced once the new one is complete; only the old store's own files are deleted). The returned dict is a JSON-able
 summary (episodes, frames, keys, what was skipped and why).
 """
 
@@ -16,18 +17,19 @@ from robolearn.errors import MissingPathError
 from robolearn.store.interop.common import FORMATS, check_format
 
 
-def import_dataset(src: str | Path, store: str | Path, fmt: str | None) -> dict:
-    """Convert the dataset at `src` (format `fmt`: "lerobot" or "robomimic") into a new store at `store`."""
+def import_dataset(src: str | Path, store: str | Path, fmt: str | None, overwrite: bool = False) -> dict:
+    """Convert the dataset at `src` (format `fmt`: "lerobot" or "robomimic") into a new store at `store`;
+    `overwrite` replaces a robolearn store there (anything else at `store` is refused: robolearn.output)."""
     fmt = check_format(fmt)
     if not Path(src).exists():
         raise MissingPathError(f"{src} does not exist")
     if fmt == "lerobot":
         from robolearn.store.interop.lerobot import import_lerobot
 
-        return import_lerobot(src, store)
+        return import_lerobot(src, store, overwrite)
     from robolearn.store.interop.robomimic import import_robomimic
 
-    return import_robomimic(src, store)
+    return import_robomimic(src, store, overwrite)
 
 
 def export_dataset(store: str | Path, dst: str | Path, fmt: str | None) -> dict:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from robolearn.errors import InvalidValueError
-from robolearn.output import check_output
+from robolearn.output import STORE_LOCK, check_output, claim_output, inspect_output
 from robolearn.store.backend import is_url
 
 FORMATS = ("lerobot", "robomimic")
@@ -23,41 +23,72 @@ def check_format(fmt: str | None) -> str:
     return name
 
 
-def check_new_destination(path: str | os.PathLike, kind: str = "export") -> None:
+def check_new_destination(path: str | os.PathLike, kind: str = "export", overwrite: bool = False) -> None:
     """Refuse to write over anything (the output guard, robolearn.output): the destination must not exist,
-    or be an empty folder. `kind`: "store" (an import) or "export"."""
-    check_output(path, kind)
+    or be an empty folder, or (an import with `overwrite`) hold a robolearn store to replace.
+    `kind`: "store" (an import) or "export"."""
+    check_output(path, kind, overwrite=overwrite)
 
 
 @contextmanager
-def staged(path: str | os.PathLike, kind: str = "export"):
-    """Yield a temporary sibling of `path` to write into; rename it to `path` only when the block succeeds.
+def staged(path: str | os.PathLike, kind: str = "export", overwrite: bool = False):
+    """Yield a temporary sibling of `path` to write into; move it to `path` only when the block succeeds.
 
-    Whatever fails midway leaves nothing at `path` (STYLE.md 13). A store (`kind` "store", an import) at a
-    URL is written in place: object stores have no rename (its writer claims the URL itself).
+    Whatever fails midway leaves nothing at `path` (STYLE.md 13). With `overwrite` (an import) a robolearn
+    store at `path` stays whole until the new one is complete; then only its own entries are deleted (the
+    guard's rule: files of the user's in that folder stay) and the new store takes their place, its root
+    zarr.json last. A store at a URL is written in place: object stores have no rename (the old store's own
+    objects are deleted first, and its writer claims the URL itself).
     """
     if is_url(path):
         if kind != "store":
             raise InvalidValueError(f"{path} is a URL; exports are written to a local path")
-        check_new_destination(path, kind)
+        claim_output(path, kind, overwrite=overwrite)
         yield path
         return
     final = Path(path)
-    check_new_destination(final, kind)
+    check_new_destination(final, kind, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
     _remove(tmp)
     try:
         yield tmp
+        _move_in(tmp, final, kind, overwrite)
     except BaseException:
         _remove(tmp)
         raise
-    claim = check_output(final, kind)  # still nothing of value there (also when the import took a while)
-    if final.is_dir():
+
+
+def _move_in(tmp: Path, final: Path, kind: str, overwrite: bool) -> None:
+    if overwrite:
+        _check_room(final, tmp)  # before the old store is cleared
+    # Still nothing of value there (also when the import took a while); a store to replace is cleared now.
+    claim = claim_output(final, kind, overwrite=overwrite)
+    if claim.mode == "create" and final.is_dir():
         for leftover in claim.found.entries:  # robolearn's own: a dead writer's lock, a claimed-folder marker
             (final / leftover).unlink()
-        final.rmdir()
-    os.replace(tmp, final)
+    if not final.is_dir() or not os.listdir(final):
+        if final.is_dir():
+            final.rmdir()
+        os.replace(tmp, final)
+        return
+    # The user's files stay in the folder: the new store moves in beside them, its root zarr.json last
+    # (until then the guard sees no store there).
+    for name in sorted(os.listdir(tmp), key=lambda n: n == "zarr.json"):
+        os.replace(tmp / name, final / name)
+    tmp.rmdir()
+
+
+def _check_room(final: Path, tmp: Path) -> None:
+    """Every entry of the new store at `tmp` can take its place in `final` once the old store's own entries
+    are gone: a name there must be absent or one of the old store's (its zarr.json, lock, or a zarr node)."""
+    for name in os.listdir(tmp):
+        there = final / name
+        if name in ("zarr.json", STORE_LOCK) or not os.path.lexists(there):
+            continue
+        if not there.is_dir() or inspect_output(there).what not in ("zarr", "store"):
+            raise InvalidValueError(f"cannot replace the store at {final}: {there} is not robolearn's, and the new "
+                                    f"store needs that name; move it away or choose a new path")
 
 
 def _remove(p: Path) -> None:

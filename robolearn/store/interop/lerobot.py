@@ -256,8 +256,9 @@ class _Episodes:
             r.close()
 
 
-def import_lerobot(src: str | Path, store: str | Path) -> dict:
-    """Write every episode of the LeRobot v3.0 dataset at `src` into a new store at `store`; return a summary."""
+def import_lerobot(src: str | Path, store: str | Path, overwrite: bool = False) -> dict:
+    """Write every episode of the LeRobot v3.0 dataset at `src` into a new store at `store` (with `overwrite`,
+    one that replaces a robolearn store there); return a summary."""
     root = Path(src)
     info = read_info(root)
     fps = float(info["fps"])
@@ -269,7 +270,7 @@ def import_lerobot(src: str | Path, store: str | Path) -> dict:
              "lerobot_keys": keys, "feature_names": names, "skipped_features": skipped}
     source = _Episodes(root, info, features, keys, tasks)
     try:
-        with staged(store, kind="store") as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
+        with staged(store, kind="store", overwrite=overwrite) as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
             for ep in episodes:
                 frames, ts, task = source.read(ep)
                 writer.add_episode(frames, {k: ts for k in features},

@@ -108,8 +108,9 @@ def _task(demo, env_name: str) -> str:
     return env_name
 
 
-def import_robomimic(src: str | Path, store: str | Path) -> dict:
-    """Write every demo of the robomimic file `src` into a new store at `store`; return a summary."""
+def import_robomimic(src: str | Path, store: str | Path, overwrite: bool = False) -> dict:
+    """Write every demo of the robomimic file `src` into a new store at `store` (with `overwrite`, one that
+    replaces a robolearn store there); return a summary."""
     src = Path(src)
     with _open(src) as f:
         data = f["data"]
@@ -153,7 +154,7 @@ def import_robomimic(src: str | Path, store: str | Path) -> dict:
                  "robomimic": {"demos": demos, "dones": dones, "masks": masks,
                                "obs_dtypes": {k: first["obs"][k].dtype.name for k in state_keys}}}
         frames_total = 0
-        with staged(store, kind="store") as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
+        with staged(store, kind="store", overwrite=overwrite) as tmp, StoreWriter(tmp, features, fps, attrs=attrs) as writer:
             for name in demos:
                 demo = data[name]
                 n = int(demo.attrs.get("num_samples", len(demo["actions"])))
