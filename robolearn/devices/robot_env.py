@@ -15,8 +15,9 @@ Action: the robot's ``action_space``; ``step(a)`` sends ``a`` and returns the ne
 device that produced it), ``action`` on step (what the robot really sent: what a recorder stores) and
 ``success`` where the task defines it. `step` never sleeps: the `ControlLoop`'s clock paces.
 
-Hold (robolearn's one rule, `Robot.hold`): `hold_action()` is the last action sent, and at the start of
-an episode the measured position (``reset()`` latches it with ``robot.hold()``).
+Hold (robolearn's one rule, `Robot.hold`): `hold_action()` is the last action sent. ``reset()`` starts the
+episode with ``robot.hold()``: the measured position on a fresh connection; after an earlier episode, the
+target the robot already holds (``reset()`` cannot teleport a real robot, so nothing else is true there).
 
 Example::
 
@@ -220,7 +221,8 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     # ---- robolearn extras ------------------------------------------------------------------------
 
     def hold_action(self, obs: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """The action that keeps the robot still: the last action sent (at episode start, the measured position)."""
+        """The action that keeps the robot still: the last action sent (at episode start, what ``robot.hold()``
+        latched: the measured position on a fresh connection)."""
         if self._hold is None:
             raise RuntimeError("call reset() before hold_action().")
         return self._hold.copy()
