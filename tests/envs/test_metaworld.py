@@ -144,7 +144,7 @@ def test_image_size_cameras_and_render_size(make):
     obs, info = env.reset(seed=1)
     assert obs["images/corner"].shape == obs["images/gripperPOV"].shape == (48, 80, 3)
     assert env.render().shape == (120, 160, 3)
-    assert info == {"success": False, "time": 0.0}
+    assert info == {"success": False, "time": 0.0, "timestamps": {k: 0.0 for k in env.observation_space.spaces}}
     _, _, _, _, info = env.step(np.zeros(4, np.float32))
     assert info["time"] == pytest.approx(1 / 80)
 

@@ -98,7 +98,7 @@ def test_spaces_and_state_layout(make):
     assert [name for name, _, _ in u.state_layout] == ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos",
                                                        "cube_pos", "cube_quat", "gripper_to_cube_pos"]
     obs, info = env.reset(seed=0)
-    assert info == {"success": False, "time": 0.0}
+    assert info == {"success": False, "time": 0.0, "timestamps": {k: 0.0 for k in space.spaces}}
     rs = u.robosuite_env
     raw = rs._get_observations(force_update=True)
     for key, start, stop in u.state_layout:
