@@ -188,6 +188,44 @@ def evaluate(
 
 @app.command()
 @friendly
+def deploy(
+    overrides: Optional[list[str]] = OVERRIDES,
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run directory written by `robolearn train`."),
+    env: Optional[str] = typer.Option(None, "--env", help="Env id (default: the one the policy was trained on)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Control rate in Hz (default: the env's control_hz)."),
+    inference: str = typer.Option("sync", "--inference", help="sync (inside the tick) | async (in a backend)."),
+    join: str = typer.Option("naive", "--join", help="naive | ensemble | rtc (Real-Time Chunking, async only)."),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="async: thread | sim:D (D ticks of virtual latency; default: thread with "
+                                "--realtime, else sim:0)."),
+    realtime: bool = typer.Option(False, "--realtime", help="Step the env on the wall clock at --fps."),
+    episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes to run."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i (default eval.seed)."),
+    safety: Optional[str] = typer.Option(None, "--safety",
+                                         help="configs/safety/<name>.yaml (default: the env's preset, else default)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record the episodes into this store (a new path "
+                                                                 "or an empty folder)."),
+    resume: bool = typer.Option(False, "--resume", help="Append to the robolearn store at OUT (same features)."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace the robolearn store at OUT (only its own files are deleted)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
+):
+    """Run a trained policy in the deploy loop: the policy computes while the env ticks, every action passes the
+    safety filter; success rate with a Wilson 95% interval, holds, skipped/late counts and latency p50/p99."""
+    from robolearn.deploy import DeployConfig, deploy_checkpoint
+    from robolearn.experiment import build_config
+
+    cfg = build_config(overrides or [])
+    dcfg = DeployConfig(inference=inference, join=join, backend=backend, realtime=realtime, fps=fps,
+                        episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
+                        max_steps=cfg.task.max_steps, threads=cfg.eval.threads)
+    summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,
+                                overwrite=overwrite, progress=not as_json)
+    _emit(summary, as_json)
+
+
+@app.command()
+@friendly
 def demo(
     overrides: Optional[list[str]] = OVERRIDES,
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for the store, run and videos."),

@@ -228,6 +228,12 @@ class Policy(Model):
     def reset(self) -> None:
         """Forget any per-episode state (called by the control loop at episode start)."""
 
+    @property
+    def supports_inpainting(self) -> bool:
+        """Whether `predict_action_chunk` takes ``inpaint=`` (Real-Time Chunking's guided prefix,
+        `robolearn.policies.rtc.Inpainting`). Default: no; the flow and diffusion policies do."""
+        return False
+
     def make_action_source(self, device: str | torch.device = "cpu") -> Any:
         """The `robolearn.runtime.sources.ActionSource` that runs this policy, or None (the default) for the
         standard chunking `PolicySource`. A policy that runs at its own rates (RDP) returns its own."""

@@ -4,7 +4,8 @@ Per tick::
 
     tick = clock.wait_next_tick()          # the clock paces; env.step never sleeps
     action = source.act(obs, tick)         # expert, teleop device or policy; None: hold_action(env)
-    obs', reward, terminated, truncated, info = env.step(action)
+    sent = safety.filter(action, obs)      # with a SafetyFilter (None -> safety.hold())
+    obs', reward, terminated, truncated, info = env.step(sent)
     on_step(StepRecord(tick, t, obs, action, reward, info, ...))   # obs: what the action saw
     obs = obs'
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from robolearn.runtime.clock import Clock
 from robolearn.runtime.hold import hold_action
+from robolearn.runtime.safety import SafetyFilter
 from robolearn.runtime.sources import ActionSource
 
 __all__ = ["ControlLoop", "EpisodeResult", "StepRecord"]
@@ -99,6 +101,9 @@ class ControlLoop:
         on_step: called with a ``StepRecord`` after every step.
         max_steps: stop after this many steps (None: only on terminated/truncated).
         record_video: collect ``env.render()`` frames in ``EpisodeResult.frames``.
+        safety: every action passes this filter before ``env.step`` (a missing command becomes its
+            ``hold()``); it is reset to ``hold_action(env)`` at each episode start. None: actions go to the
+            env as the source gave them.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class ControlLoop:
         max_steps: int | None = None,
         *,
         record_video: bool = False,
+        safety: SafetyFilter | None = None,
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"ControlLoop: max_steps must be >= 1 or None, got {max_steps}")
@@ -119,6 +125,7 @@ class ControlLoop:
         self.on_step = on_step
         self.max_steps = max_steps
         self.record_video = record_video
+        self.safety = safety
 
     def run_episode(self, seed: int | None = None, *, record_video: bool | None = None) -> EpisodeResult:
         """Reset env and source with ``seed`` and run until the episode ends."""
@@ -127,6 +134,8 @@ class ControlLoop:
         obs, info = self.env.reset(seed=seed)
         obs_stamps = _stamps_of(obs, info)
         self.source.reset(seed)
+        if self.safety is not None:
+            self.safety.reset(hold_action(self.env))  # the target the robot holds now
         if record:
             frames.append(self._render())
 
@@ -141,16 +150,19 @@ class ControlLoop:
             t = self.clock.now()
             action = self.source.act(obs, tick)
             if action is None:  # no command this tick: hold, never a zero action
-                action = hold_action(self.env)
+                action = hold_action(self.env) if self.safety is None else self.safety.hold("no command")[0]
                 holds += 1
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
+                sent = action
+            else:
+                sent = action if self.safety is None else self.safety.filter(action, obs)[0]
+            next_obs, reward, terminated, truncated, info = self.env.step(sent)
             steps += 1
             total_reward += float(reward)
             success = success or bool(info.get("success", False))
             if self.on_step is not None:
-                sent = info.get("action", action)
+                applied = info.get("action", sent)
                 self.on_step(
-                    StepRecord(tick, t, obs, np.asarray(sent), float(reward), info,
+                    StepRecord(tick, t, obs, np.asarray(applied), float(reward), info,
                                bool(terminated), bool(truncated), obs_stamps, np.asarray(action))
                 )
             if record:

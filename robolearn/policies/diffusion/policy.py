@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from robolearn.policies import conditioning
+from robolearn.policies import conditioning, rtc
 from robolearn.policies.base import ACTION_KEY, Policy
 from robolearn.policies.diffusion.config import DiffusionConfig
 from robolearn.policies.nets.encoders import load_pretrained_encoder
@@ -51,6 +51,10 @@ class DiffusionPolicy(Policy):
     @property
     def uses_language(self) -> bool:
         return self.config.use_language
+
+    @property
+    def supports_inpainting(self) -> bool:
+        return True
 
     def init_pretrained(self) -> None:
         if self.config.pretrained_encoder_path:
@@ -90,8 +94,11 @@ class DiffusionPolicy(Policy):
 
     @torch.no_grad()
     def predict_action_chunk(
-        self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+        self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
+        inpaint: rtc.Inpainting | None = None,
     ) -> torch.Tensor:
+        """(B, T, Da) actions in env units; `inpaint` guides the chunk toward a planned prefix (Real-Time
+        Chunking, `robolearn.policies.rtc.guided_epsilon`)."""
         cond = self.encode_obs(obs)
         B = cond.shape[0]
         timesteps = self.sampler.timesteps
@@ -99,7 +106,15 @@ class DiffusionPolicy(Policy):
         # Noise is drawn on the generator's device, so a CPU generator reproduces on any device.
         x = torch.randn((B, self.config.horizon, self.action_dim), generator=generator,
                         device=generator.device if generator is not None else cond.device).to(cond)
+        if inpaint is not None:
+            inpaint = inpaint.to(x)
+            target = self.normalizer.normalize(ACTION_KEY, inpaint.prefix)
+            alpha_bar = self.noise_scheduler.alphas_cumprod
         for i, t in enumerate(timesteps):
-            eps = denoise(i, x)
+            if inpaint is None:
+                eps = denoise(i, x)
+            else:
+                eps = rtc.guided_epsilon(lambda x_, i=i: denoise(i, x_), x, float(alpha_bar[int(t)]), target, inpaint,
+                                         self.config.prediction_type)
             x = self.sampler.step(eps, t, x, generator=generator).prev_sample
         return self.normalizer.unnormalize(ACTION_KEY, x)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from robolearn.policies import conditioning
+from robolearn.policies import conditioning, rtc
 from robolearn.policies.base import ACTION_KEY, Policy
 from robolearn.policies.flow.config import MAX_INFERENCE_STEPS, FlowConfig
 from robolearn.policies.nets.encoders import load_pretrained_encoder
@@ -39,6 +39,10 @@ class FlowPolicy(Policy):
     @property
     def uses_language(self) -> bool:
         return self.config.use_language
+
+    @property
+    def supports_inpainting(self) -> bool:
+        return True
 
     def init_pretrained(self) -> None:
         if self.config.pretrained_encoder_path:
@@ -79,9 +83,10 @@ class FlowPolicy(Policy):
     @torch.no_grad()
     def predict_action_chunk(
         self, obs: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
-        num_inference_steps: int | None = None,
+        num_inference_steps: int | None = None, inpaint: rtc.Inpainting | None = None,
     ) -> torch.Tensor:
-        """(B, T, Da) actions in env units; `num_inference_steps` (1..10) overrides the config's."""
+        """(B, T, Da) actions in env units; `num_inference_steps` (1..10) overrides the config's; `inpaint`
+        guides the chunk toward a planned prefix (Real-Time Chunking, `robolearn.policies.rtc`)."""
         cfg = self.config
         n = cfg.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         if not 1 <= n <= MAX_INFERENCE_STEPS:
@@ -93,8 +98,14 @@ class FlowPolicy(Policy):
         # Noise is drawn on the generator's device, so a CPU generator reproduces on any device.
         x = torch.randn((B, cfg.horizon, self.action_dim), generator=generator,
                         device=generator.device if generator is not None else cond.device).to(cond)
-        for i in range(n):
-            x = x + velocity(i, x) / n
+        if inpaint is None:
+            for i in range(n):
+                x = x + velocity(i, x) / n
+        else:
+            inpaint = inpaint.to(x)
+            target = self.normalizer.normalize(ACTION_KEY, inpaint.prefix)
+            for i in range(n):
+                x = x + rtc.guided_velocity(lambda x_, i=i: velocity(i, x_), x, float(times[i]), target, inpaint) / n
         if cfg.clip_sample:
             x = x.clamp(-cfg.clip_sample_range, cfg.clip_sample_range)
         return self.normalizer.unnormalize(ACTION_KEY, x)

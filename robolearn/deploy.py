@@ -1,0 +1,261 @@
+"""Deploying a checkpoint (what `robolearn deploy` calls): a trained policy in the deploy loop, in sim.
+
+Modes (``DeployConfig``):
+
+- ``inference="sync"``: the policy runs inside the tick (``InlineBackend``): the robot waits for each chunk.
+  In virtual time that is the RTC paper's D = 0; with ``realtime`` a slow policy overruns ticks (counted).
+- ``inference="async"``: the policy runs in a backend while the loop ticks. ``backend="sim:D"``: virtual
+  time, each chunk delivered exactly D ticks after its observation (reproducible per seed); ``"thread"``:
+  a worker thread, with ``realtime`` (the env stepped by a ``RealClock`` at ``fps``).
+- ``join``: ``naive`` (switch), ``ensemble`` (ACT's temporal ensembling, a request every tick) or ``rtc``
+  (Real-Time Chunking: the flow/diffusion policy inpaints the frozen prefix; async only).
+
+Every action passes the safety filter (``configs/safety/<preset>.yaml``; default: the env's own preset when
+one is named after it, else ``default``). With ``out`` the episodes are recorded (``action`` sent,
+``action_commanded``, ``timing/<stage>``) through the output guard (``resume``/``overwrite``).
+
+Example::
+
+    summary = deploy_checkpoint("runs/reach", DeployConfig(inference="async", backend="sim:2", episodes=10))
+    summary["success_rate"], summary["ci95"], summary["latency_ms"]["obs_to_action_p99"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robolearn.errors import InvalidValueError
+
+__all__ = ["BACKENDS", "DeployConfig", "deploy_checkpoint", "parse_backend"]
+
+INFERENCE = ("sync", "async")
+JOINS = ("naive", "ensemble", "rtc")
+BACKENDS = ("thread", "sim:D")
+"""Accepted ``backend`` values (``sim:D``: D an integer >= 0)."""
+
+
+@dataclasses.dataclass
+class DeployConfig:
+    inference: str = "sync"
+    """sync: the policy runs inside the tick; async: in a backend while the loop ticks."""
+    join: str = "naive"
+    """How chunks join: naive (switch), ensemble (ACT temporal ensembling), rtc (Real-Time Chunking)."""
+    backend: str | None = None
+    """async only: thread | sim:D (D ticks of virtual latency). None: thread with realtime, else sim:0."""
+    realtime: bool = False
+    """Step the env with a RealClock at fps (wall clock); otherwise a VirtualClock (as fast as possible)."""
+    fps: float | None = None
+    """Control rate in Hz; None: the env's control_hz."""
+    episodes: int = 10
+    """Episodes to run; episode i is reset with seed + i."""
+    seed: int = 100_000
+    """First episode's seed (eval's default, so the two compare on the same episodes)."""
+    safety: str | None = None
+    """configs/safety/<name>.yaml; None: the preset named after the env when there is one, else default."""
+    watchdog_periods: int = 3
+    """Periods without an executed action before the watchdog trips."""
+    replan_every: int | None = None
+    """s: actions executed between requests; None: the policy's n_action_steps (1 for ensemble)."""
+    max_guidance: float | None = None
+    """RTC's beta, the clip on the guidance weight; None: robolearn.policies.rtc.DEFAULT_MAX_GUIDANCE."""
+    max_steps: int | None = None
+    """Steps per episode; None: the env's own limit."""
+    threads: int = 1
+    """torch threads for inference (batch 1: more threads only add overhead)."""
+
+    def __post_init__(self) -> None:
+        if self.inference not in INFERENCE:
+            raise InvalidValueError(f"--inference {self.inference!r} is not accepted; use one of: {', '.join(INFERENCE)}")
+        if self.join not in JOINS:
+            raise InvalidValueError(f"--join {self.join!r} is not accepted; use one of: {', '.join(JOINS)}")
+        if self.episodes < 1:
+            raise InvalidValueError(f"--episodes must be >= 1, got {self.episodes}")
+        if self.fps is not None and not self.fps > 0:
+            raise InvalidValueError(f"--fps must be > 0, got {self.fps}")
+        if self.replan_every is not None and self.replan_every < 1:
+            raise InvalidValueError(f"replan_every must be >= 1, got {self.replan_every}")
+        if self.inference == "sync":
+            if self.backend is not None:
+                raise InvalidValueError(f"--backend {self.backend} applies to --inference async; sync inference "
+                                        "runs the policy inside the tick")
+            if self.join == "rtc":
+                raise InvalidValueError("--join rtc needs --inference async: a synchronous chunk has no prefix "
+                                        "executing while it is computed")
+            return
+        kind, _ = parse_backend(self.backend or ("thread" if self.realtime else "sim:0"))
+        if kind == "thread" and not self.realtime:
+            raise InvalidValueError("--backend thread computes against the wall clock: add --realtime, or use "
+                                    "--backend sim:D for reproducible virtual time")
+        if kind == "sim" and self.realtime:
+            raise InvalidValueError(f"--backend {self.backend} is virtual time; drop --realtime, or use "
+                                    "--backend thread")
+
+    @property
+    def backend_name(self) -> str:
+        if self.inference == "sync":
+            return "inline"
+        return self.backend or ("thread" if self.realtime else "sim:0")
+
+
+def parse_backend(value: str) -> tuple[str, int]:
+    """("thread", 0) or ("sim", D) for "sim:D"; a user error naming what is accepted otherwise."""
+    if value == "thread":
+        return "thread", 0
+    if value.startswith("sim:"):
+        d = value[4:]
+        if d.isdigit():
+            return "sim", int(d)
+    raise InvalidValueError(f"--backend {value!r} is not accepted; use one of: {', '.join(BACKENDS)} "
+                            "(D: delay in ticks, an integer >= 0)")
+
+
+def _safety_preset(name: str | None, env_id: str) -> str:
+    from robolearn.config import configs_dir
+
+    if name is not None:
+        return name
+    own = env_id.rsplit("/", 1)[-1]
+    return own if (configs_dir() / "safety" / f"{own}.yaml").is_file() else "default"
+
+
+def _scheduler(cfg: DeployConfig, policy: Any, delay: int):
+    from robolearn.runtime import ChunkScheduler, DelayEstimator, EnsembleJoin, NaiveJoin, RTCJoin
+
+    joiner = {"naive": NaiveJoin, "ensemble": EnsembleJoin, "rtc": RTCJoin}[cfg.join]()
+    Ta = policy.n_action_steps
+    s = cfg.replan_every or (1 if cfg.join == "ensemble" else Ta)
+    # sync naive executes Ta of each chunk (what eval does); otherwise the whole chunk may execute if the next
+    # one is late, and ensembling averages every chunk's prediction for an index.
+    horizon = Ta if (cfg.inference == "sync" and cfg.join == "naive") else None
+    # sim:D: the delay is known; thread: learnt from the latencies (warm-up excluded).
+    return ChunkScheduler(joiner, replan_every=s, horizon=horizon, delay=DelayEstimator(initial=delay))
+
+
+def _backend_factory(cfg: DeployConfig, chunks: Any, clock: Any):
+    from robolearn.runtime import InlineBackend, SimulatedLatencyBackend, ThreadBackend
+    from robolearn.runtime.deploy import clock_ns
+
+    if cfg.inference == "sync":
+        now = clock_ns(clock)
+        return (lambda: InlineBackend(chunks, time_ns=now)), 0
+    kind, d = parse_backend(cfg.backend_name)
+    if kind == "sim":
+        return (lambda: SimulatedLatencyBackend(chunks, d, clock)), d
+    return (lambda: ThreadBackend(chunks)), 0
+
+
+def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None = None,
+                      env_kwargs: dict | None = None, out: str | Path | None = None, resume: bool = False,
+                      overwrite: bool = False, progress: bool = True) -> dict:
+    """Run the policy in `checkpoint` (EMA weights when saved) for `cfg.episodes` episodes on `env` (default:
+    the env it was trained on); record them into the store `out` when given. Returns the summary: success
+    rate with its Wilson 95% interval, holds, skipped/late counts, latency p50/p99 and per-episode results."""
+    import torch
+
+    from robolearn.env.registry import load_env_plugins, make_env
+    from robolearn.eval.metrics import wilson_interval
+    from robolearn.eval.run import read_run_config
+    from robolearn.output import check_output
+    from robolearn.policies import check_compatible, load
+    from robolearn.runtime import RealClock, SafetyFilter, VirtualClock, load_safety_config
+    from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
+    from robolearn.runtime.deploy import TIMING_STAGES, DeployLoop
+
+    if out is not None:
+        check_output(out, "store", resume=resume, overwrite=overwrite)  # before anything is built
+    run = read_run_config(checkpoint)
+    env_id = env or run.get("env_id")
+    if not env_id:
+        raise InvalidValueError(f"{checkpoint}/config.json names no env_id; pass --env")
+    kwargs = {**(run.get("env_kwargs") or {}), **(env_kwargs or {})}
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    policy = load(checkpoint)
+    if policy.make_action_source() is not None:
+        raise InvalidValueError(f"{type(policy).__name__} runs its own multi-rate action source; deploy runs "
+                                "chunking policies (diffusion, flow, pad, uwm)")
+    load_env_plugins()
+    the_env = make_env(env_id, **kwargs)
+    writer = recorder = None
+    try:
+        check_compatible(policy, the_env.observation_space, the_env.action_space)
+        base = the_env.unwrapped
+        hz = float(cfg.fps or base.control_hz)
+        task = str(getattr(base, "task_description", "") or "")
+        chunks = ChunkPolicyAdapter(policy, task=task or None, max_guidance=cfg.max_guidance)
+        if cfg.join == "rtc" and not chunks.supports_inpainting:
+            raise InvalidValueError(f"--join rtc needs a flow or diffusion policy; {checkpoint} holds "
+                                    f"{type(policy).__name__}")
+        clock = RealClock(hz) if cfg.realtime else VirtualClock(hz)
+        preset = _safety_preset(cfg.safety, env_id)
+        safety = SafetyFilter.for_env(the_env, load_safety_config(preset))
+        make_backend, delay = _backend_factory(cfg, chunks, clock)
+        on_step = None
+        if out is not None:
+            from robolearn.record.recorder import Recorder
+            from robolearn.store import StoreWriter, features_from_space
+
+            feats = features_from_space(the_env.observation_space, the_env.action_space, commanded=True,
+                                        timing=TIMING_STAGES)
+            writer = StoreWriter(out, feats, fps=hz, attrs={"env_id": env_id, "env_kwargs": kwargs},
+                                 resume=resume, overwrite=overwrite)
+            recorder = Recorder(writer, fps=hz, task=task, source=f"policy:{Path(checkpoint).name}")
+            on_step = recorder.add_step
+        loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
+                          watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps)
+        episodes, latencies = [], []
+        t0 = time.perf_counter()
+        for i in range(cfg.episodes):
+            seed = cfg.seed + i
+            if recorder is not None:
+                recorder.start_episode(seed=seed)
+            result = loop.run_episode(seed)
+            if recorder is not None:
+                from robolearn.record.recorder import loop_status
+
+                e = result.episode
+                recorder.save_episode(success=e.success, missed=e.missed_ticks, held=e.holds,
+                                      status=loop_status(e, cfg.max_steps))
+            episodes.append(result.to_json())
+            latencies.extend(loop.source.latencies_ns)
+            if progress:
+                print(f"deploy: episode {i + 1}/{cfg.episodes} seed {seed} success={result.episode.success} "
+                      f"steps={result.episode.steps} holds={result.episode.holds}", file=sys.stderr, flush=True)
+    finally:
+        try:
+            if recorder is not None:
+                recorder.close()  # every saved episode committed (or its error raised) before the writer closes
+        finally:
+            if writer is not None:
+                writer.close()
+            the_env.close()
+    n_ok = sum(e["success"] for e in episodes)
+
+    def total(group: str, key: str) -> int:
+        return int(sum(e[group].get(key, 0) for e in episodes))
+
+    lat = np.asarray(latencies, dtype=np.float64) / 1e6
+    summary = {
+        "checkpoint": str(Path(checkpoint).resolve()), "env": env_id, "episodes": len(episodes),
+        "inference": cfg.inference, "join": cfg.join, "backend": cfg.backend_name, "realtime": cfg.realtime,
+        "fps": hz, "safety": preset, "seed": cfg.seed,
+        "success_rate": n_ok / len(episodes), "ci95": list(wilson_interval(n_ok, len(episodes))),
+        "holds": sum(e["holds"] for e in episodes), "missed_ticks": sum(e["missed_ticks"] for e in episodes),
+        "skipped_executed": total("scheduler", "skipped_executed"),
+        "excess_actions": total("scheduler", "excess_actions"), "dropped_late": total("scheduler", "dropped_late"),
+        "dropped_superseded": total("scheduler", "dropped_superseded"),
+        "safety_holds": total("safety", "holds"), "watchdog_trips": total("watchdog", "trips"),
+        "latency_ms": ({"obs_to_action_p50": float(np.percentile(lat, 50)),
+                        "obs_to_action_p99": float(np.percentile(lat, 99))} if len(lat) else {}),
+        "seconds": time.perf_counter() - t0,
+        "per_episode": episodes,
+    }
+    if out is not None:
+        summary["store"] = str(out) if "://" in str(out) else str(Path(out).resolve())
+    return summary

@@ -1,0 +1,99 @@
+"""`robolearn deploy` in sim on a tiny trained reach policy: every inference/join/backend choice, the recorded
+store, sync deploy repeating eval's rollouts, and one-sentence errors."""
+
+import numpy as np
+import pytest
+
+from tests.cli.test_smoke import last_json, run
+
+TASK = ["task=mujoco-reach", "task.env_kwargs.cameras=[]", "task.max_steps=12"]
+TINY = ["model.down_dims=[16,32]", "model.diffusion_step_embed_dim=16", "model.horizon=8", "model.n_action_steps=4",
+        "model.num_inference_steps=3", "train.steps=4", "train.batch_size=8", "train.val_ratio=0"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    run("collect", *TASK, "--episodes", 3, "--out", root / "reach.zarr", "--json")
+    for policy in ("flow", "diffusion"):
+        run("train", *TASK, f"policy={policy}", *TINY, "--store", root / "reach.zarr", "--out", root / policy, "--json")
+    return root
+
+
+@pytest.mark.parametrize("args", [
+    ["--inference", "sync"],
+    ["--inference", "sync", "--join", "ensemble"],
+    ["--inference", "async", "--backend", "sim:2"],
+    ["--inference", "async", "--backend", "sim:1", "--join", "ensemble"],
+    ["--inference", "async", "--backend", "sim:2", "--join", "rtc"],
+    ["--inference", "async", "--realtime", "--fps", "40"],
+    ["--inference", "async", "--realtime", "--fps", "40", "--join", "rtc", "--backend", "thread"],
+], ids=lambda a: "-".join(x.lstrip("-") for x in a))
+def test_each_mode_runs_and_summarises(runs, args):
+    out = last_json(run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--seed", 5, *args,
+                        "--json").output)
+    assert out["episodes"] == 2 and len(out["per_episode"]) == 2 and 0.0 <= out["success_rate"] <= 1.0
+    lo, hi = out["ci95"]
+    assert 0.0 <= lo <= out["success_rate"] <= hi <= 1.0
+    assert out["inference"] == args[1] and out["realtime"] == ("--realtime" in args)
+    for ep in out["per_episode"]:
+        assert ep["steps"] == 12 and ep["scheduler"]["executed"] + ep["holds"] == 12
+        assert ep["safety"]["calls"] + ep["safety"]["holds"] >= 12
+    assert out["holds"] == sum(e["holds"] for e in out["per_episode"])
+    assert {"obs_to_action_p50", "obs_to_action_p99"} <= set(out["latency_ms"])
+    assert out["latency_ms"]["obs_to_action_p50"] <= out["latency_ms"]["obs_to_action_p99"]
+    if "sim:2" in args:  # virtual time: the first chunk arrives 2 ticks after the first observation
+        assert all(ep["holds"] == 2 for ep in out["per_episode"]) and out["missed_ticks"] == 0
+        assert out["latency_ms"]["obs_to_action_p50"] >= 200.0 - 1e-6
+
+
+def test_rtc_on_a_diffusion_policy(runs):
+    out = last_json(run("deploy", *TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference", "async",
+                        "--backend", "sim:1", "--join", "rtc", "--json").output)
+    assert out["join"] == "rtc" and out["per_episode"][0]["steps"] == 12
+
+
+def test_sync_deploy_repeats_eval(runs, tmp_path):
+    """D = 0 and a filter that only keeps actions in the env's bounds: the same episodes as eval."""
+    args = [*TASK, "--checkpoint", runs / "flow", "--episodes", 3, "--seed", 11, "--json"]
+    ev = last_json(run("eval", *args, "--out", tmp_path / "eval").output)
+    dep = last_json(run("deploy", *args, "--safety", "default").output)
+    assert [e["success"] for e in dep["per_episode"]] == [e["success"] for e in ev["episodes"]]
+    assert [e["steps"] for e in dep["per_episode"]] == [e["length"] for e in ev["episodes"]]
+    assert [e["reward"] for e in dep["per_episode"]] == pytest.approx([e["reward"] for e in ev["episodes"]])
+    assert dep["success_rate"] >= ev["success_rate"] and dep["holds"] == 0
+
+
+def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
+    from robolearn.store.reader import Store
+
+    store = tmp_path / "deployed.zarr"
+    out = last_json(run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
+                        "--backend", "sim:3", "--out", store, "--json").output)
+    s = Store.open(store)
+    assert list(s.lengths) == [12, 12] and list(s.episodes["held_ticks"]) == [3, 3]
+    for i in range(2):
+        ep = s.episode(i)
+        assert ep["action"].shape == ep["action_commanded"].shape == (12, 3)
+        assert np.all(np.isfinite(ep["action"])) and np.all(np.abs(ep["action"]) <= 1.0)
+        assert not np.isnan(ep["timing/applied"]).any()
+        for stage in ("obs_capture", "request", "inference_start", "inference_end", "delivery"):
+            assert ep[f"timing/{stage}"].shape == (12,)
+            assert np.isnan(ep[f"timing/{stage}"]).tolist() == [True] * 3 + [False] * 9  # the 3 held ticks
+        # virtual time: applied at its tick, its observation >= 3 ticks older
+        assert ep["timing/applied"] == pytest.approx(np.arange(12) * 0.1)
+        assert np.all(ep["timing/applied"][3:] - ep["timing/obs_capture"][3:] >= 0.3 - 1e-9)
+    again = run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--out", store, ok=False)
+    assert again.exit_code == 2 and "--resume" in again.output and out["store"] == str(store.resolve())
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--join", "rtc"], "--join rtc needs --inference async"),
+    (["--inference", "async", "--backend", "thread"], "add --realtime"),
+    (["--inference", "async", "--backend", "process"], "use one of: thread, sim:D"),
+    (["--inference", "sync", "--backend", "sim:2"], "applies to --inference async"),
+    (["--join", "average"], "use one of: naive, ensemble, rtc"),
+])
+def test_bad_choices_are_one_sentence(runs, args, msg):
+    res = run("deploy", *TASK, "--checkpoint", runs / "flow", *args, ok=False)
+    assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output
