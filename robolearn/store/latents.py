@@ -6,7 +6,10 @@
 ```
 
 The array is written under the store's writer lock, rows first and its attrs last: the attrs are the
-commit marker, so an interrupted cache is invisible. Latents cover the frames committed when they
+commit marker, so an interrupted cache is invisible. It is created carrying ``robolearn_latents_cache`` (so an
+interrupted cache is still known for robolearn's); caching touches nothing else: a ``latents`` entry that is
+not a zarr group, or a ``latents/<camera>`` that is not such an array (a user's folder, file or array), is
+refused and left as it is. Latents cover the frames committed when they
 were cached; a store that grew since is reported as stale (`stale_latents`) and not read.
 Latents are not features: episodes appended later need not carry them, and merge/split/filter drop them.
 
@@ -21,13 +24,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import zarr
 from zarr.codecs import ZstdCodec
 
+from robolearn.output import OutputError, inspect_output
 from robolearn.store.layout import Feature, StoreError
 from robolearn.store.reader import Store
 
 LATENT_PREFIX = "latents/"
 LATENT_ATTR = "robolearn_latents"
+OWN_ATTR = "robolearn_latents_cache"
+"""Written when a latent array is created: the array is robolearn's to replace, committed or not."""
 
 
 def is_latent_key(key: str) -> bool:
@@ -93,10 +100,10 @@ def write_latents(path, camera: str, batches: Iterable[np.ndarray], shape: tuple
             raise StoreError(f"store {path} has no key 'images/{camera}' (it has {', '.join(sorted(w.features))})")
         chunk_rows = max(1, (1 << 20) // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
         name = f"latents/{camera}"
-        if name in w.root:  # an earlier cache of this camera (ours: latents/ is written only here) is replaced
+        if _own_slot(w.root, str(path), camera):  # an earlier cache of this camera, robolearn's: replaced
             del w.root[name]
         arr = w.root.create_array(name, shape=(n, *shape), chunks=(chunk_rows, *shape), dtype=dtype,
-                                  fill_value=0, compressors=ZstdCodec(level=3))
+                                  fill_value=0, compressors=ZstdCodec(level=3), attributes={OWN_ATTR: True})
         row = 0
         for block in batches:
             block = np.asarray(block, dtype=dtype)
@@ -112,3 +119,30 @@ def write_latents(path, camera: str, batches: Iterable[np.ndarray], shape: tuple
         arr.attrs[LATENT_ATTR] = info
         w._sync()
     return info
+
+
+def _own_slot(root, path: str, camera: str) -> bool:
+    """Whether ``latents/<camera>`` holds an earlier cache to replace (False: nothing there); raise
+    OutputError if ``latents`` or ``latents/<camera>`` holds anything robolearn did not write."""
+    group, name = f"{path.rstrip('/')}/latents", f"latents/{camera}"
+    refuse = f"refusing to write {name} into the store at {path}"
+    found = inspect_output(group)
+    if found.what in ("absent", "empty"):
+        return False
+    if found.what != "zarr" or not isinstance(root.get("latents"), zarr.Group):
+        raise OutputError(f"{refuse}: its latents entry is not robolearn's latent cache group "
+                          f"({found.describe()}); move it away")
+    found = inspect_output(f"{group}/{camera}")
+    if found.what in ("absent", "empty"):
+        return False
+    node = root.get(name) if found.what == "zarr" else None
+    if isinstance(node, zarr.Array) and {LATENT_ATTR, OWN_ATTR} & set(node.attrs):
+        extra = [e for e in found.entries if e not in ("zarr.json", "c/")]
+        if not extra:
+            return True
+        why = f"it holds {', '.join(extra)} beside the array's own files"
+    elif node is not None:
+        why = f"it is a zarr {'array' if isinstance(node, zarr.Array) else 'group'} without {LATENT_ATTR!r} attrs"
+    else:
+        why = found.describe()
+    raise OutputError(f"{refuse}: {name} is not a latent cache robolearn wrote ({why}); move it away")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from robolearn.errors import InvalidValueError
+from robolearn.output import check_output
 from robolearn.policies.latent.autoencoder import Autoencoder, fingerprint, load_autoencoder
 from robolearn.spaces import IMAGES, image_key, key_name, latent_key
 from robolearn.store.latents import latent_features, latent_info, write_latents
@@ -35,11 +36,14 @@ def cache_latents(store_path: str | os.PathLike, autoencoder: Autoencoder | str 
 
     `autoencoder` is a loaded autoencoder or a folder `load_autoencoder` accepts. Returns, per key,
     the shape, the latents' std (about 1 when the scale factor fits this data) and the fingerprint.
+    The store must be a robolearn store of a schema this robolearn knows (the output guard's check, before
+    the autoencoder loads); only its ``latents/<camera>`` arrays are written (`write_latents`).
     """
+    check_output(store_path, "store", resume=True)  # a user's folder, a newer store: refused, left as it is
+    store = Store.open(store_path)
     source = str(autoencoder) if isinstance(autoencoder, (str, os.PathLike)) else ""
     ae = load_autoencoder(autoencoder) if source else autoencoder.eval()
     ae = ae.to(device)
-    store = Store.open(store_path)
     cams = list(cameras) if cameras else sorted(key_name(k) for k in store.features if k.startswith(IMAGES))
     if not cams:
         raise InvalidValueError(f"store {store_path} has no images/<camera> keys to encode.")

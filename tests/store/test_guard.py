@@ -360,3 +360,64 @@ def test_import_overwrite_refuses_a_name_the_new_store_needs(tmp_path):
         import_dataset(LEROBOT.parent / "robomimic_lift_image" / "image.hdf5", out, "robomimic", overwrite=True)
     assert tree_hash(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_latents_touch_only_their_own_arrays_of_a_known_store(tmp_path):
+    import zarr
+
+    from robolearn.store.latents import read_latents, write_latents
+    from robolearn.train.latents import cache_latents
+
+    def cache(path, value=1.0):
+        n = Store.open(path).n_frames
+        return write_latents(path, "front", [np.full((n, 2, 2, 2), value, np.float16)], (2, 2, 2), "float16", {})
+
+    # a store of a newer schema: refused by the guard before the autoencoder loads, by the CLI, left byte for byte
+    newer = write_store(tmp_path / "newer.zarr")
+    meta = json.loads((newer / "zarr.json").read_text())
+    meta["attributes"]["robolearn_store"]["version"] = 9
+    (newer / "zarr.json").write_text(json.dumps(meta))
+    before = tree_hash(newer)
+    with pytest.raises(OutputError, match=f"refusing to write a store at {newer}: it is a robolearn store of schema "
+                                          r"version 9, newer than this robolearn \(\d\)"):
+        cache_latents(newer, tmp_path / "no-autoencoder")
+    with pytest.raises(OutputError, match="schema version 9, newer"):
+        write_latents(newer, "front", [np.ones((3, 2, 2, 2), np.float16)], (2, 2, 2), "float16", {})
+    res = CliRunner().invoke(app, ["data", "latents", str(newer), "--autoencoder", str(tmp_path / "no-autoencoder")])
+    assert res.exit_code == 2 and "schema version 9, newer than this robolearn" in " ".join(res.output.split())
+    assert tree_hash(newer) == before
+    mine = user_folder(tmp_path)
+    before = tree_hash(mine)
+    res = CliRunner().invoke(app, ["data", "latents", str(mine), "--autoencoder", str(tmp_path / "no-autoencoder")])
+    assert res.exit_code == 2 and f"refusing to write a store at {mine}: it holds 2 files" in " ".join(
+        res.output.split())
+    assert tree_hash(mine) == before
+
+    # latents/front that robolearn did not write: a user's zarr array, a user's plain folder
+    path = write_store(tmp_path / "s.zarr", n=2)
+    zarr.open_group(path, mode="r+").create_array("latents/front", shape=(3,), dtype="int32", fill_value=7)
+    before = tree_hash(path)
+    with pytest.raises(OutputError, match=f"refusing to write latents/front into the store at {path}: latents/front "
+                                          "is not a latent cache robolearn wrote \\(it is a zarr array without "
+                                          "'robolearn_latents' attrs\\); move it away"):
+        cache(path)
+    assert tree_hash(path) == before
+    shutil.rmtree(path / "latents")
+    (path / "latents").mkdir()
+    (path / "latents" / "notes.txt").write_text("mine")
+    before = tree_hash(path)
+    with pytest.raises(OutputError, match="its latents entry is not robolearn's latent cache group \\(it holds 1 file"):
+        cache(path)
+    assert tree_hash(path) == before
+
+    # robolearn's own cache, even one cut off before its attrs were committed, is replaced
+    shutil.rmtree(path / "latents")
+
+    def broken():
+        yield np.zeros((1, 2, 2, 2), np.float16)
+        raise RuntimeError("encoder crashed")
+
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        write_latents(path, "front", broken(), (2, 2, 2), "float16", {})
+    cache(path, 3.0)
+    assert np.all(read_latents(Store.open(path), "latents/front") == 3.0)
