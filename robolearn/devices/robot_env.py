@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -201,9 +202,12 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action {action.tolist()} contains NaN or inf; expected finite values inside "
                              f"{self.action_space}.")
+        clock = getattr(self.robot, "clock", time.monotonic)  # devices without DeviceBase stamp on the host clock
         sent = np.asarray(self.robot.send_action(action), dtype=np.float32)
+        t_sent = float(clock())
         self._hold = sent.copy()
         obs, stamps = self._read()
+        stamps[spaces.ACTION] = t_sent  # the action's stamp: when it went to the robot, on the devices' clock
         info = self._info(obs, stamps)
         info["action"] = sent
         return obs, float(self.task.reward(obs)), bool(info.get("success", False)), False, info

@@ -136,3 +136,5 @@ def test_recorded_camera_stamps_lag_the_state_by_the_camera_lag(tmp_path):
     np.testing.assert_allclose(state_t, 50.0 + 0.1 * np.arange(8), atol=1e-9)  # the device clock, per tick
     np.testing.assert_allclose(state_t - cam_t, LAG, atol=1e-9)
     np.testing.assert_allclose(store.timestamps("force", 0), state_t, atol=1e-9)
+    # the action is stamped when it went to the robot, on the same device clock (after the source's 0.1 s)
+    np.testing.assert_allclose(store.timestamps("action", 0), state_t + 0.1, atol=1e-9)
