@@ -226,6 +226,29 @@ def deploy(
 
 @app.command()
 @friendly
+def serve(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run directory written by `robolearn train`."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless --allow-remote."),
+    port: int = typer.Option(5555, "--port", "-p", help="TCP port (0: a free one; the address is printed)."),
+    key_file: Optional[Path] = typer.Option(
+        None, "--key-file", help="HMAC key shared with the clients (default ~/.config/robolearn/policy-server.key; "
+                                 "created with mode 0600 if missing, never overwritten)."),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="Permit a --host that is not loopback (frames are signed, not encrypted)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device the policy runs on."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line when stopped."),
+):
+    """Serve a trained policy's chunks to robots (`deploy --backend server`) over ZeroMQ until Ctrl-C/SIGTERM:
+    msgpack frames with raw arrays, HMAC-SHA256 on every frame, one policy state per client."""
+    from robolearn.runtime.server import serve_checkpoint
+
+    summary = serve_checkpoint(checkpoint, host, port, key_file=key_file, allow_remote=allow_remote, device=device,
+                               announce=lambda line: typer.echo(line, err=True))
+    _emit(summary, as_json)
+
+
+@app.command()
+@friendly
 def demo(
     overrides: Optional[list[str]] = OVERRIDES,
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for the store, run and videos."),

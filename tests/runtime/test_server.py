@@ -304,3 +304,107 @@ def test_retries_are_bounded_when_the_server_stays_away(serve, connect):
     with pytest.raises(CannotCompleteError, match="did not answer 3 times in a row"):
         wait_results(backend, timeout_s=5)
     assert time.monotonic() - t0 < 2 and backend.counts["reconnects"] == 2
+
+
+# ---------------------------------------------------------------- a tiny trained policy, in a thread and via the CLI
+
+TINY_DP = ["policy=diffusion", "model.down_dims=[16,32]", "model.vision_backbone=small", "model.image_feature_dim=8",
+           "model.spatial_softmax_num_keypoints=4", "model.diffusion_step_embed_dim=16", "model.horizon=8",
+           "model.n_action_steps=4", "model.crop_shape=[12,12]", "model.num_inference_steps=2", "train.steps=2",
+           "train.batch_size=8", "train.val_ratio=0", "train.val_every=0", "train.device=cpu", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A diffusion policy trained for 2 steps on the dot store of tests/policies (16x16 camera + 2-D state)."""
+    import torch
+
+    from robolearn.experiment import build_config
+    from robolearn.train.run import train_policy
+    from tests.policies.conftest import write_dot_store
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("serve")
+    store = write_dot_store(root / "dot.zarr", episodes=3, length=12)
+    train_policy(build_config(TINY_DP), str(store), root / "run", progress=False)
+    return root / "run"
+
+
+def stacked_obs(rng, To: int = 2) -> dict[str, np.ndarray]:
+    """What the deploy loop puts in a request: each key's last To observations stacked."""
+    return {"state": rng.uniform(0, 1, (To, 2)).astype(np.float32),
+            "images/front": rng.integers(0, 255, (To, 16, 16, 3), dtype=np.uint8)}
+
+
+def test_a_trained_policy_served_gives_the_in_process_chunk(tiny_run, serve, connect):
+    from robolearn.policies import load
+    from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
+    from robolearn.runtime.server import TorchServedPolicy
+
+    policy = load(tiny_run)
+    server = serve(TorchServedPolicy(policy))
+    a, b = connect(server, seed=5), connect(server, seed=5)
+    assert a.info["input_keys"] == ["state", "images/front"] and a.info["action_dim"] == 2
+    local = ChunkPolicyAdapter(policy)
+    local.reset(5)
+    rng = np.random.default_rng(0)
+    for seq in range(2):
+        request = ChunkRequest(stacked_obs(rng), tick=seq, mark=seq, seq=seq)
+        a.submit(request)
+        (remote,) = wait_results(a, timeout_s=30)
+        expected = local(request)
+        assert remote.chunk.shape == (8, 2) and remote.chunk.dtype == np.float32
+        assert np.array_equal(remote.chunk, expected)
+    b.submit(ChunkRequest(stacked_obs(np.random.default_rng(0)), tick=0, mark=0, seq=0))
+    (first_of_b,) = wait_results(b, timeout_s=30)  # b's generator is its own: it repeats a's first chunk
+    local.reset(5)
+    assert np.array_equal(first_of_b.chunk, local(ChunkRequest(stacked_obs(np.random.default_rng(0)), 0, 0)))
+
+
+def test_serve_refuses_a_remote_host_before_loading_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from robolearn.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--checkpoint", str(tmp_path / "absent"), "--host", "0.0.0.0",
+                                      "--key-file", str(tmp_path / "k")])
+    assert result.exit_code == 2
+    assert "--host 0.0.0.0 is not a loopback address" in result.output and "--allow-remote" in result.output
+    assert not (tmp_path / "k").exists()
+
+
+def test_serve_command_in_a_subprocess_round_trip_and_sigterm(tiny_run, tmp_path, request):
+    key_file = tmp_path / "conf" / "server.key"
+    proc = subprocess.Popen([sys.executable, "-m", "robolearn.cli.main", "serve", "--checkpoint", str(tiny_run),
+                             "--port", "0", "--key-file", str(key_file), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    def stop():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    request.addfinalizer(stop)
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    address = None
+    while address is None:
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        if select.select([proc.stderr], [], [], 1.0)[0]:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if " on tcp://" in line:
+                address = line.split(" on ")[1].split()[0]
+    assert any(f"created the policy server key file {key_file}" in line for line in lines)
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    backend = ServerBackend(address, key_file=str(key_file), seed=1, connect_timeout_s=30)
+    request.addfinalizer(backend.close)
+    backend.submit(ChunkRequest(stacked_obs(np.random.default_rng(1)), tick=0, mark=0, seq=0))
+    (result,) = wait_results(backend, timeout_s=60)
+    assert result.chunk.shape == (8, 2) and np.isfinite(result.chunk).all()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["chunks"] == 1 and summary["resets"] == 1 and summary["address"] == address
