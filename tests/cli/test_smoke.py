@@ -1,6 +1,7 @@
 """Every subcommand on a tiny budget, through the real `robolearn` command line."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,29 @@ def test_eval_compiled_policy_repeats_the_eager_rollouts(pipeline):
     compiled = last_json(run(*args, "--compile", "--out", root / "compiled").output)
     assert compiled["compile"] is True and eager["compile"] is False
     assert compiled["n_episodes"] == 2 and compiled["mean_length"] == eager["mean_length"]
+
+
+def test_a_second_train_or_eval_into_the_same_folder_is_refused(pipeline, tmp_path):
+    _, store, run_dir, *_ = pipeline
+    res = run("train", *TASK, *TINY_MODEL, "train.steps=4", "train.batch_size=8", "--store", store, "--out", run_dir,
+              ok=False)
+    msg = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"error: refusing to write a run at {run_dir}: it is a robolearn run (robolearn-output.json); pass " \
+           f"--resume to continue it, or --overwrite to replace it." in msg
+    ckpt = tmp_path / "ckpt"  # a copy: the default eval folder lands inside the checkpoint
+    shutil.copytree(run_dir, ckpt, ignore=shutil.ignore_patterns("checkpoints", "eval"))
+    first = last_json(run("eval", *TASK, "--checkpoint", ckpt, "--episodes", 1, "--json").output)
+    assert Path(first["video_path"]).parent == ckpt / "eval"
+    before = (ckpt / "eval" / "eval.json").read_bytes()
+    res = run("eval", *TASK, "--checkpoint", ckpt, "--episodes", 1, "--json", ok=False)
+    msg = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"error: refusing to write an evaluation at {ckpt / 'eval'}: it is a robolearn evaluation folder " \
+           f"(robolearn-output.json); pass --overwrite to replace it." in msg
+    assert (ckpt / "eval" / "eval.json").read_bytes() == before
+    assert last_json(run("eval", *TASK, "--checkpoint", ckpt, "--episodes", 1, "--overwrite", "--json").output)[
+        "n_episodes"] == 1
 
 
 def test_data_subcommands(pipeline):
