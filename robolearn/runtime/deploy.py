@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,6 +43,7 @@ import numpy as np
 from robolearn.runtime.backends import ChunkRequest, InferenceBackend
 from robolearn.runtime.clock import Clock, VirtualClock
 from robolearn.runtime.loop import ControlLoop, EpisodeResult, StepRecord
+from robolearn.runtime.predictor import ObservationHistory
 from robolearn.runtime.safety import SafetyFilter
 from robolearn.runtime.scheduler import ChunkScheduler
 from robolearn.runtime.watchdog import Watchdog
@@ -80,30 +80,6 @@ class DeployPolicy(Protocol):
         """(T, Da) actions for ``request``."""
 
 
-class _History:
-    """The last To observations of the keys a policy reads; the first one of an episode fills the window."""
-
-    def __init__(self, keys: list[str], n_obs_steps: int) -> None:
-        self.keys, self._frames = list(keys), deque(maxlen=int(n_obs_steps))
-
-    def clear(self) -> None:
-        self._frames.clear()
-
-    def add(self, obs: Mapping[str, Any]) -> None:
-        missing = [k for k in self.keys if k not in obs]
-        if missing:
-            raise KeyError(f"deploy: the observation lacks {missing} that the policy reads; it has {sorted(obs)}")
-        frame = {k: np.array(obs[k], copy=True) for k in self.keys}  # a device may reuse its buffers
-        if not self._frames:
-            self._frames.extend([frame] * self._frames.maxlen)
-        else:
-            self._frames.append(frame)
-
-    def stacked(self) -> dict[str, np.ndarray]:
-        """``{key: (To, ...)}``."""
-        return {k: np.stack([f[k] for f in self._frames]) for k in self.keys}
-
-
 class ChunkedSource:
     """The ``ActionSource`` of the deploy loop: history, scheduler, backend and watchdog (module doc).
 
@@ -114,7 +90,7 @@ class ChunkedSource:
                  watchdog: Watchdog, time_ns: Callable[[], int]) -> None:
         self.policy, self.scheduler, self.make_backend, self.watchdog = policy, scheduler, backend, watchdog
         self.time_ns = time_ns
-        self.history = _History(policy.input_keys, policy.n_obs_steps)
+        self.history = ObservationHistory(policy.input_keys, policy.n_obs_steps, owner="deploy")
         self.backend: InferenceBackend | None = None
         self._captured: dict[int, int] = {}  # tick -> capture time of the observation taken at that tick
         self.capture_ns: int | None = None
@@ -172,7 +148,7 @@ class ChunkedSource:
 class _LazyStack(Mapping):
     """``request.obs``: the stacked history, built only when a request goes out."""
 
-    def __init__(self, history: _History) -> None:
+    def __init__(self, history: ObservationHistory) -> None:
         self._history, self._stacked = history, None
 
     def _get(self) -> dict[str, np.ndarray]:
@@ -184,10 +160,10 @@ class _LazyStack(Mapping):
         return self._get()[key]
 
     def __iter__(self):
-        return iter(self._history.keys)
+        return iter(self._history.input_keys)
 
     def __len__(self):
-        return len(self._history.keys)
+        return len(self._history.input_keys)
 
 
 @dataclass

@@ -63,14 +63,30 @@ class ObservationHistory:
         else:
             self._frames.append(frame)
 
-    def batch(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """``{key: (1, To, ...)}``: uint8 images stay uint8 (the policy scales them), the rest float32."""
+    def replace(self, stacked: Mapping[str, Any]) -> None:
+        """Take the window from ``{key: (To, ...)}`` (a deploy request's ``obs``: the loop keeps the history)."""
+        missing = [k for k in self.input_keys if k not in stacked]
+        if missing:
+            raise KeyError(f"{self._owner}: the request lacks {missing} that the policy needs; it has {sorted(stacked)}")
+        arrays = {k: np.asarray(stacked[k]) for k in self.input_keys}
+        for k, v in arrays.items():
+            if v.ndim == 0 or v.shape[0] != self.n_obs_steps:
+                raise ValueError(f"{self._owner}: request obs {k!r} has shape {v.shape}; expected the "
+                                 f"{self.n_obs_steps} last observations stacked on axis 0")
+        self._frames.clear()
+        self._frames.extend({k: v[i] for k, v in arrays.items()} for i in range(self.n_obs_steps))
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        """``{key: (To, ...)}``: what a deploy request carries (``ChunkRequest.obs``)."""
         if not self._frames:
             raise RuntimeError(f"{self._owner}: no observation yet; add() one before asking for a batch")
+        return {key: np.stack([frame[key] for frame in self._frames]) for key in self.input_keys}
+
+    def batch(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """``{key: (1, To, ...)}``: uint8 images stay uint8 (the policy scales them), the rest float32."""
         out: dict[str, torch.Tensor] = {}
-        for key in self.input_keys:
-            stacked = np.stack([frame[key] for frame in self._frames])[None]  # (1, To, ...)
-            tensor = torch.from_numpy(stacked)
+        for key, stacked in self.stacked().items():
+            tensor = torch.from_numpy(stacked[None])  # (1, To, ...)
             out[key] = (tensor if stacked.dtype == np.uint8 else tensor.to(torch.float32)).to(device)
         return out
 
@@ -136,16 +152,17 @@ class ChunkPredictor:
     def observe(self, obs: Mapping[str, Any]) -> None:
         self.history.add(obs)
 
-    def predict(self) -> np.ndarray:
-        """The chunk ``(T, Da)`` float32 for the newest observation."""
+    def predict(self, **kwargs: Any) -> np.ndarray:
+        """The chunk ``(T, Da)`` float32 for the newest observation; ``kwargs`` go to ``predict_action_chunk``
+        (e.g. ``inpaint=``: Real-Time Chunking's guidance differentiates through the denoiser, so it runs
+        under ``no_grad``, not ``inference_mode``)."""
         batch = self.history.batch(self.device)
         if self._task_embedding is not None:
             batch[TASK_EMBEDDING] = self._task_embedding  # (1, D)
-        with torch.inference_mode():
-            if self._generator is not None:
-                chunk = self.policy.predict_action_chunk(batch, generator=self._generator)
-            else:
-                chunk = self.policy.predict_action_chunk(batch)
+        if self._generator is not None:
+            kwargs["generator"] = self._generator
+        with torch.no_grad() if kwargs.get("inpaint") is not None else torch.inference_mode():
+            chunk = self.policy.predict_action_chunk(batch, **kwargs)
         chunk = chunk.detach().to("cpu", torch.float32).numpy()
         if chunk.ndim != 3 or chunk.shape[0] != 1 or chunk.shape[1] == 0:
             raise ValueError(f"{self.owner}: predict_action_chunk must return (1, T, Da), got {chunk.shape}")
