@@ -53,3 +53,14 @@ def test_safety_benchmark_smoke(tmp_path):
     assert set(data["filter"]) == {"chain", "chain+workspace"}
     assert set(data["filter"]["chain"]) == {"inside", "clipped", "nonfinite", "malformed"}
     assert data["machine"]["cores"] and data["worst_cost_us_chain"] > 0
+
+
+@pytest.mark.slow
+def test_server_benchmark_smoke(tmp_path):
+    result = tmp_path / "server.json"
+    run(str(ROOT / "benchmarks" / "server.py"), "--calls", "200", "--round-trips", "50", "--dp-calls", "1",
+        "--out", str(result), cwd=tmp_path)
+    data = json.loads(result.read_text())
+    assert data["codec"]["obs_To2"]["frame_bytes"] > 2 * 2 * 96 * 96 * 3
+    assert data["loopback_round_trip"]["n"] == 50 and data["dp"]["same_chunks"] is True
+    assert data["machine"]["pyzmq"] and isinstance(data["meets_target"], bool)
