@@ -14,7 +14,8 @@ Protocol (client -> server / server -> client)::
 
 The server keeps one policy state per client id (a ``ChunkPolicy`` from ``ServedPolicy.new_client``:
 observation history, sampling generator), so several robots can share a server; a reset replaces it.
-The server binds to loopback unless ``allow_remote``. Its ``session`` id changes with every start: a
+The server runs one request at a time, in arrival order (one policy, one core: requests of several clients queue,
+and each chunk reports its queueing time). It binds to loopback unless ``allow_remote``. Its ``session`` id changes with every start: a
 client whose frames name an old session is told so and resends its reset.
 
 ``ServerBackend`` never blocks in ``submit``/``poll`` (only its constructor waits for the first ``ready``).

@@ -243,3 +243,31 @@ def test_key_file_with_loose_mode_or_no_key_is_refused_and_left_alone(tmp_path):
     link.symlink_to(path)
     with pytest.raises(UserError, match="cannot be opened"):
         load_key(link)
+
+
+def test_nothing_on_the_deploy_path_can_unpickle():
+    """An AST check of the runtime package, the deploy command and the server benchmark: no pickle-family import,
+    no torch.load, no eval/exec (LeRobot's async server unpickles what the network sends)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(wire.__file__).resolve().parents[2]
+    files = [*sorted((root / "robolearn" / "runtime").glob("*.py")), root / "robolearn" / "deploy.py",
+             root / "benchmarks" / "server.py"]
+    banned = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve", "joblib"}
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module.split(".")[0]]
+            elif isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id in ("eval", "exec"):
+                    names = [f.id]
+                elif isinstance(f, ast.Attribute) and f.attr == "load" and getattr(f.value, "id", "") == "torch":
+                    names = ["torch.load"]
+            found += [f"{path.name}:{node.lineno} {n}" for n in names if n in banned | {"eval", "exec", "torch.load"}]
+    assert len(files) >= 10 and found == []
