@@ -7,6 +7,7 @@ Modes (``DeployConfig``):
 - ``inference="async"``: the policy runs in a backend while the loop ticks. ``backend="sim:D"``: virtual
   time, each chunk delivered exactly D ticks after its observation (reproducible per seed); ``"thread"``:
   a worker thread, with ``realtime`` (the env stepped by a ``RealClock`` at ``fps``).
+  ``"server"``: a policy server (`robolearn serve`) at ``connect``, with ``realtime``.
 - ``join``: ``naive`` (switch), ``ensemble`` (ACT's temporal ensembling, a request every tick) or ``rtc``
   (Real-Time Chunking: the flow/diffusion policy inpaints the frozen prefix; async only).
 
@@ -36,7 +37,7 @@ __all__ = ["BACKENDS", "DeployConfig", "deploy_checkpoint", "parse_backend"]
 
 INFERENCE = ("sync", "async")
 JOINS = ("naive", "ensemble", "rtc")
-BACKENDS = ("thread", "sim:D")
+BACKENDS = ("thread", "server", "sim:D")
 """Accepted ``backend`` values (``sim:D``: D an integer >= 0)."""
 
 
@@ -47,7 +48,11 @@ class DeployConfig:
     join: str = "naive"
     """How chunks join: naive (switch), ensemble (ACT temporal ensembling), rtc (Real-Time Chunking)."""
     backend: str | None = None
-    """async only: thread | sim:D (D ticks of virtual latency). None: thread with realtime, else sim:0."""
+    """async only: thread | server | sim:D (D ticks of virtual latency). None: thread with realtime, else sim:0."""
+    connect: str | None = None
+    """server: the policy server's address, tcp://host:port (None: 127.0.0.1:5555)."""
+    key_file: str | None = None
+    """server: the HMAC key file shared with it (None: robolearn.runtime.wire.default_key_file())."""
     realtime: bool = False
     """Step the env with a RealClock at fps (wall clock); otherwise a VirtualClock (as fast as possible)."""
     fps: float | None = None
@@ -89,9 +94,11 @@ class DeployConfig:
                                         "executing while it is computed")
             return
         kind, _ = parse_backend(self.backend or ("thread" if self.realtime else "sim:0"))
-        if kind == "thread" and not self.realtime:
-            raise InvalidValueError("--backend thread computes against the wall clock: add --realtime, or use "
+        if kind in ("thread", "server") and not self.realtime:
+            raise InvalidValueError(f"--backend {kind} computes against the wall clock: add --realtime, or use "
                                     "--backend sim:D for reproducible virtual time")
+        if kind != "server" and (self.connect or self.key_file):
+            raise InvalidValueError("--connect and --key-file apply to --backend server")
         if kind == "sim" and self.realtime:
             raise InvalidValueError(f"--backend {self.backend} is virtual time; drop --realtime, or use "
                                     "--backend thread")
@@ -104,9 +111,9 @@ class DeployConfig:
 
 
 def parse_backend(value: str) -> tuple[str, int]:
-    """("thread", 0) or ("sim", D) for "sim:D"; a user error naming what is accepted otherwise."""
-    if value == "thread":
-        return "thread", 0
+    """("thread", 0), ("server", 0) or ("sim", D) for "sim:D"; a user error naming what is accepted otherwise."""
+    if value in ("thread", "server"):
+        return value, 0
     if value.startswith("sim:"):
         d = value[4:]
         if d.isdigit():
@@ -137,6 +144,51 @@ def _scheduler(cfg: DeployConfig, policy: Any, delay: int):
     return ChunkScheduler(joiner, replan_every=s, horizon=horizon, delay=DelayEstimator(initial=delay))
 
 
+class _Served:
+    """A served policy as the deploy loop sees it: keys and To from the server's ``ready``; an episode's reset
+    resets this client's state there (history, noise seeded by the seed)."""
+
+    def __init__(self, backend: Any, local: Any, task: str | None, address: str) -> None:
+        info = backend.info
+        mine = {"input_keys": list(local.input_keys), "n_obs_steps": local.n_obs_steps, "horizon": local.horizon,
+                "n_action_steps": local.n_action_steps, "action_dim": int(local.policy.action_dim)}
+        theirs = {k: (list(info.get(k) or []) if k == "input_keys" else info.get(k)) for k in mine}
+        if theirs != mine:
+            diff = ", ".join(f"{k} {theirs[k]!r} (checkpoint: {mine[k]!r})" for k in mine if theirs[k] != mine[k])
+            raise InvalidValueError(f"the policy served at {address} does not match the checkpoint: {diff}; serve "
+                                    "the same run")
+        self.backend, self.task = backend, task
+        self.input_keys, self.n_obs_steps = mine["input_keys"], mine["n_obs_steps"]
+        self.n_action_steps, self.horizon = mine["n_action_steps"], mine["horizon"]
+
+    def reset(self, seed: int | None = None) -> None:
+        self.backend.reset(seed, self.task)
+
+    def __call__(self, request: Any) -> np.ndarray:
+        raise RuntimeError("a served policy computes on its server; submit requests to its ServerBackend")
+
+
+class _Borrowed:
+    """One episode's view of a backend that lives for the whole run (the server connection): closing it
+    does nothing; the next episode's reset drops what is still open."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def submit(self, request: Any) -> None:
+        self._backend.submit(request)
+
+    def poll(self) -> list:
+        return self._backend.poll()
+
+    @property
+    def pending(self) -> int:
+        return self._backend.pending
+
+    def close(self) -> None:
+        pass
+
+
 def _backend_factory(cfg: DeployConfig, chunks: Any, clock: Any):
     from robolearn.runtime import InlineBackend, SimulatedLatencyBackend, ThreadBackend
     from robolearn.runtime.deploy import clock_ns
@@ -147,6 +199,8 @@ def _backend_factory(cfg: DeployConfig, chunks: Any, clock: Any):
     kind, d = parse_backend(cfg.backend_name)
     if kind == "sim":
         return (lambda: SimulatedLatencyBackend(chunks, d, clock)), d
+    if kind == "server":
+        return (lambda: _Borrowed(chunks.backend)), 0
     return (lambda: ThreadBackend(chunks)), 0
 
 
@@ -182,7 +236,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                                 "chunking policies (diffusion, flow, pad, uwm)")
     load_env_plugins()
     the_env = make_env(env_id, **kwargs)
-    writer = recorder = None
+    writer = recorder = server = None
     try:
         check_compatible(policy, the_env.observation_space, the_env.action_space)
         base = the_env.unwrapped
@@ -192,6 +246,12 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if cfg.join == "rtc" and not chunks.supports_inpainting:
             raise InvalidValueError(f"--join rtc needs a flow or diffusion policy; {checkpoint} holds "
                                     f"{type(policy).__name__}")
+        if cfg.inference == "async" and parse_backend(cfg.backend_name)[0] == "server":
+            from robolearn.runtime.server import ServerBackend
+
+            address = cfg.connect or "127.0.0.1:5555"
+            server = ServerBackend(address, key_file=cfg.key_file, task=task or None)
+            chunks = _Served(server, chunks, task or None, address)
         clock = RealClock(hz) if cfg.realtime else VirtualClock(hz)
         preset = _safety_preset(cfg.safety, env_id)
         safety = SafetyFilter.for_env(the_env, load_safety_config(preset))
@@ -234,6 +294,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         finally:
             if writer is not None:
                 writer.close()
+            if server is not None:
+                server.close()
             the_env.close()
     n_ok = sum(e["success"] for e in episodes)
 

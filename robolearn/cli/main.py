@@ -196,8 +196,12 @@ def deploy(
     inference: str = typer.Option("sync", "--inference", help="sync (inside the tick) | async (in a backend)."),
     join: str = typer.Option("naive", "--join", help="naive | ensemble | rtc (Real-Time Chunking, async only)."),
     backend: Optional[str] = typer.Option(
-        None, "--backend", help="async: thread | sim:D (D ticks of virtual latency; default: thread with "
+        None, "--backend", help="async: thread | server | sim:D (D ticks of virtual latency; default: thread with "
                                 "--realtime, else sim:0)."),
+    connect: Optional[str] = typer.Option(None, "--connect", help="--backend server: tcp://host:port of "
+                                                                  "`robolearn serve` (default 127.0.0.1:5555)."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="--backend server: the HMAC key file shared "
+                                                                     "with the server (default: serve's)."),
     realtime: bool = typer.Option(False, "--realtime", help="Step the env on the wall clock at --fps."),
     episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes to run."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i (default eval.seed)."),
@@ -216,7 +220,8 @@ def deploy(
     from robolearn.experiment import build_config
 
     cfg = build_config(overrides or [])
-    dcfg = DeployConfig(inference=inference, join=join, backend=backend, realtime=realtime, fps=fps,
+    dcfg = DeployConfig(inference=inference, join=join, backend=backend, connect=connect,
+                        key_file=None if key_file is None else str(key_file), realtime=realtime, fps=fps,
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads)
     summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,

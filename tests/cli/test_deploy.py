@@ -90,10 +90,49 @@ def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["--join", "rtc"], "--join rtc needs --inference async"),
     (["--inference", "async", "--backend", "thread"], "add --realtime"),
-    (["--inference", "async", "--backend", "process"], "use one of: thread, sim:D"),
+    (["--inference", "async", "--backend", "process"], "use one of: thread, server, sim:D"),
     (["--inference", "sync", "--backend", "sim:2"], "applies to --inference async"),
     (["--join", "average"], "use one of: naive, ensemble, rtc"),
 ])
 def test_bad_choices_are_one_sentence(runs, args, msg):
     res = run("deploy", *TASK, "--checkpoint", runs / "flow", *args, ok=False)
     assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output
+
+
+def test_deploy_through_a_policy_server(runs, tmp_path):
+    """--backend server: the chunks come from `robolearn serve`'s PolicyServer (in a thread here, loopback)."""
+    from robolearn.policies import load
+    from robolearn.runtime import wire
+    from robolearn.runtime.server import PolicyServer, TorchServedPolicy
+
+    key_file = tmp_path / "server.key"
+    key, _ = wire.load_key(key_file)
+    with PolicyServer(TorchServedPolicy(load(runs / "flow")), key, "127.0.0.1", 0).start() as server:
+        out = last_json(run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
+                            "--backend", "server", "--connect", server.address, "--key-file", key_file,
+                            "--realtime", "--fps", "40", "--json").output)
+    assert out["backend"] == "server" and out["episodes"] == 2
+    for ep in out["per_episode"]:
+        assert ep["steps"] == 12 and ep["scheduler"]["merged"] >= 2 and ep["scheduler"]["executed"] + ep["holds"] == 12
+    wrong = run("deploy", *TASK, "--checkpoint", runs / "flow", "--backend", "server", "--connect", "tcp://127.0.0.1:1",
+                ok=False)
+    assert wrong.exit_code == 2 and "--inference async" in wrong.output
+
+
+@pytest.mark.slow
+def test_a_trained_reach_policy_deploys_as_well_as_it_evaluates(tmp_path):
+    """A reach policy that works (~40 s of training): sync deploy at D = 0 succeeds as often as eval on the same
+    seeds, and async deploy with 2 ticks of latency (naive and RTC) keeps succeeding."""
+    task = ["task=mujoco-reach", "task.env_kwargs.cameras=[]"]
+    run("collect", *task, "--episodes", 30, "--out", tmp_path / "reach.zarr", "--json")
+    run("train", *task, "policy=flow", "model.down_dims=[32,64]", "model.diffusion_step_embed_dim=32",
+        "model.horizon=8", "model.n_action_steps=4", "model.num_inference_steps=4", "train.steps=600",
+        "train.batch_size=64", "train.val_ratio=0", "train.lr=0.001", "--store", tmp_path / "reach.zarr",
+        "--out", tmp_path / "run", "--json")
+    args = [*task, "--checkpoint", tmp_path / "run", "--episodes", 20, "--seed", 0, "--json"]
+    ev = last_json(run("eval", *args, "--out", tmp_path / "eval").output)
+    sync = last_json(run("deploy", *args, "--safety", "default").output)
+    assert ev["success_rate"] >= 0.5 and sync["success_rate"] >= ev["success_rate"]
+    for join in ("naive", "rtc"):
+        late = last_json(run("deploy", *args, "--inference", "async", "--backend", "sim:2", "--join", join).output)
+        assert late["success_rate"] >= ev["success_rate"] - 0.2, join
