@@ -344,7 +344,9 @@ class _Link:
     session: str = ""
     window: ReplayWindow = field(default_factory=ReplayWindow)
     awaiting: int | None = None
-    """Seq of the reset whose ``ready`` has not come yet."""
+    """Seq of the reset whose ``ready`` has not come yet; requests wait for it (a new socket, a new session)."""
+    episode: int | None = None
+    """Seq of an episode's reset on a live session: requests go out right behind it (frames arrive in order)."""
 
 
 class ServerBackend:
@@ -441,14 +443,17 @@ class ServerBackend:
         return len(self._open) + len(self._raw)
 
     def reset(self, seed: int | None = None, task: str | None = None) -> None:
-        """A new episode: the server restarts this client's state (history, noise seeded by ``seed``);
-        open requests and undelivered results are dropped."""
+        """A new episode: the server restarts this client's state (its noise seeded by ``seed``); open
+        requests and undelivered results are dropped. Requests may follow at once."""
         self.seed = seed
         if task is not None:
             self.task = task
         self._open.clear()
         self._raw.clear()
-        self._send_reset()
+        if self._link.session and self._link.awaiting is None:
+            self._link.episode = self._send("reset", {"task": self.task, "seed": self.seed})
+        else:
+            self._send_reset()
 
     def close(self) -> None:
         if self._closed:
@@ -534,10 +539,22 @@ class ServerBackend:
             return
         link = self._link
         if msg.kind == "ready":
-            if msg.body["ack"] != link.awaiting or msg.client != self.client_id:
+            ack = msg.body["ack"]
+            if msg.client != self.client_id or ack not in (link.awaiting, link.episode):
                 self.counts["ignored"] += 1  # the answer to an older reset
                 return
-            link.session, link.window, link.awaiting = msg.session, ReplayWindow(), None
+            if ack == link.episode and msg.session == link.session:
+                link.episode = None
+                try:
+                    link.window.check(msg.seq)
+                except WireError:
+                    self.counts["ignored"] += 1
+                    return
+                self._heard(t_recv)
+                return
+            # A new session: this socket's first, a resync, or a server that restarted under an episode reset
+            # (requests sent with the old session are refused with "session", which resyncs).
+            link.session, link.window, link.awaiting, link.episode = msg.session, ReplayWindow(), None, None
             link.window.check(msg.seq)
             self.info = msg.body["info"]
             self.server_max_frame = min(self.max_frame, msg.body["max_frame"])

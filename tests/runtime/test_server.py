@@ -162,7 +162,11 @@ def test_two_clients_keep_separate_state_and_reset_restarts_one(serve, connect):
     (rb,) = wait_results(b)
     assert rb.chunk[0].tolist() == [1.0, 2.0]  # b's first call, whatever a did
     a.reset(seed=3)
-    a.submit(ChunkRequest(obs(1.0), tick=0, mark=0, seq=10))
+    a.submit(ChunkRequest(obs(1.0), tick=0, mark=0, seq=10))  # goes out behind the reset, no poll in between
+    deadline = time.monotonic() + 10
+    while server.counts["chunks"] < 5:
+        assert time.monotonic() < deadline, server.counts
+        time.sleep(0.005)
     (ra,) = wait_results(a)
     assert ra.chunk[0].tolist() == [1.0, 1.0]
     b.submit(ChunkRequest(obs(2.0), tick=1, mark=1, seq=1))
@@ -293,6 +297,19 @@ def test_reconnects_after_a_server_restart(serve, connect):
     serve(port=first.port)
     (r,) = wait_results(backend)
     assert r.request.seq == 2 and r.chunk[0].tolist() == [1.0, 3.0] and backend.counts["reconnects"] >= 1
+
+
+def test_an_episode_reset_across_a_server_restart_converges(serve, connect):
+    first = serve()
+    backend = connect(first, timeout_s=0.3, retries=20)
+    backend.submit(ChunkRequest(obs(1.0), tick=0, mark=0, seq=0))
+    wait_results(backend)
+    first.stop()
+    second = serve(port=first.port)
+    backend.reset(seed=1)  # sent on the old session's socket: the new server answers with its own session
+    backend.submit(ChunkRequest(obs(4.0), tick=0, mark=0, seq=1))
+    (r,) = wait_results(backend)
+    assert r.request.seq == 1 and r.chunk[0].tolist() == [1.0, 4.0] and second.counts["chunks"] == 1
 
 
 def test_retries_are_bounded_when_the_server_stays_away(serve, connect):
