@@ -288,32 +288,34 @@ class FeetechBusEmulator(ServoBusEmulator):
         return []
 
 
-def make_bus(protocol: str, model: str, ids: list[int], *, now: float, baud: int = 1_000_000,
+def make_bus(protocol: str, model: str | list[str], ids: list[int], *, now: float, baud: int = 1_000_000,
              positions: list[float] | None = None, return_delay_us: int | None = None,
              faults: FaultConfig | None = None) -> ServoBusEmulator:
-    """A bus of identical servos (``ids``) starting at ``positions`` (shaft ticks, default 2048)."""
+    """A bus of servos ``ids`` starting at ``positions`` (shaft ticks, default 2048); ``model`` names one model
+    for every servo or one per id (a Koch arm mixes XL430 and XL330 on one bus)."""
     positions = positions or [2048.0] * len(ids)
     if len(positions) != len(ids):
         raise ValueError(f"{len(positions)} start positions given for {len(ids)} servos {ids}")
     if len(set(ids)) != len(ids):
         raise ValueError(f"servo ids must be distinct, got {ids}")
+    models = [model] * len(ids) if isinstance(model, str) else list(model)
+    if len(models) != len(ids):
+        raise ValueError(f"{len(models)} models given for {len(ids)} servos {ids}; give one model or one per id")
     if protocol == "dynamixel":
-        table = DYNAMIXEL_MODELS.get(model)
-        cls, bus_cls, max_id = DynamixelServo, DynamixelBusEmulator, dxl.MAX_ID
+        known, cls, bus_cls, max_id = DYNAMIXEL_MODELS, DynamixelServo, DynamixelBusEmulator, dxl.MAX_ID
     elif protocol == "feetech":
-        table = FEETECH_MODELS.get(model)
-        cls, bus_cls, max_id = FeetechServo, FeetechBusEmulator, ft.MAX_ID
+        known, cls, bus_cls, max_id = FEETECH_MODELS, FeetechServo, FeetechBusEmulator, ft.MAX_ID
     else:
         raise ValueError(f"protocol {protocol!r} is not 'dynamixel' or 'feetech'")
-    if table is None:
-        known = sorted(DYNAMIXEL_MODELS if protocol == "dynamixel" else FEETECH_MODELS)
-        raise ValueError(f"{protocol} model {model!r} is not emulated; known: {', '.join(known)}")
+    for m in models:
+        if m not in known:
+            raise ValueError(f"{protocol} model {m!r} is not emulated; known: {', '.join(sorted(known))}")
     bad = [i for i in ids if not 0 <= i <= max_id]
     if bad:
         raise ValueError(f"{protocol} servo ids must be 0..{max_id}, got {bad}")
     servos = []
-    for i, p in zip(ids, positions):
-        s = cls(table, i, now=now, position=p, baud=baud)
+    for i, p, m in zip(ids, positions, models):
+        s = cls(known[m], i, now=now, position=p, baud=baud)
         if return_delay_us is not None:
             s.set("Return_Delay_Time", max(0, min(254, round(return_delay_us / 2))))
             s.saved[:] = s.memory

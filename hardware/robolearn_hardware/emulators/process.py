@@ -29,12 +29,12 @@ __all__ = ["EmulatorProcess"]
 
 
 class EmulatorProcess:
-    def __init__(self, protocol: str, model: str, ids: list[int], *, baud: int = 1_000_000,
+    def __init__(self, protocol: str, model: str | list[str], ids: list[int], *, baud: int = 1_000_000,
                  positions: list[float] | None = None, return_delay_us: int | None = None,
                  faults: FaultConfig | None = None, start_timeout_s: float = 20.0):
         f = faults or FaultConfig()
         self.argv = [sys.executable, "-m", "robolearn_hardware.emulators.servo", "--control",
-                     "--protocol", protocol, "--model", model, "--ids", ",".join(map(str, ids)),
+                     "--protocol", protocol, "--model", model if isinstance(model, str) else ",".join(model), "--ids", ",".join(map(str, ids)),
                      "--baud", str(baud), "--drop", str(f.drop_rate), "--corrupt", str(f.corrupt_rate),
                      "--late", str(f.late_rate), "--late-ms", str(f.late_s * 1000.0), "--seed", str(f.seed)]
         for flag, values in (("--unplugged", f.unplugged), ("--overload", f.overload), ("--fault-ids", f.only_ids)):

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m robolearn_hardware.emulators.servo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", choices=["dynamixel", "feetech"], required=True)
-    p.add_argument("--model", required=True, help="xl330, xl430 (dynamixel) or sts3215 (feetech)")
+    p.add_argument("--model", required=True,
+                   help="xl330, xl330-m077, xl430 (dynamixel) or sts3215 (feetech); one for all ids or one per id, "
+                        "comma-separated")
     p.add_argument("--ids", type=_ids, required=True, help="servo ids, e.g. 1,2,3")
     p.add_argument("--baud", type=int, default=1_000_000, help="baud rate the servos are set to")
     p.add_argument("--positions", type=_floats, default=None, help="start shaft positions in ticks, one per id")
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         faults = FaultConfig(drop_rate=args.drop, corrupt_rate=args.corrupt, late_rate=args.late,
                              late_s=args.late_ms / 1000.0, unplugged=args.unplugged, overload=args.overload,
                              only_ids=args.fault_ids, seed=args.seed)
-        bus = make_bus(args.protocol, args.model, list(args.ids), now=time.monotonic(), baud=args.baud,
+        models = [m.strip() for m in args.model.split(",")]
+        bus = make_bus(args.protocol, models[0] if len(models) == 1 else models, list(args.ids), now=time.monotonic(), baud=args.baud,
                        positions=args.positions, return_delay_us=args.return_delay_us, faults=faults)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

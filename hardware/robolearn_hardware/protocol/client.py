@@ -45,6 +45,8 @@ class OwnCodecPort:
         self.port_name, self.baud, self.protocol = port, baud, protocol
         self.codec = dxl if protocol == "dynamixel" else ft
         self.timeout_s = timeout_s
+        self.latency_s = LATENCY_S
+        """Slack after the wire time before a reply counts as missing (2 x the USB latency timer + 2 ms)."""
         self.ser = None
 
     def open(self) -> "OwnCodecPort":
@@ -76,10 +78,20 @@ class OwnCodecPort:
         self.ser.write(frame)
 
     def _wait_s(self, nbytes: int) -> float:
-        return self.timeout_s if self.timeout_s is not None else nbytes * 10.0 / self.baud + LATENCY_S
+        return self.timeout_s if self.timeout_s is not None else nbytes * 10.0 / self.baud + self.latency_s
 
     def _collect(self, want: list[tuple[int, int]], timeout_s: float, fast: bool = False) -> dict[int, object]:
         """Replies for ``want`` = [(id, n_params)]: {id: packet}. Raises NoReply / CorruptReply."""
+        got, missing, problems = self._gather(want, timeout_s, fast)
+        if missing:
+            if problems:  # bytes came that were not a valid reply
+                raise CorruptReply(f"{self.port_name}: no valid reply from id(s) {missing} ({problems[-1]})")
+            raise NoReply(f"{self.port_name}: no reply from id(s) {missing} within {timeout_s * 1e3:.0f} ms")
+        return got
+
+    def _gather(self, want: list[tuple[int, int]], timeout_s: float, fast: bool = False
+                ) -> tuple[dict[int, object], list[int], list[str]]:
+        """(replies {id: packet}, ids without a valid reply, what was wrong with the bytes that came)."""
         parser, got, pending = self._parser(), {}, dict(want)
         problems: list[str] = []
 
@@ -110,12 +122,7 @@ class OwnCodecPort:
             chunk = self.ser.read(max(1, self.ser.in_waiting))
             if chunk:
                 take(parser.feed(chunk))
-        if pending:
-            missing = sorted(pending)
-            if problems:  # bytes came that were not a valid reply
-                raise CorruptReply(f"{self.port_name}: no valid reply from id(s) {missing} ({problems[-1]})")
-            raise NoReply(f"{self.port_name}: no reply from id(s) {missing} within {timeout_s * 1e3:.0f} ms")
-        return got
+        return got, sorted(pending), problems
 
     def _error(self, pkt) -> int:
         return (pkt.error or 0) if self.protocol == "dynamixel" else pkt.code
@@ -150,6 +157,15 @@ class OwnCodecPort:
         self._send(self.codec.sync_read(address, length, ids))
         got = self._collect([(i, length) for i in ids], self._wait_s(len(ids) * (length + 20)))
         return {i: (got[i].params, self._error(got[i])) for i in ids}
+
+    def sync_read_some(self, address: int, length: int, ids: list[int]
+                       ) -> tuple[dict[int, tuple[bytes, int]], dict[int, str]]:
+        """One sync read that keeps what came: ({id: (data, error)}, {id: "no reply" | "corrupt"} for the rest).
+        A driver retries only the ids in the second dict."""
+        self._send(self.codec.sync_read(address, length, ids))
+        got, missing, problems = self._gather([(i, length) for i in ids], self._wait_s(len(ids) * (length + 20)))
+        why = "corrupt" if problems else "no reply"
+        return ({i: (p.params, self._error(p)) for i, p in got.items()}, {i: why for i in missing})
 
     def fast_sync_read(self, address: int, length: int, ids: list[int]) -> dict[int, tuple[bytes, int]]:
         """Dynamixel Fast Sync Read: one combined reply, every per-servo CRC checked."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .registers import ControlTable, Register
 
-__all__ = ["XL330_M288", "XL430_W250", "DYNAMIXEL_MODELS", "BAUD_RATES", "OperatingMode", "TICKS_PER_REV",
+__all__ = ["XL330_M077", "XL330_M288", "XL430_W250", "DYNAMIXEL_MODELS", "BAUD_RATES", "OperatingMode", "TICKS_PER_REV",
            "VELOCITY_UNIT_TICKS_PER_S"]
 
 TICKS_PER_REV = 4096
@@ -99,6 +99,8 @@ def _x_series(model: str, number: int, *, xl330: bool) -> ControlTable:
 
 
 XL330_M288 = _x_series("xl330-m288", 1200, xl330=True)
+XL330_M077 = _x_series("xl330-m077", 1190, xl330=True)  # the M288's table; another gear ratio (Koch/GELLO leaders)
 XL430_W250 = _x_series("xl430-w250", 1060, xl330=False)
 
-DYNAMIXEL_MODELS = {"xl330": XL330_M288, "xl330-m288": XL330_M288, "xl430": XL430_W250, "xl430-w250": XL430_W250}
+DYNAMIXEL_MODELS = {"xl330": XL330_M288, "xl330-m288": XL330_M288, "xl330-m077": XL330_M077, "xl430": XL430_W250,
+                    "xl430-w250": XL430_W250}
