@@ -45,7 +45,7 @@ _ZARR_TMP = re.compile(r"^zarr\.[0-9a-f]{32}\.partial$")  # zarr's LocalStore te
 # What robolearn writes into a run or eval folder: the entries --overwrite may delete.
 _RUN_ENTRIES = frozenset({MARKER, "model.safetensors", "ema.safetensors", "config.json", "stats.json",
                           "metrics.jsonl", "train_curve.png", "train_summary.json", "tb/", "checkpoints/", "eval/"})
-_EVAL_ENTRIES = frozenset({MARKER, "eval.json", "rollouts.mp4"})
+_EVAL_ENTRIES = frozenset({MARKER, "eval.json", "rollouts.mp4", "rollouts/"})  # rollouts/: episode_<i>.mp4
 _NOUN = {"store": "a store", "run": "a run", "eval": "an evaluation", "export": "an export"}
 _WHAT = {"store": "a robolearn store", "run": "a robolearn run", "eval": "a robolearn evaluation folder"}
 

@@ -211,6 +211,7 @@ def evaluate(
     latency_ticks: int = 0,
     address: str | None = None,
     compile: bool = False,
+    episode_video_dir: str | os.PathLike | None = None,
 ) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes on ``env_id`` and summarise.
 
@@ -224,6 +225,9 @@ def evaluate(
         max_steps: cap on steps per episode (None: the env's own truncation).
         video_path: if set, an mp4 tiling the first ``video_episodes`` episodes, each with a
             green (success) or red (failure) bar.
+        episode_video_dir: with ``video_path``, also one mp4 per filmed episode in this folder,
+            ``episode_<i>.mp4``, named in that episode's result as ``video`` (relative to the folder
+            holding ``video_path``, as eval.json sits beside it).
         progress: show a rich progress bar on stderr.
         workers: episodes run on this many Ray actors (1: in this process).
         latency_ticks: simulated inference latency in control ticks (see ``PolicySource``), so that
@@ -273,6 +277,10 @@ def evaluate(
         written = str(write_video(video_path, frames, fps=done[0]["hz"]))
 
     per_episode = [{k: r[k] for k in ("seed", "success", "length", "reward")} for r in done]
+    if n_video > 0 and episode_video_dir is not None:
+        for i, r in enumerate(done[:n_video]):
+            path = write_video(Path(episode_video_dir) / f"episode_{i}.mp4", r["frames"], fps=r["hz"])
+            per_episode[i]["video"] = os.path.relpath(path, Path(video_path).parent)
     successes = sum(r["success"] for r in per_episode)
     return EvalResult(
         env_id=env_id,

@@ -25,7 +25,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
                         episodes: int | None = None, seed: int | None = None, workers: int | None = None,
                         out: str | Path | None = None, progress: bool = True,
                         address: str | None = None, overwrite: bool = False) -> dict:
-    """Roll out the policy in `checkpoint` (EMA weights when present); write eval.json and rollouts.mp4 into
+    """Roll out the policy in `checkpoint` (EMA weights when present); write eval.json, rollouts.mp4 (the filmed
+    episodes tiled) and rollouts/episode_<i>.mp4 (each filmed episode) into
     `out` (default `<checkpoint>/eval`): a new or empty folder, or, with `overwrite`, an earlier evaluation
     folder (anything else there is refused: robolearn.output)."""
     from robolearn.env.registry import load_env_plugins, make_env
@@ -56,7 +57,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: ExperimentConfig, env: str 
     result = evaluate(policy if n_workers <= 1 else str(checkpoint), env_id, episodes or cfg.eval.episodes,
                       seed=cfg.eval.seed if seed is None else seed, env_kwargs=env_kwargs,
                       max_steps=cfg.task.max_steps, video_path=out / "rollouts.mp4",
-                      video_episodes=cfg.eval.video_episodes, progress=progress, workers=n_workers,
+                      video_episodes=cfg.eval.video_episodes, episode_video_dir=out / "rollouts",
+                      progress=progress, workers=n_workers,
                       latency_ticks=cfg.eval.latency_ticks, address=address, compile=cfg.eval.compile)
     summary = {**result.to_json(), "checkpoint": str(Path(checkpoint).resolve()), "env": env_id,
                "compile": cfg.eval.compile}

@@ -151,6 +151,20 @@ def test_evaluate_writes_tiled_video(tmp_path):
     assert (bar[1] > bar[0] + 80) if green else (bar[0] > bar[1] + 80)
 
 
+def test_evaluate_writes_one_video_per_filmed_episode(tmp_path):
+    path = tmp_path / "eval" / "rollouts.mp4"
+    result = evaluate(PlanningPolicy(), ENV_ID, episodes=4, video_path=path, video_episodes=2, progress=False,
+                      episode_video_dir=tmp_path / "eval" / "rollouts")
+    assert sorted(p.name for p in (tmp_path / "eval" / "rollouts").iterdir()) == ["episode_0.mp4", "episode_1.mp4"]
+    assert [e.get("video") for e in result.episodes] == ["rollouts/episode_0.mp4", "rollouts/episode_1.mp4", None, None]
+    for e in result.episodes[:2]:
+        reader = imageio.get_reader(path.parent / e["video"])
+        frames = [f for f in reader]
+        reader.close()
+        assert len(frames) == e["length"] + 1  # the reset frame, then one per step
+        assert frames[0].shape[:2] == (8, 8)
+
+
 def test_write_video_pads_odd_sizes_and_checks_frames(tmp_path):
     frames = [np.full((33, 47, 3), i * 10, np.uint8) for i in range(9)]
     path = write_video(tmp_path / "odd.mp4", frames, fps=5)

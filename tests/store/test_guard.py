@@ -245,6 +245,14 @@ def test_run_and_eval_claims(tmp_path):
         claim_output(ev, "eval", resume=True)
     claim_output(ev, "eval", overwrite=True)
     assert sorted(p.name for p in ev.iterdir()) == [MARKER]
+    old = tmp_path / "old-eval"  # written before the marker: eval.json, the tiled video, one video per episode
+    (old / "rollouts").mkdir(parents=True)
+    for name in ("eval.json", "rollouts.mp4", "rollouts/episode_0.mp4"):
+        (old / name).write_text(name)
+    with pytest.raises(OutputError, match="it is a robolearn evaluation folder \\(eval.json\\); pass --overwrite"):
+        claim_output(old, "eval")
+    claim_output(old, "eval", overwrite=True)
+    assert sorted(p.name for p in old.iterdir()) == [MARKER]
 
 
 def test_train_and_eval_refuse_a_folder_of_user_files(tmp_path, make_store):
