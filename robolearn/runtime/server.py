@@ -545,12 +545,8 @@ class ServerBackend:
                 return
             if ack == link.episode and msg.session == link.session:
                 link.episode = None
-                try:
-                    link.window.check(msg.seq)
-                except WireError:
-                    self.counts["ignored"] += 1
-                    return
-                self._heard(t_recv)
+                if self._fresh(msg.seq):
+                    self._heard(t_recv)
                 return
             # A new session: this socket's first, a resync, or a server that restarted under an episode reset
             # (requests sent with the old session are refused with "session", which resyncs).
@@ -572,10 +568,7 @@ class ServerBackend:
             else:
                 self.counts["ignored"] += 1  # from a server session this socket no longer talks to
             return
-        try:
-            link.window.check(msg.seq)
-        except WireError:
-            self.counts["ignored"] += 1
+        if not self._fresh(msg.seq):
             return
         self._heard(t_recv)
         if msg.kind == "chunk":
@@ -584,6 +577,15 @@ class ServerBackend:
             self._on_error(msg.body)
         else:
             self.counts["ignored"] += 1
+
+    def _fresh(self, seq: int) -> bool:
+        """Whether the server's frame ``seq`` is new on this session (a replay is ignored and counted)."""
+        try:
+            self._link.window.check(seq)
+        except WireError:
+            self.counts["ignored"] += 1
+            return False
+        return True
 
     def _heard(self, t_recv: int) -> None:
         self._last_heard = t_recv

@@ -265,12 +265,17 @@ def test_wrong_key_and_no_server_are_one_sentence_errors(serve):
     assert time.monotonic() - t0 < 3
 
 
-def test_reconnects_after_a_server_restart(serve, connect):
+def served_once_then_stopped(serve, connect) -> tuple[PolicyServer, ServerBackend]:
     first = serve()
     backend = connect(first, timeout_s=0.3, retries=20)
     backend.submit(ChunkRequest(obs(1.0), tick=0, mark=0, seq=0))
     wait_results(backend)
     first.stop()
+    return first, backend
+
+
+def test_reconnects_after_a_server_restart(serve, connect):
+    first, backend = served_once_then_stopped(serve, connect)
     # Between requests: the socket reconnects by itself, the new server says "session", the client resets.
     second = serve(port=first.port)
     assert second.session != first.session
@@ -300,11 +305,7 @@ def test_reconnects_after_a_server_restart(serve, connect):
 
 
 def test_an_episode_reset_across_a_server_restart_converges(serve, connect):
-    first = serve()
-    backend = connect(first, timeout_s=0.3, retries=20)
-    backend.submit(ChunkRequest(obs(1.0), tick=0, mark=0, seq=0))
-    wait_results(backend)
-    first.stop()
+    first, backend = served_once_then_stopped(serve, connect)
     second = serve(port=first.port)
     backend.reset(seed=1)  # sent on the old session's socket: the new server answers with its own session
     backend.submit(ChunkRequest(obs(4.0), tick=0, mark=0, seq=1))
