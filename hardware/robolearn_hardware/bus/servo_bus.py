@@ -150,7 +150,7 @@ class ServoBus:
         wrong, silent = [], []
         for name, motor in self.motors.items():
             try:
-                model, _ = self._retrying([name], f"ping", lambda m=motor: self._tx().ping(m.id))
+                model, _ = self._one(name, "a ping", lambda m=motor: self._tx().ping(m.id))
             except MotorNotRespondingError:
                 silent.append(name)
                 continue
@@ -196,37 +196,51 @@ class ServoBus:
     def _names(self, names: Iterable[str]) -> str:
         return ", ".join(f"{n!r} (id {self.motors[n].id})" for n in names)
 
-    def _count_failure(self, names: Iterable[str], kind: str) -> None:
-        if kind == "corrupt":
-            self.stats.corrupt += 1
-        else:
-            self.stats.no_reply += 1
-
-    def _retrying(self, names: list[str], what: str, fn: Callable[[], object]):
-        """``fn()`` (one attempt of a one-motor transaction) retried within the budget."""
+    def _retrying(self, names: list[str], what: str, attempt: Callable[[list[str]], dict[str, str]]) -> None:
+        """Run ``attempt(pending)`` -> {motor: "no reply" | "corrupt"} for the motors that failed, again on those
+        only, within the retry budget; raises `MotorNotRespondingError` naming the motors when it runs out."""
         start = self.clock()
-        attempt = 0
+        tries, pending = 0, list(names)
+        self.stats.transactions += 1
         while True:
             self.stats.attempts += 1
-            try:
-                out = fn()
-                self.stats.transactions += 1
-                return out
-            except (NoReply, CorruptReply) as e:
-                self._count_failure(names, "corrupt" if isinstance(e, CorruptReply) else "no reply")
-                last = "corrupt reply" if isinstance(e, CorruptReply) else "no reply"
-            attempt += 1
+            failed = attempt(pending)
+            if not failed:
+                return
+            for kind in failed.values():
+                if kind == "corrupt":
+                    self.stats.corrupt += 1
+                else:
+                    self.stats.no_reply += 1
+            tries += 1
             elapsed = self.clock() - start
-            if attempt > self.retry.retries or elapsed > self.retry.within_s:
-                self.stats.transactions += 1
+            if tries > self.retry.retries or elapsed > self.retry.within_s:
                 self.stats.failures += 1
+                why = ", ".join(sorted(set(failed.values())))
                 raise MotorNotRespondingError(
-                    f"{self.port}: motor {self._names(names)} did not answer {what} ({last}) after {attempt} "
+                    f"{self.port}: motor(s) {self._names(failed)} did not answer {what} ({why}) after {tries} "
                     f"attempt(s) in {elapsed * 1e3:.0f} ms (retry budget: {self.retry.retries} retries within "
-                    f"{self.retry.within_s * 1e3:.0f} ms); check its cable and power", names)
+                    f"{self.retry.within_s * 1e3:.0f} ms); check cables and power", list(failed))
             self.stats.retries += 1
-            for n in names:
+            for n in failed:
                 self.stats.retries_by_motor[n] = self.stats.retries_by_motor.get(n, 0) + 1
+            pending = list(failed)
+
+    def _one(self, name: str, what: str, fn: Callable[[], object]):
+        """``fn()``, one motor's transaction (ping, read, write), retried within the budget."""
+        out = []
+
+        def attempt(_pending: list[str]) -> dict[str, str]:
+            try:
+                out.append(fn())
+                return {}
+            except NoReply:
+                return {name: "no reply"}
+            except CorruptReply:
+                return {name: "corrupt"}
+
+        self._retrying([name], what, attempt)
+        return out[-1]
 
     # -- registers --
     def _register(self, register: str, names: list[str]) -> Register:
@@ -264,7 +278,7 @@ class ServoBus:
         name = self._resolve(name)[0]
         reg = self._register(register, [name])
         motor = self.motors[name]
-        data, error = self._retrying([name], f"a read of {register}",
+        data, error = self._one(name, f"a read of {register}",
                                      lambda: self._tx().read(motor.id, reg.address, reg.size))
         self._check_status(name, error, f"read {register}")
         return motor.spec.table.decode(reg, data)
@@ -276,42 +290,24 @@ class ServoBus:
         motor = self.motors[name]
         if register.startswith("Goal"):
             self._maybe_check_watchdog()
-        error = self._retrying([name], f"a write of {register}", lambda: self._tx().write(motor.id, reg.address, data))
+        error = self._one(name, f"a write of {register}", lambda: self._tx().write(motor.id, reg.address, data))
         self._check_status(name, error, f"write {register} = {value}")
 
     def sync_read(self, register: str, names: Iterable[str] | None = None) -> dict[str, int]:
         """``register`` of every motor in ``names`` (default: all) in one request, retried per motor."""
         names = self._resolve(names)
         reg = self._register(register, names)
-        pending = [self.motors[n].id for n in names]
         got: dict[int, tuple[bytes, int]] = {}
-        start = self.clock()
-        attempt = 0
-        self.stats.transactions += 1
-        while True:
-            self.stats.attempts += 1
+
+        def attempt(pending: list[str]) -> dict[str, str]:
             t0 = self.clock()
-            replies, failed = self._tx().sync_read(reg.address, reg.size, pending)
+            replies, failed = self._tx().sync_read(reg.address, reg.size, [self.motors[n].id for n in pending])
             got.update(replies)
             if not failed:
                 self.last_read_t = (t0 + self.clock()) / 2.0
-                break
-            for i, kind in failed.items():
-                self._count_failure([self._by_id[i]], kind)
-            attempt += 1
-            elapsed = self.clock() - start
-            missing = [self._by_id[i] for i in failed]
-            if attempt > self.retry.retries or elapsed > self.retry.within_s:
-                self.stats.failures += 1
-                why = ", ".join(sorted(set(failed.values())))
-                raise MotorNotRespondingError(
-                    f"{self.port}: motor(s) {self._names(missing)} did not answer a sync read of {register} ({why}) "
-                    f"after {attempt} attempt(s) in {elapsed * 1e3:.0f} ms (retry budget: {self.retry.retries} "
-                    f"retries within {self.retry.within_s * 1e3:.0f} ms); check cables and power", missing)
-            self.stats.retries += 1
-            for n in missing:
-                self.stats.retries_by_motor[n] = self.stats.retries_by_motor.get(n, 0) + 1
-            pending = list(failed)
+            return {self._by_id[i]: kind for i, kind in failed.items()}
+
+        self._retrying(names, f"a sync read of {register}", attempt)
         out = {}
         for n in names:
             data, error = got[self.motors[n].id]
@@ -357,7 +353,7 @@ class ServoBus:
     def _hardware_error_status(self, name: str) -> int:
         reg = self.motors[name].spec.table["Hardware_Error_Status"]
         try:
-            data, _ = self._retrying([name], "a read of Hardware_Error_Status",
+            data, _ = self._one(name, "a read of Hardware_Error_Status",
                                      lambda: self._tx().read(self.motors[name].id, reg.address, reg.size))
         except MotorNotRespondingError:
             return 0
