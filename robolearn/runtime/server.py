@@ -51,7 +51,7 @@ import zmq
 
 from robolearn.errors import CannotCompleteError, InvalidValueError
 from robolearn.runtime import wire
-from robolearn.runtime.backends import ChunkPolicy, ChunkPrefix, ChunkRequest, ChunkResult, _checked
+from robolearn.runtime.backends import ChunkPolicy, ChunkRequest, ChunkResult, _checked
 from robolearn.runtime.wire import DEFAULT_MAX_FRAME, Message, ReplayWindow, WireError
 
 __all__ = ["PolicyServer", "ServedPolicy", "ServerBackend", "TorchServedPolicy", "check_bind_host", "serve_checkpoint"]
@@ -311,9 +311,7 @@ class PolicyServer:
         missing = [k for k in keys if k not in body["obs"]]
         if missing:
             raise WireError("missing_keys", f"the observation lacks {missing}"[:200])
-        p = body["prefix"]
-        prefix = None if p is None else ChunkPrefix(p["actions"], p["d"], p["s"], p["hold"])
-        request = ChunkRequest(body["obs"], body["tick"], body["mark"], body["req"], body["delay"], prefix)
+        request = wire.request_from_body(body)
         t_start = self._time_ns()
         try:
             chunk = _checked(client.handler(request), request)
@@ -503,19 +501,11 @@ class ServerBackend:
         self._last_heard = self._time_ns()
 
     def _send_request(self, entry: _Open) -> None:
-        r = entry.request
-        prefix = None
-        if r.prefix is not None:
-            p = r.prefix
-            prefix = {"actions": np.asarray(p.actions), "d": int(p.d), "s": int(p.s),
-                      "hold": None if p.hold is None else np.asarray(p.hold)}
-        obs = {k: np.asarray(v) for k, v in r.obs.items()}
         entry.t_sent = self._time_ns()
         try:
-            self._send("infer", {"obs": obs, "tick": int(r.tick), "mark": int(r.mark), "req": int(r.seq),
-                                 "delay": int(r.delay), "prefix": prefix})
+            self._send("infer", wire.infer_body(entry.request))
         except (WireError, InvalidValueError):
-            self._open.pop(r.seq, None)  # cannot be sent as it is: not open
+            self._open.pop(entry.request.seq, None)  # cannot be sent as it is: not open
             raise
 
     def _drain(self) -> None:

@@ -45,6 +45,7 @@ import msgpack
 import numpy as np
 
 from robolearn.errors import InvalidValueError
+from robolearn.runtime.backends import ChunkPrefix, ChunkRequest
 
 __all__ = [
     "BODIES",
@@ -57,8 +58,10 @@ __all__ = [
     "ReplayWindow",
     "WireError",
     "default_key_file",
+    "infer_body",
     "load_key",
     "pack",
+    "request_from_body",
     "unpack",
 ]
 
@@ -236,6 +239,24 @@ def _check(payload: Any) -> Message:
     if problem is not None:
         raise WireError("schema", f"{kind!r} body: {problem}")
     return Message(kind, seq, t, client, session, body)
+
+
+def infer_body(r: ChunkRequest) -> dict[str, Any]:
+    """The body of an ``infer`` frame for ``r`` (``BODIES["infer"]``)."""
+    prefix = None
+    if r.prefix is not None:
+        p = r.prefix
+        prefix = {"actions": np.asarray(p.actions), "d": int(p.d), "s": int(p.s),
+                  "hold": None if p.hold is None else np.asarray(p.hold)}
+    return {"obs": {k: np.asarray(v) for k, v in r.obs.items()}, "tick": int(r.tick), "mark": int(r.mark),
+            "req": int(r.seq), "delay": int(r.delay), "prefix": prefix}
+
+
+def request_from_body(body: dict[str, Any]) -> ChunkRequest:
+    """The ``ChunkRequest`` an ``infer`` body (checked by ``unpack``) carries."""
+    p = body["prefix"]
+    prefix = None if p is None else ChunkPrefix(p["actions"], p["d"], p["s"], p["hold"])
+    return ChunkRequest(body["obs"], body["tick"], body["mark"], body["req"], body["delay"], prefix)
 
 
 # ---------------------------------------------------------------- frames
