@@ -75,7 +75,8 @@ class PolicySource:
     becomes available at tick ``k + L``; its actions for ticks before ``k + L`` are dropped as
     stale, so each chunk executes ``Ta - L`` actions, and the next chunk is requested ``L`` ticks
     before the current one runs out. The first chunk of an episode is awaited (the robot starts
-    once it is ready). A tick with no action available (after missed ticks) repeats the last action.
+    once it is ready). A tick with no action available (after missed ticks) returns None: the loop sends the
+    env's hold (the last target sent; never a repeated delta) and counts it.
 
     Sampling noise: if ``predict_action_chunk`` takes a ``generator``, it gets one seeded by
     ``reset(seed)``; otherwise ``reset(seed)`` seeds torch's global generator.
@@ -105,9 +106,9 @@ class PolicySource:
         self.scheduler = ActionScheduler()
         # Chunks computed but not yet delivered: (available_at_tick, start_tick, actions (Ta, Da)).
         self._in_flight: deque[tuple[int, int, np.ndarray]] = deque()
-        self._last_action: np.ndarray | None = None
+        self._started = False  # the first chunk of the episode was delivered
         self.n_holds = 0
-        """Ticks where no scheduled action was available and the last one was repeated."""
+        """Ticks where no scheduled action was available (the loop held)."""
 
     @property
     def n_chunks(self) -> int:
@@ -124,25 +125,22 @@ class PolicySource:
         self.predictor.reset(seed)
         self.scheduler.clear()
         self._in_flight.clear()
-        self._last_action = None
+        self._started = False
         self.n_holds = 0
 
-    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray:
+    def act(self, obs: dict[str, np.ndarray], tick: int) -> np.ndarray | None:
         self._observe(obs)
         self._deliver(tick)
         if not self._in_flight and self.scheduler.remaining(tick) <= self.latency_ticks:
             actions = self._predict()
             # The first chunk of an episode is awaited; later ones arrive L ticks late.
-            available = tick if self._last_action is None else tick + self.latency_ticks
+            available = tick if not self._started else tick + self.latency_ticks
+            self._started = True
             self._in_flight.append((available, tick, actions))
             self._deliver(tick)
         action = self.scheduler.pop(tick)
         if action is None:
-            self.n_holds += 1
-            if self._last_action is None:  # unreachable: the first chunk is always delivered
-                raise RuntimeError("PolicySource: no action available at the first tick")
-            action = self._last_action
-        self._last_action = action
+            self.n_holds += 1  # None: the loop sends the env's hold
         return action
 
     def _observe(self, obs: dict[str, np.ndarray]) -> None:

@@ -53,6 +53,9 @@ class TinyReachEnv(gym.Env):
     def render(self):
         return self._image()
 
+    def hold_action(self, obs=None):
+        return np.zeros(2, np.float32)  # a delta action: the hold is standing still
+
 
 gym.register(ENV_ID, entry_point=f"{__name__}:TinyReachEnv", max_episode_steps=12)
 
