@@ -30,7 +30,7 @@ import torch
 
 from robolearn.errors import InvalidValueError
 from robolearn.policies.base import Policy
-from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
+from robolearn.language import EMBED_DIM, TASK_EMBEDDING_KEY
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
 
 _TOLERANCE = 1e-4  # max |compiled - eager| per unit of action scale, on the warm-up chunk

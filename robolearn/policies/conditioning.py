@@ -4,7 +4,7 @@ Both policies hold the same parts under the same attribute names, so their state
 
 - ``encoders``: an `nn.ModuleDict` of `ResNetEncoder` ("shared", or one per camera);
 - ``language_proj`` (only with ``use_language``): ``Linear(384 -> language_feature_dim)`` of the
-  batch's ``"task_embedding"`` (B, 384), see `robolearn.policies.language`;
+  batch's ``"task_embedding"`` (B, 384), see `robolearn.language`;
 - ``unet`` (``denoiser="unet"``) or ``transformer`` (``denoiser="transformer"``).
 
 Conditioning: observation features per step = concat(normalized state, image features of every
@@ -25,7 +25,7 @@ from torch import nn
 
 from robolearn.errors import ConfigError
 from robolearn.policies.base import STATE_KEY, Policy
-from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
+from robolearn.language import EMBED_DIM, TASK_EMBEDDING_KEY
 from robolearn.policies.nets.encoders import RESNET_PRESETS, ResNetEncoder
 from robolearn.policies.nets.transformer import TransformerForDiffusion
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
@@ -145,7 +145,7 @@ def language_features(policy: Policy, obs: Mapping[str, torch.Tensor], batch_siz
     if TASK_EMBEDDING_KEY not in obs:
         raise KeyError(
             f"use_language is on, but the observation has no {TASK_EMBEDDING_KEY!r} key (it has: {sorted(obs)}); "
-            f"add the task string's embedding, (B, {EMBED_DIM}) float32, from robolearn.policies.language.TaskEmbedder."
+            f"add the task string's embedding, (B, {EMBED_DIM}) float32, from robolearn.language.TaskEmbedder."
         )
     emb = torch.as_tensor(obs[TASK_EMBEDDING_KEY], device=policy.device)
     if tuple(emb.shape) != (batch_size, EMBED_DIM) or not emb.is_floating_point():

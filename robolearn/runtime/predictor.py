@@ -126,7 +126,7 @@ class ChunkPredictor:
         if policy.uses_language:
             if not task:
                 raise ValueError(f"{owner}: this policy is language-conditioned; pass task= (the instruction)")
-            from robolearn.policies.language import default_embedder
+            from robolearn.language import default_embedder
 
             # One embedder per process: MiniLM loads once, whatever the number of tasks evaluated.
             self._task_embedding = torch.from_numpy(default_embedder().embed([task])).to(self.device)

@@ -35,7 +35,7 @@ def with_task_embeddings(policy, store, *samplers):
     """Wrap samplers when the policy is language-conditioned (`uses_language`); otherwise return them unchanged."""
     if not policy.uses_language:
         return samplers
-    from robolearn.policies.language import task_embeddings_for
+    from robolearn.language import task_embeddings_for
 
     table = task_embeddings_for(store, np.arange(store.n_episodes))
     return tuple(None if s is None else TaskEmbeddingSampler(s, table) for s in samplers)

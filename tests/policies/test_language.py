@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from robolearn.policies import load, make_policy, save_policy
-from robolearn.policies.language import EMBED_DIM, TaskEmbedder, task_embeddings_for
+from robolearn.language import EMBED_DIM, TaskEmbedder, task_embeddings_for
 from robolearn.policies.testing import fake_batch, fake_features, fake_obs, fake_stats
 from robolearn.store import Store
 

@@ -66,7 +66,7 @@ class FlowConfig(PolicyConfig):
 
     # --- language ---
     use_language: bool = False
-    """Condition on the batch/obs key "task_embedding" (B, 384), see robolearn.policies.language."""
+    """Condition on the batch/obs key "task_embedding" (B, 384), see robolearn.language."""
     language_feature_dim: int = 64
     """Size of the Linear projection of the task embedding added to the condition."""
 

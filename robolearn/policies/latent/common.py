@@ -122,12 +122,12 @@ def future_is_pad(policy: Policy, batch: Mapping[str, torch.Tensor]) -> torch.Te
 
 def language_token(policy: Policy, obs: Mapping[str, torch.Tensor], B: int) -> torch.Tensor:
     """``policy.language_token(obs["task_embedding"])``: (B, 384) -> (B, width), the key checked."""
-    from robolearn.policies.language import EMBED_DIM, TASK_EMBEDDING_KEY
+    from robolearn.language import EMBED_DIM, TASK_EMBEDDING_KEY
 
     if TASK_EMBEDDING_KEY not in obs:
         raise KeyError(f"use_language is on, but the observation has no {TASK_EMBEDDING_KEY!r} key (it has: "
                        f"{sorted(obs)}); add the task's embedding, (B, {EMBED_DIM}) float32, from "
-                       f"robolearn.policies.language.TaskEmbedder.")
+                       f"robolearn.language.TaskEmbedder.")
     emb = torch.as_tensor(obs[TASK_EMBEDDING_KEY], device=policy.device).float()
     if tuple(emb.shape) != (B, EMBED_DIM):
         raise ValueError(f"{TASK_EMBEDDING_KEY!r} has shape {tuple(emb.shape)}, expected ({B}, {EMBED_DIM}).")

@@ -22,7 +22,7 @@ class PADConfig(LatentConfig):
     """Future frame k is t + k * frame_stride (PAD: skip_step=4, frames t+4, t+8, t+12)."""
     use_language: bool = False
     """Condition on the task's language embedding, the batch/observation key "task_embedding" (B, 384)
-    (see `robolearn.policies.language`): one policy for many tasks."""
+    (see `robolearn.language`): one policy for many tasks."""
     use_depth: bool = False
     """Also predict depth: "depth/<camera>" of every modelled camera, average-pooled to the latent grid,
     becomes one more latent channel (current frame concatenated, future frames denoised)."""

@@ -29,7 +29,7 @@ from torch import nn
 
 from robolearn.errors import ConfigError
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, DataRequirements, Policy
-from robolearn.policies.language import EMBED_DIM
+from robolearn.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
 from robolearn.policies.pad.config import PADConfig

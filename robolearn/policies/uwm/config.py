@@ -17,6 +17,6 @@ class UWMConfig(LatentConfig):
     """Learned register tokens (UWM: 8, 24 for LIBERO)."""
     use_language: bool = False
     """Condition on the task's language embedding, the batch/observation key "task_embedding" (B, 384)
-    (see `robolearn.policies.language`): a token and part of the adaLN condition, as in PAD."""
+    (see `robolearn.language`): a token and part of the adaLN condition, as in PAD."""
     action_loss_weight: float = 1.0
     """Weight of the action noise loss against the future-frame noise loss."""

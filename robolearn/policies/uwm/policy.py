@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from robolearn.policies.base import ACTION_KEY, STATE_KEY, DataRequirements, Policy
-from robolearn.policies.language import EMBED_DIM
+from robolearn.language import EMBED_DIM
 from robolearn.policies.latent import common
 from robolearn.policies.nets.dit import DiT
 from robolearn.policies.uwm.config import UWMConfig

@@ -8,7 +8,7 @@ embeddings are computed once per string and cached in memory and, optionally, in
 
 Example::
 
-    from robolearn.policies.language import TaskEmbedder, task_embeddings_for
+    from robolearn.language import TaskEmbedder, task_embeddings_for
 
     embedder = TaskEmbedder(cache_path="runs/exp/task_embeddings.json")
     emb = embedder.embed(["push the T block", "open the drawer"])      # (2, 384) float32
