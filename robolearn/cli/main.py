@@ -254,6 +254,25 @@ def serve(
 
 @app.command()
 @friendly
+def view(
+    path: str = typer.Argument(..., help="A store (local path or s3:// URL) or a run/evaluation folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind: loopback unless --allow-remote."),
+    port: int = typer.Option(8765, "--port", "-p", help="TCP port (0: a free one; the URL is printed)."),
+    allow_remote: bool = typer.Option(False, "--allow-remote",
+                                      help="Permit a --host that is not loopback; every request then needs the "
+                                           "token printed in the URL (traffic is not encrypted)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line when stopped."),
+):
+    """Look at a store or a run in the browser: episode table, cameras and streams on one cursor, training
+    curves and rollout videos. Serves until Ctrl-C/SIGTERM; everything is served locally (no network)."""
+    from robolearn.view import serve
+
+    summary = serve(path, host, port, allow_remote=allow_remote, announce=lambda line: typer.echo(line, err=True))
+    _emit(summary, as_json)
+
+
+@app.command()
+@friendly
 def demo(
     overrides: Optional[list[str]] = OVERRIDES,
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for the store, run and videos."),

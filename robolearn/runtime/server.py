@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import secrets
 import signal
@@ -50,6 +49,7 @@ import numpy as np
 import zmq
 
 from robolearn.errors import CannotCompleteError, InvalidValueError
+from robolearn import net
 from robolearn.runtime import wire
 from robolearn.runtime.backends import ChunkPolicy, ChunkRequest, ChunkResult, _checked
 from robolearn.runtime.wire import DEFAULT_MAX_FRAME, Message, ReplayWindow, WireError
@@ -110,18 +110,7 @@ class TorchServedPolicy:
 def check_bind_host(host: str, allow_remote: bool) -> str:
     """The address to bind for ``host``; a host that is not loopback needs ``allow_remote`` (a UserError
     otherwise). ``localhost`` binds 127.0.0.1."""
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise InvalidValueError(f"--host {host!r} is not an IP address; pass 127.0.0.1 (default), ::1, or with "
-                                "--allow-remote an interface address or 0.0.0.0") from None
-    if not ip.is_loopback and not allow_remote:
-        raise InvalidValueError(f"--host {host} is not a loopback address; the policy server binds to loopback "
-                                "(127.0.0.1, ::1) unless --allow-remote is given (frames are authenticated, not "
-                                "encrypted)")
-    return str(ip)
+    return net.check_bind_host(host, allow_remote, "the policy server", "frames are authenticated, not encrypted")
 
 
 def _endpoint(host: str, port: int | str) -> str:

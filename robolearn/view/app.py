@@ -1,0 +1,198 @@
+"""The ASGI app of `robolearn view`: three pages (store, episode, run), their JSON API and the frames.
+
+Routes (GET only):
+
+```
+/                                             -> the store page (or the run page when only a run is open)
+/store, /episode/<e>, /run                    the pages (static HTML; their scripts call the API)
+/static/...                                   page scripts, styles and the vendored uPlot
+/api/store                                    store summary + episode table, one list per column
+/api/stats                                    dataset statistics, per-key histograms
+/api/episodes/<e>                             one episode: its row, low-dim streams, timestamps and jitter
+/api/episodes/<e>/frame/<key>/<i>             frame i of episode e for an image/depth/tactile key
+/api/run                                      run config, metrics columns, evaluations
+/api/run/file/<path>                          a video, plot or JSON file of the run folder
+```
+
+Frames are read when asked (one chunk per request) and cached by the browser: committed frames never
+change. Blocking store reads run in Starlette's thread pool (the endpoints are plain functions).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from robolearn.errors import MissingExtraError, UserError
+from robolearn.store import Store
+
+STATIC = Path(__file__).parent / "static"
+TOKEN_COOKIE = "robolearn_view_token"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _starlette():
+    try:
+        import starlette  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError("robolearn view needs starlette and uvicorn: pip install 'robolearn[view]'") from e
+
+
+class ViewState:
+    """The open store and/or run the app serves; the store is reopened when its table is asked for, so
+    episodes committed since show up."""
+
+    def __init__(self, store: str | None = None, run: str | Path | None = None, storage_options: dict | None = None):
+        self.store_path, self.run = store, Path(run) if run is not None else None
+        self.storage_options = storage_options
+        self._store = Store.open(store, storage_options) if store is not None else None
+        self._stats: tuple[int, dict] | None = None  # (frames, stats) of the last /api/stats
+        self._stored_stats: tuple[int, dict | None] | None = None
+
+    def store(self, reopen: bool = False) -> Store:
+        if self._store is None:
+            raise UserError("no store is open in this view: start `robolearn view STORE`")
+        if reopen:
+            self._store = Store.open(self.store_path, self.storage_options)
+        return self._store
+
+    def stored_stats(self) -> dict | None:
+        """meta/stats of the store (read once per committed extent: depth maps share one colour scale)."""
+        s = self.store()
+        if self._stored_stats is None or self._stored_stats[0] != s.n_frames:
+            self._stored_stats = (s.n_frames, s.stats)
+        return self._stored_stats[1]
+
+    def stats(self) -> dict:
+        from robolearn.view.data import store_stats
+
+        s = self.store()
+        if self._stats is None or self._stats[0] != s.n_frames:
+            self._stats = (s.n_frames, store_stats(s))
+        return self._stats[1]
+
+
+class Guard:
+    """ASGI middleware: a request must name a loopback Host (no DNS rebinding from a web page), unless
+    the app was started for remote use, where it must carry the token instead (``?token=`` once, then a
+    cookie; or ``Authorization: Bearer <token>``)."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        set_cookie = False
+        if self.token is None:
+            host = headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in LOOPBACK_NAMES:
+                return await _plain(send, 403, f"host {host!r} is not a loopback name; this view serves loopback only")
+        else:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+            cookies = dict(c.strip().split("=", 1) for c in headers.get("cookie", "").split(";") if "=" in c)
+            bearer = headers.get("authorization", "")[7:] if headers.get("authorization", "").startswith("Bearer ") else ""
+            given = query or cookies.get(TOKEN_COOKIE, "") or bearer
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                return await _plain(send, 401, "this view needs its token: open the URL `robolearn view` printed")
+            set_cookie = bool(query)
+        if not set_cookie:
+            return await self.app(scope, receive, send)
+
+        async def send_with_cookie(message):
+            if message["type"] == "http.response.start":
+                cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_cookie)
+
+
+async def _plain(send, status: int, text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def make_app(store: str | None = None, run: str | Path | None = None, storage_options: dict | None = None,
+             token: str | None = None):
+    """The Starlette app serving `store` (a local path or URL) and/or `run` (a local run or eval folder).
+    `token`: required on every request (remote use); None: loopback Host names only."""
+    _starlette()
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from robolearn.view import data, runs
+
+    if store is None and run is None:
+        raise UserError("robolearn view needs a store or a run folder to show")
+    state = ViewState(store, run, storage_options)
+
+    def page(name: str):
+        def endpoint(request: Request):
+            return FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+        return endpoint
+
+    def index(request: Request):
+        return RedirectResponse("/store" if state.store_path is not None else "/run")
+
+    def as_json(obj) -> Response:
+        return Response(json.dumps(obj, allow_nan=False, separators=(",", ":")), media_type="application/json",
+                        headers={"Cache-Control": "no-cache"})
+
+    def api_store(request: Request):
+        s = state.store(reopen=True)
+        return as_json({**data.store_summary(s), "run": state.run is not None})
+
+    def api_stats(request: Request):
+        return as_json(state.stats())
+
+    def api_episode(request: Request):
+        return as_json(data.episode_detail(state.store(), request.path_params["ep"]))
+
+    def api_frame(request: Request):
+        p = request.path_params
+        blob, media = data.frame_image(state.store(), p["key"], p["ep"], p["index"], state.stored_stats())
+        return Response(blob, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+    def api_run(request: Request):
+        if state.run is None:
+            raise UserError("no run is open in this view: start `robolearn view RUN`")
+        return as_json({**runs.run_summary(state.run), "has_store": state.store_path is not None})
+
+    def api_run_file(request: Request):
+        if state.run is None:
+            raise UserError("no run is open in this view: start `robolearn view RUN`")
+        return FileResponse(runs.run_file(state.run, request.path_params["path"]))
+
+    async def user_error(request: Request, exc: Exception):
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    routes = [
+        Route("/", index),
+        Route("/store", page("store.html")),
+        Route("/episode/{ep:int}", page("episode.html")),
+        Route("/run", page("run.html")),
+        Route("/api/store", api_store),
+        Route("/api/stats", api_stats),
+        Route("/api/episodes/{ep:int}", api_episode),
+        Route("/api/episodes/{ep:int}/frame/{key:path}/{index:int}", api_frame),
+        Route("/api/run", api_run),
+        Route("/api/run/file/{path:path}", api_run_file),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)],
+                     exception_handlers={UserError: user_error, HTTPException: http_error})
