@@ -156,6 +156,15 @@ def _checked(chunk: Any, request: ChunkRequest) -> np.ndarray:
     return chunk
 
 
+def delivered(done: list[tuple[ChunkRequest, np.ndarray, int, int, int]], now: int) -> list[ChunkResult]:
+    """``ChunkResult``s for finished ``(request, chunk, t_request, t_infer_start, t_infer_end)``, delivered at
+    ``now``, in request order; empties ``done``."""
+    out = [ChunkResult(r, c, a, b, e, now) for r, c, a, b, e in done]
+    done.clear()
+    out.sort(key=lambda res: res.request.seq)
+    return out
+
+
 class InlineBackend:
     """Synchronous: ``submit`` runs the policy; the next ``poll`` returns the result."""
 

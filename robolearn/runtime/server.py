@@ -51,7 +51,7 @@ import zmq
 from robolearn.errors import CannotCompleteError, InvalidValueError
 from robolearn import net
 from robolearn.runtime import wire
-from robolearn.runtime.backends import ChunkPolicy, ChunkRequest, ChunkResult, _checked
+from robolearn.runtime.backends import ChunkPolicy, ChunkRequest, ChunkResult, _checked, delivered
 from robolearn.runtime.wire import DEFAULT_MAX_FRAME, Message, ReplayWindow, WireError
 
 __all__ = ["PolicyServer", "ServedPolicy", "ServerBackend", "TorchServedPolicy", "check_bind_host", "serve_checkpoint"]
@@ -417,13 +417,7 @@ class ServerBackend:
             self._tries += 1
             self.counts["reconnects"] += 1
             self._connect()
-        if not self._raw:
-            return []
-        now = self._time_ns()
-        out = [ChunkResult(r, c, a, b, e, now) for r, c, a, b, e in self._raw]
-        self._raw.clear()
-        out.sort(key=lambda res: res.request.seq)
-        return out
+        return delivered(self._raw, self._time_ns()) if self._raw else []
 
     @property
     def pending(self) -> int:

@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from robolearn.policies import load, make_policy, save_policy
-from robolearn.policies.compile import compile_for_inference, dummy_observation, is_compiled, uncompile
+from robolearn.policies.compile import (
+    compile_cache_dir,
+    compile_for_inference,
+    compile_if_supported,
+    dummy_observation,
+    is_compiled,
+    supports_compile,
+    uncompile,
+    use_compile_cache,
+)
 from robolearn.policies.nets.unet1d import Conv1d
 from robolearn.policies.testing import fake_features, fake_obs, fake_stats
 
@@ -106,6 +115,28 @@ def test_policies_without_a_denoiser_are_refused_by_name():
     no_denoiser = type("NoDenoiser", (), {"config": object(), "features": fake_features(state_dim=3)})()
     with pytest.raises(ValueError, match="diffusion and flow"):
         compile_for_inference(no_denoiser)
+
+
+def test_compile_if_supported_leaves_other_policies_eager():
+    no_denoiser = type("NoDenoiser", (), {"config": object(), "features": fake_features(state_dim=3)})()
+    assert not supports_compile(no_denoiser) and compile_if_supported(no_denoiser) is False
+    assert supports_compile(_tiny())
+
+
+def test_the_compile_cache_persists_in_a_per_user_folder(monkeypatch, tmp_path):
+    """Inductor's on-disk caches go to ~/.cache/robolearn/inductor (XDG_CACHE_HOME respected), or to the user's
+    TORCHINDUCTOR_CACHE_DIR; use_compile_cache points inductor there with its FX graph cache on."""
+    import torch._inductor.config as inductor_config
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
+    assert compile_cache_dir() == tmp_path / "xdg" / "robolearn" / "inductor"
+    assert use_compile_cache() == tmp_path / "xdg" / "robolearn" / "inductor"
+    assert cache_dir() == str(tmp_path / "xdg" / "robolearn" / "inductor") and inductor_config.fx_graph_cache
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert compile_cache_dir() == tmp_path / "mine"
 
 
 def test_uncompile_of_an_eager_policy_is_a_no_op():
