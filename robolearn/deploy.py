@@ -7,9 +7,14 @@ Modes (``DeployConfig``):
 - ``inference="async"``: the policy runs in a backend while the loop ticks. ``backend="sim:D"``: virtual
   time, each chunk delivered exactly D ticks after its observation (reproducible per seed); ``"thread"``:
   a worker thread, with ``realtime`` (the env stepped by a ``RealClock`` at ``fps``).
-  ``"server"``: a policy server (`robolearn serve`) at ``connect``, with ``realtime``.
+  ``"server"``: a policy server (`robolearn serve`) at ``connect``, with ``realtime``. ``"process"``: a child
+  process that loads the checkpoint itself (`robolearn.runtime.process_backend`), with ``realtime``: the loop
+  pinned to one core and the child to the others, the GC frozen after warm-up, SCHED_FIFO with
+  ``rt_priority`` (a note when not permitted, refused with ``require_rt``).
 - ``join``: ``naive`` (switch), ``ensemble`` (ACT's temporal ensembling, a request every tick) or ``rtc``
-  (Real-Time Chunking: the flow/diffusion policy inpaints the frozen prefix; async only).
+  (Real-Time Chunking: the flow/diffusion policy inpaints the frozen prefix; async only). The policy's
+  ``rtc_variant`` says how: guidance at inference, or, for a checkpoint trained with
+  ``rtc_training_max_delay``, the prefix fixed as the input it was trained on (no guidance).
 
 Every action passes the safety filter (``configs/safety/<preset>.yaml``; default: the env's own preset when
 one is named after it, else ``default``). With ``out`` the episodes are recorded (``action`` sent,
@@ -37,7 +42,7 @@ __all__ = ["BACKENDS", "DeployConfig", "deploy_checkpoint", "parse_backend"]
 
 INFERENCE = ("sync", "async")
 JOINS = ("naive", "ensemble", "rtc")
-BACKENDS = ("thread", "server", "sim:D")
+BACKENDS = ("thread", "process", "server", "sim:D")
 """Accepted ``backend`` values (``sim:D``: D an integer >= 0)."""
 
 
@@ -73,6 +78,13 @@ class DeployConfig:
     """Steps per episode; None: the env's own limit."""
     threads: int = 1
     """torch threads for inference (batch 1: more threads only add overhead)."""
+    compile: bool = True
+    """Compile diffusion/flow policies for inference (checked against eager, else eager with a warning); the
+    kernels persist in robolearn.policies.compile.compile_cache_dir(), so a second start is fast."""
+    rt_priority: int | None = None
+    """process: run the loop's thread at SCHED_FIFO with this priority (1..99); None: normal priority."""
+    require_rt: bool = False
+    """Refuse to run when SCHED_FIFO at rt_priority is not permitted (default: a note, then normal priority)."""
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -85,6 +97,15 @@ class DeployConfig:
             raise InvalidValueError(f"--fps must be > 0, got {self.fps}")
         if self.replan_every is not None and self.replan_every < 1:
             raise InvalidValueError(f"replan_every must be >= 1, got {self.replan_every}")
+        if self.require_rt and self.rt_priority is None:
+            raise InvalidValueError("--require-rt needs --rt-priority N, the SCHED_FIFO priority to require")
+        if self.rt_priority is not None:
+            from robolearn.runtime.rt import check_rt_priority
+
+            check_rt_priority(self.rt_priority)
+            if self.backend_name != "process":
+                raise InvalidValueError(f"--rt-priority applies to --backend process (the loop on its own core, the "
+                                        f"policy in a child process), not to {self.backend_name}")
         if self.inference == "sync":
             if self.backend is not None:
                 raise InvalidValueError(f"--backend {self.backend} applies to --inference async; sync inference "
@@ -94,7 +115,7 @@ class DeployConfig:
                                         "executing while it is computed")
             return
         kind, _ = parse_backend(self.backend or ("thread" if self.realtime else "sim:0"))
-        if kind in ("thread", "server") and not self.realtime:
+        if kind in ("thread", "process", "server") and not self.realtime:
             raise InvalidValueError(f"--backend {kind} computes against the wall clock: add --realtime, or use "
                                     "--backend sim:D for reproducible virtual time")
         if kind != "server" and (self.connect or self.key_file):
@@ -111,8 +132,9 @@ class DeployConfig:
 
 
 def parse_backend(value: str) -> tuple[str, int]:
-    """("thread", 0), ("server", 0) or ("sim", D) for "sim:D"; a user error naming what is accepted otherwise."""
-    if value in ("thread", "server"):
+    """("thread" | "process" | "server", 0) or ("sim", D) for "sim:D"; a user error naming what is accepted
+    otherwise."""
+    if value in ("thread", "process", "server"):
         return value, 0
     if value.startswith("sim:"):
         d = value[4:]
@@ -199,7 +221,7 @@ def _backend_factory(cfg: DeployConfig, chunks: Any, clock: Any):
     kind, d = parse_backend(cfg.backend_name)
     if kind == "sim":
         return (lambda: SimulatedLatencyBackend(chunks, d, clock)), d
-    if kind == "server":
+    if kind in ("server", "process"):
         return (lambda: _Borrowed(chunks.backend)), 0
     return (lambda: ThreadBackend(chunks)), 0
 
@@ -234,9 +256,17 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     if policy.make_action_source() is not None:
         raise InvalidValueError(f"{type(policy).__name__} runs its own multi-rate action source; deploy runs "
                                 "chunking policies (diffusion, flow, pad, uwm)")
+    kind = parse_backend(cfg.backend_name)[0] if cfg.inference == "async" else "inline"
+    compiling = {"enabled": cfg.compile, "compiled": False, "seconds": 0.0}
+    if cfg.compile and kind not in ("process", "server"):  # the child compiles its own copy; a server its own
+        from robolearn.policies.compile import compile_if_supported
+
+        t_compile = time.perf_counter()
+        compiling["compiled"] = compile_if_supported(policy)
+        compiling["seconds"] = time.perf_counter() - t_compile
     load_env_plugins()
     the_env = make_env(env_id, **kwargs)
-    writer = recorder = server = None
+    writer = recorder = server = rt = rt_report = None
     try:
         check_compatible(policy, the_env.observation_space, the_env.action_space)
         base = the_env.unwrapped
@@ -252,6 +282,19 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             address = cfg.connect or "127.0.0.1:5555"
             server = ServerBackend(address, key_file=cfg.key_file, task=task or None)
             chunks = _Served(server, chunks, task or None, address)
+        elif kind == "process":
+            from robolearn.runtime.process_backend import ProcessBackend
+            from robolearn.runtime.rt import RealtimeLoop, split_cores
+
+            loop_cpus, inference_cpus, note = split_cores()
+            if note and progress:
+                print(f"deploy: {note}", file=sys.stderr, flush=True)
+            server = ProcessBackend.for_checkpoint(checkpoint, compile=cfg.compile, max_guidance=cfg.max_guidance,
+                                                   threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus)
+            chunks = _Served(server, chunks, task or None, f"the inference process (pid {server.pid})")
+            compiling.update(compiled=bool(server.info.get("compiled")), seconds=float(server.info.get("load_s", 0)))
+            torch.set_num_threads(1)  # the loop's process runs no inference
+            rt = RealtimeLoop(loop_cpus, cfg.rt_priority, require=cfg.require_rt).__enter__()
         clock = RealClock(hz) if cfg.realtime else VirtualClock(hz)
         preset = _safety_preset(cfg.safety, env_id)
         safety = SafetyFilter.for_env(the_env, load_safety_config(preset))
@@ -270,6 +313,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
                           watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps)
         episodes, latencies = [], []
+        if rt is not None:
+            rt.freeze_gc()  # everything built and warm: later collections walk only what episodes allocate
         t0 = time.perf_counter()
         for i in range(cfg.episodes):
             seed = cfg.seed + i
@@ -296,6 +341,9 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 writer.close()
             if server is not None:
                 server.close()
+            if rt is not None:
+                rt_report = rt.report()
+                rt.__exit__(None, None, None)
             the_env.close()
     n_ok = sum(e["success"] for e in episodes)
 
@@ -306,7 +354,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     summary = {
         "checkpoint": str(Path(checkpoint).resolve()), "env": env_id, "episodes": len(episodes),
         "inference": cfg.inference, "join": cfg.join, "backend": cfg.backend_name, "realtime": cfg.realtime,
-        "fps": hz, "safety": preset, "seed": cfg.seed,
+        "rtc_variant": policy.rtc_variant if cfg.join == "rtc" else None, "fps": hz, "safety": preset, "seed": cfg.seed,
         "success_rate": n_ok / len(episodes), "ci95": list(wilson_interval(n_ok, len(episodes))),
         "holds": sum(e["holds"] for e in episodes), "missed_ticks": sum(e["missed_ticks"] for e in episodes),
         "skipped_executed": total("scheduler", "skipped_executed"),
@@ -318,6 +366,11 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         "seconds": time.perf_counter() - t0,
         "per_episode": episodes,
     }
+    summary["compile"] = compiling
+    if kind == "process":
+        summary["process"] = {"pid": server.pid, "cpus": server.info.get("cpus"), "ready_s": server.ready_s,
+                              "load_s": server.info.get("load_s"), "warmup_s": server.info.get("warmup_s"),
+                              "rt": rt_report}
     if out is not None:
         summary["store"] = str(out) if "://" in str(out) else str(Path(out).resolve())
     return summary

@@ -234,6 +234,13 @@ class Policy(Model):
         `robolearn.policies.rtc.Inpainting`). Default: no; the flow and diffusion policies do."""
         return False
 
+    @property
+    def rtc_variant(self) -> str | None:
+        """How `predict_action_chunk` follows an ``inpaint=`` prefix: ``"guided"`` (inference-time RTC:
+        guidance toward the prefix at every denoising step), ``"trained"`` (training-time RTC: trained with
+        frozen prefixes, the first d actions are fixed to the prefix, no guidance) or None (no prefix)."""
+        return "guided" if self.supports_inpainting else None
+
     def make_action_source(self, device: str | torch.device = "cpu") -> Any:
         """The `robolearn.runtime.sources.ActionSource` that runs this policy, or None (the default) for the
         standard chunking `PolicySource`. A policy that runs at its own rates (RDP) returns its own."""

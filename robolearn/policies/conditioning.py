@@ -49,6 +49,9 @@ def check_config(cfg: Any) -> None:
             )
     elif cfg.n_emb % cfg.n_head:
         raise ConfigError(f"n_emb ({cfg.n_emb}) must be divisible by n_head ({cfg.n_head}).")
+    if not 0 <= cfg.rtc_training_max_delay < cfg.horizon:
+        raise ConfigError(f"rtc_training_max_delay must be in [0, horizon={cfg.horizon}) actions (0: off), "
+                          f"got {cfg.rtc_training_max_delay}.")
     if cfg.use_language and cfg.language_feature_dim < 1:
         raise ConfigError(f"language_feature_dim must be >= 1 with use_language, got {cfg.language_feature_dim}.")
 
@@ -95,18 +98,20 @@ def build_language_proj(cfg: Any) -> nn.Linear | None:
 
 
 def build_denoiser(cfg: Any, action_dim: int, step_dim: int) -> nn.Module:
-    """The denoiser `cfg.denoiser` names, for `step_dim` features per observation step."""
+    """The denoiser `cfg.denoiser` names, for `step_dim` features per observation step; with training-time
+    RTC its input carries one more channel, the frozen-prefix flag (`robolearn.policies.rtc.flag_frozen`)."""
     lang = cfg.language_feature_dim if cfg.use_language else 0
+    input_dim = action_dim + (1 if cfg.rtc_training_max_delay else 0)
     if cfg.denoiser == "unet":
         return ConditionalUnet1D(
-            input_dim=action_dim, global_cond_dim=cfg.n_obs_steps * step_dim + lang, down_dims=cfg.down_dims,
+            input_dim=input_dim, global_cond_dim=cfg.n_obs_steps * step_dim + lang, down_dims=cfg.down_dims,
             kernel_size=cfg.kernel_size, n_groups=cfg.n_groups, step_embed_dim=cfg.diffusion_step_embed_dim,
-            film_scale=cfg.film_scale,
+            film_scale=cfg.film_scale, output_dim=action_dim,
         )
     return TransformerForDiffusion(
-        input_dim=action_dim, horizon=cfg.horizon, n_obs_steps=cfg.n_obs_steps, cond_dim=step_dim + lang,
+        input_dim=input_dim, horizon=cfg.horizon, n_obs_steps=cfg.n_obs_steps, cond_dim=step_dim + lang,
         n_layer=cfg.n_layer, n_head=cfg.n_head, n_emb=cfg.n_emb, p_drop_emb=cfg.p_drop_emb,
-        p_drop_attn=cfg.p_drop_attn, causal_attn=cfg.causal_attn,
+        p_drop_attn=cfg.p_drop_attn, causal_attn=cfg.causal_attn, output_dim=action_dim,
     )
 
 
@@ -164,6 +169,20 @@ def denoiser_cond(policy: Policy, obs: Mapping[str, torch.Tensor]) -> torch.Tens
     if policy.config.denoiser == "unet":
         return steps.flatten(1) if lang is None else torch.cat([steps.flatten(1), lang], dim=-1)
     return steps if lang is None else torch.cat([steps, lang[:, None].expand(B, To, -1)], dim=-1)
+
+
+def chunk_loss(err: torch.Tensor, is_pad: torch.Tensor | None, frozen: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the (B, T, Da) error over the positions that count: not past the episode end (``is_pad``
+    (B, T)) and not a frozen prefix position of training-time RTC (``frozen`` (B, T))."""
+    if is_pad is None and frozen is None:
+        return err.mean()
+    skip = torch.zeros(err.shape[:2], dtype=torch.bool, device=err.device)
+    if is_pad is not None:
+        skip |= is_pad.to(err.device, torch.bool)
+    if frozen is not None:
+        skip |= frozen
+    valid = (~skip).to(err.dtype)  # (B, T)
+    return (err.mean(-1) * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 def chunk_denoiser(

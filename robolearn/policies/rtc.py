@@ -18,6 +18,14 @@ The diffusion policy applies the same correction to its clean-sample prediction 
 The prefix ``Y`` is always real planned actions (the scheduler's queue: `robolearn.runtime.ChunkPrefix`), in
 env units; the policy normalizes it. Never zeros: normalized zeros decode to the dataset mean (LeRobot #4454).
 
+Training-time RTC (Black, Ren, Equi, Levine 2025; the policies' ``rtc_training_max_delay``): the policy is
+trained with simulated delays instead. Each training sample draws ``d ~ U{0..d_max}``; its first ``d``
+actions enter the denoiser clean (flow time 1 / every noise level), a per-position flag (an extra input
+channel, `flag_frozen`) tells the denoiser which positions are frozen, and the loss covers the rest only
+(`sample_frozen`). At inference the same ``inpaint=`` fixes the first ``Inpainting.n_frozen`` actions to the
+prefix exactly (`freeze`) and generates the rest conditioned on them: no guidance, no backward pass. A policy
+says which variant it runs in ``Policy.rtc_variant``.
+
 Example::
 
     inpaint = Inpainting.from_plan(planned, d=2, s=4, horizon=16)          # planned: (P, Da) env units
@@ -27,13 +35,14 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_MAX_GUIDANCE", "Inpainting", "guidance_weight", "guided_epsilon", "guided_velocity",
-           "prefix_weights"]
+__all__ = ["DEFAULT_MAX_GUIDANCE", "Inpainting", "flag_frozen", "freeze", "frozen_mask", "guidance_weight",
+           "guided_epsilon", "guided_velocity", "hard_prefix", "prefix_weights", "sample_frozen"]
 
 DEFAULT_MAX_GUIDANCE = 5.0
 """beta: the RTC paper's Kinetix setting for 5 flow steps (LeRobot recommends 10 for 10-step policies)."""
@@ -77,6 +86,47 @@ class Inpainting:
 
     def to(self, like: torch.Tensor) -> Inpainting:
         return Inpainting(self.prefix.to(like), self.weights.to(like), self.max_guidance)
+
+    @property
+    def n_frozen(self) -> int:
+        """d: the leading indices of weight 1, which execute while the chunk is computed (the soft region
+        after them weighs < 1)."""
+        below = torch.nonzero(self.weights < 1.0)
+        return int(below[0, 0]) if len(below) else int(self.weights.numel())
+
+
+def frozen_mask(d: torch.Tensor, horizon: int) -> torch.Tensor:
+    """(B, T) bool, True at indices ``i < d[b]`` for the (B,) frozen counts ``d``."""
+    return torch.arange(horizon, device=d.device)[None] < d[:, None]
+
+
+def sample_frozen(batch_size: int, horizon: int, max_delay: int, device: torch.device | str) -> torch.Tensor:
+    """Training-time RTC's simulated delays: (B, T) bool, the first ``d ~ U{0..max_delay}`` indices of each
+    sample frozen (drawn from torch's global generator, like the training noise)."""
+    d = torch.randint(0, int(max_delay) + 1, (batch_size,), device=device)
+    return frozen_mask(d, horizon)
+
+
+def flag_frozen(x: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+    """The denoiser input of a prefix-trained policy: (B, T, Da) and (B, T) bool -> (B, T, Da + 1), the last
+    channel 1 where the position is frozen."""
+    return torch.cat([x, frozen[..., None].to(x.dtype)], dim=-1)
+
+
+def freeze(x: torch.Tensor, clean: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+    """``x`` with the frozen positions set to ``clean`` ((B, T, Da), ``clean`` may have batch 1; ``frozen``
+    (B, T) bool)."""
+    return torch.where(frozen[..., None], clean, x)
+
+
+def hard_prefix(inpaint: Inpainting | None, x: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training-time RTC at inference, for the chunk ``x`` (B, T, Da) being sampled: the (B, T) frozen mask
+    (the first ``inpaint.n_frozen`` indices; none without a prefix) and the normalized prefix to fix there."""
+    B, T, _ = x.shape
+    d = 0 if inpaint is None else inpaint.n_frozen
+    frozen = frozen_mask(torch.full((B,), d, device=x.device), T)
+    return frozen, (x if inpaint is None else normalize(inpaint.prefix.to(x)))
 
 
 def guidance_weight(tau: float, max_guidance: float) -> float:

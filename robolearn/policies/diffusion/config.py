@@ -84,6 +84,14 @@ class DiffusionConfig(PolicyConfig):
     num_inference_steps: int = 10
     """Denoising steps per chunk at inference (<= num_train_timesteps)."""
 
+    # --- real-time chunking ---
+    rtc_training_max_delay: int = 0
+    """Training-time RTC: d_max, the largest simulated inference delay in actions (0: off, < horizon). Each
+    training chunk freezes its first d ~ U{0..d_max} actions (clean input, flagged by an extra denoiser input
+    channel, no loss); at inference an ``inpaint=`` prefix is then fixed exactly, without guidance
+    (`robolearn.policies.rtc`); a longer prefix is fixed whole but was never trained on: d_max >= the deploy
+    delay. Off, the model is the plain one."""
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.vision_backbone not in RESNET_PRESETS:

@@ -56,6 +56,10 @@ class DiffusionPolicy(Policy):
     def supports_inpainting(self) -> bool:
         return True
 
+    @property
+    def rtc_variant(self) -> str:
+        return "trained" if self.config.rtc_training_max_delay else "guided"
+
     def init_pretrained(self) -> None:
         if self.config.pretrained_encoder_path:
             for enc in self.encoders.values():
@@ -82,15 +86,14 @@ class DiffusionPolicy(Policy):
         noise = torch.randn_like(actions)
         k = torch.randint(0, cfg.num_train_timesteps, (B,), device=actions.device)
         noisy = self.sqrt_alpha_bar[k, None, None] * actions + self.sqrt_one_minus_alpha_bar[k, None, None] * noise
+        frozen = None
+        if cfg.rtc_training_max_delay:  # training-time RTC: the prefix stays clean at every level, flagged, no loss
+            frozen = rtc.sample_frozen(B, T, cfg.rtc_training_max_delay, actions.device)
+            noisy = rtc.flag_frozen(rtc.freeze(noisy, actions, frozen), frozen)
         pred = conditioning.get_denoiser(self)(noisy, k, cond)
         target = noise if cfg.prediction_type == "epsilon" else actions
         err = F.mse_loss(pred, target, reduction="none")  # (B, T, Da)
-        is_pad = batch.get("action_is_pad")
-        if is_pad is None:
-            return {"loss": err.mean()}
-        valid = (~is_pad.to(err.device, torch.bool)).to(err.dtype)  # (B, T)
-        loss = (err.mean(-1) * valid).sum() / valid.sum().clamp_min(1.0)
-        return {"loss": loss}
+        return {"loss": conditioning.chunk_loss(err, batch.get("action_is_pad"), frozen)}
 
     @torch.no_grad()
     def predict_action_chunk(
@@ -98,7 +101,8 @@ class DiffusionPolicy(Policy):
         inpaint: rtc.Inpainting | None = None,
     ) -> torch.Tensor:
         """(B, T, Da) actions in env units; `inpaint` guides the chunk toward a planned prefix (Real-Time
-        Chunking, `robolearn.policies.rtc.guided_epsilon`)."""
+        Chunking, `robolearn.policies.rtc.guided_epsilon`), or with `rtc_training_max_delay` fixes its first
+        ``inpaint.n_frozen`` actions to it (no guidance)."""
         cond = self.encode_obs(obs)
         B = cond.shape[0]
         timesteps = self.sampler.timesteps
@@ -106,15 +110,26 @@ class DiffusionPolicy(Policy):
         # Noise is drawn on the generator's device, so a CPU generator reproduces on any device.
         x = torch.randn((B, self.config.horizon, self.action_dim), generator=generator,
                         device=generator.device if generator is not None else cond.device).to(cond)
-        if inpaint is not None:
+        frozen = None
+        if self.config.rtc_training_max_delay:  # trained with frozen prefixes: fix the prefix, generate the rest
+            frozen, clean = rtc.hard_prefix(inpaint, x, lambda a: self.normalizer.normalize(ACTION_KEY, a))
+            x = rtc.freeze(x, clean, frozen)
+        elif inpaint is not None:
             inpaint = inpaint.to(x)
             target = self.normalizer.normalize(ACTION_KEY, inpaint.prefix)
             alpha_bar = self.noise_scheduler.alphas_cumprod
         for i, t in enumerate(timesteps):
-            if inpaint is None:
+            if frozen is not None:
+                eps = denoise(i, rtc.flag_frozen(x, frozen))
+            elif inpaint is None:
                 eps = denoise(i, x)
             else:
                 eps = rtc.guided_epsilon(lambda x_, i=i: denoise(i, x_), x, float(alpha_bar[int(t)]), target, inpaint,
                                          self.config.prediction_type)
             x = self.sampler.step(eps, t, x, generator=generator).prev_sample
-        return self.normalizer.unnormalize(ACTION_KEY, x)
+            if frozen is not None:
+                x = rtc.freeze(x, clean, frozen)
+        actions = self.normalizer.unnormalize(ACTION_KEY, x)
+        if frozen is not None and inpaint is not None:  # the prefix exactly, not through normalization
+            actions = rtc.freeze(actions, inpaint.prefix.to(actions), frozen)
+        return actions

@@ -44,6 +44,10 @@ class FlowPolicy(Policy):
     def supports_inpainting(self) -> bool:
         return True
 
+    @property
+    def rtc_variant(self) -> str:
+        return "trained" if self.config.rtc_training_max_delay else "guided"
+
     def init_pretrained(self) -> None:
         if self.config.pretrained_encoder_path:
             for enc in self.encoders.values():
@@ -72,13 +76,13 @@ class FlowPolicy(Policy):
         x0 = torch.randn_like(x1)
         t = self.sample_time(B, x1.device)
         xt = torch.lerp(x0, x1, t[:, None, None])  # (1 - t) x0 + t x1
+        frozen = None
+        if cfg.rtc_training_max_delay:  # training-time RTC: the prefix sits at flow time 1, flagged, no loss
+            frozen = rtc.sample_frozen(B, T, cfg.rtc_training_max_delay, x1.device)
+            xt = rtc.flag_frozen(rtc.freeze(xt, x1, frozen), frozen)
         pred = conditioning.get_denoiser(self)(xt, t * TIME_SCALE, cond)
         err = F.mse_loss(pred, x1 - x0, reduction="none")  # (B, T, Da)
-        is_pad = batch.get("action_is_pad")
-        if is_pad is None:
-            return {"loss": err.mean()}
-        valid = (~is_pad.to(err.device, torch.bool)).to(err.dtype)  # (B, T)
-        return {"loss": (err.mean(-1) * valid).sum() / valid.sum().clamp_min(1.0)}
+        return {"loss": conditioning.chunk_loss(err, batch.get("action_is_pad"), frozen)}
 
     @torch.no_grad()
     def predict_action_chunk(
@@ -86,7 +90,8 @@ class FlowPolicy(Policy):
         num_inference_steps: int | None = None, inpaint: rtc.Inpainting | None = None,
     ) -> torch.Tensor:
         """(B, T, Da) actions in env units; `num_inference_steps` (1..10) overrides the config's; `inpaint`
-        guides the chunk toward a planned prefix (Real-Time Chunking, `robolearn.policies.rtc`)."""
+        guides the chunk toward a planned prefix (Real-Time Chunking, `robolearn.policies.rtc`), or with
+        `rtc_training_max_delay` fixes its first ``inpaint.n_frozen`` actions to it (no guidance)."""
         cfg = self.config
         n = cfg.num_inference_steps if num_inference_steps is None else int(num_inference_steps)
         if not 1 <= n <= MAX_INFERENCE_STEPS:
@@ -98,7 +103,13 @@ class FlowPolicy(Policy):
         # Noise is drawn on the generator's device, so a CPU generator reproduces on any device.
         x = torch.randn((B, cfg.horizon, self.action_dim), generator=generator,
                         device=generator.device if generator is not None else cond.device).to(cond)
-        if inpaint is None:
+        frozen = None
+        if cfg.rtc_training_max_delay:  # trained with frozen prefixes: fix the prefix, generate the rest
+            frozen, clean = rtc.hard_prefix(inpaint, x, lambda a: self.normalizer.normalize(ACTION_KEY, a))
+            x = rtc.freeze(x, clean, frozen)
+            for i in range(n):
+                x = rtc.freeze(x + velocity(i, rtc.flag_frozen(x, frozen)) / n, clean, frozen)
+        elif inpaint is None:
             for i in range(n):
                 x = x + velocity(i, x) / n
         else:
@@ -108,4 +119,7 @@ class FlowPolicy(Policy):
                 x = x + rtc.guided_velocity(lambda x_, i=i: velocity(i, x_), x, float(times[i]), target, inpaint) / n
         if cfg.clip_sample:
             x = x.clamp(-cfg.clip_sample_range, cfg.clip_sample_range)
-        return self.normalizer.unnormalize(ACTION_KEY, x)
+        actions = self.normalizer.unnormalize(ACTION_KEY, x)
+        if frozen is not None and inpaint is not None:  # the prefix exactly, not through normalization
+            actions = rtc.freeze(actions, inpaint.prefix.to(actions), frozen)
+        return actions

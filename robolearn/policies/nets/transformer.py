@@ -39,6 +39,8 @@ class TransformerForDiffusion(nn.Module):
         p_drop_emb: dropout on the summed token embeddings.
         p_drop_attn: dropout inside the decoder layers (attention and feed-forward).
         causal_attn: causal self-attention mask over the action tokens.
+        output_dim: features out per token; None: input_dim (an input may carry extra features, e.g. the
+            frozen-prefix flag of training-time RTC, that are not predicted).
 
     Shapes: ``forward(x: (B, T, Da), k: (B,) or scalar, cond: (B, To, cond_dim)) -> (B, T, Da)``.
     """
@@ -55,6 +57,7 @@ class TransformerForDiffusion(nn.Module):
         p_drop_emb: float = 0.0,
         p_drop_attn: float = 0.1,
         causal_attn: bool = True,
+        output_dim: int | None = None,
     ):
         super().__init__()
         if n_emb % n_head:
@@ -80,7 +83,7 @@ class TransformerForDiffusion(nn.Module):
         else:
             self.mask = None
         self.ln_f = nn.LayerNorm(n_emb)
-        self.head = nn.Linear(n_emb, input_dim)
+        self.head = nn.Linear(n_emb, output_dim or input_dim)
         self.apply(self._init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
         nn.init.normal_(self.cond_pos_emb, std=0.02)

@@ -107,6 +107,8 @@ class ConditionalUnet1D(nn.Module):
         n_groups: GroupNorm groups.
         step_embed_dim: size of the diffusion-step embedding.
         film_scale: FiLM with scale and bias (True) or bias only.
+        output_dim: channels out; None: input_dim (an input may carry extra channels, e.g. the frozen-prefix
+            flag of training-time RTC, that are not predicted).
 
     Shapes: ``forward(x: (B, T, Da), k: (B,) or scalar, global_cond: (B, global_cond_dim)) -> (B, T, Da)``;
     samplers call ``denoise(x, obs_film(cond) + step_film(k))`` to reuse the FiLM parts across steps.
@@ -121,6 +123,7 @@ class ConditionalUnet1D(nn.Module):
         n_groups: int = 8,
         step_embed_dim: int = 128,
         film_scale: bool = True,
+        output_dim: int | None = None,
     ):
         super().__init__()
         self.step_encoder = nn.Sequential(
@@ -151,7 +154,7 @@ class ConditionalUnet1D(nn.Module):
                 block(2 * c_out, c_in), block(c_in, c_in), nn.ConvTranspose1d(c_in, c_in, 4, stride=2, padding=1),
             ]))
         self.final = nn.Sequential(Conv1dBlock(down_dims[0], down_dims[0], kernel_size, n_groups),
-                                   Conv1d(down_dims[0], input_dim, 1))
+                                   Conv1d(down_dims[0], output_dim or input_dim, 1))
 
         self._blocks = [m for m in self.modules() if isinstance(m, ResidualBlock1D)]
         self._film_sizes = [b.film_dim for b in self._blocks]
