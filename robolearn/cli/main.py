@@ -196,13 +196,18 @@ def deploy(
     inference: str = typer.Option("sync", "--inference", help="sync (inside the tick) | async (in a backend)."),
     join: str = typer.Option("naive", "--join", help="naive | ensemble | rtc (Real-Time Chunking, async only)."),
     backend: Optional[str] = typer.Option(
-        None, "--backend", help="async: thread | server | sim:D (D ticks of virtual latency; default: thread with "
-                                "--realtime, else sim:0)."),
+        None, "--backend", help="async: thread | process | server | sim:D (D ticks of virtual latency; default: "
+                                "thread with --realtime, else sim:0)."),
     connect: Optional[str] = typer.Option(None, "--connect", help="--backend server: tcp://host:port of "
                                                                   "`robolearn serve` (default 127.0.0.1:5555)."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="--backend server: the HMAC key file shared "
                                                                      "with the server (default: serve's)."),
     realtime: bool = typer.Option(False, "--realtime", help="Step the env on the wall clock at --fps."),
+    compile: bool = typer.Option(True, "--compile/--no-compile",
+                                 help="Compile diffusion/flow policies (checked against eager; cached on disk)."),
+    rt_priority: Optional[int] = typer.Option(None, "--rt-priority",
+                                              help="--backend process: run the loop at SCHED_FIFO priority N (1..99)."),
+    require_rt: bool = typer.Option(False, "--require-rt", help="Fail when --rt-priority is not permitted."),
     episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes to run."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Episode i is reset with seed + i (default eval.seed)."),
     safety: Optional[str] = typer.Option(None, "--safety",
@@ -223,7 +228,8 @@ def deploy(
     dcfg = DeployConfig(inference=inference, join=join, backend=backend, connect=connect,
                         key_file=None if key_file is None else str(key_file), realtime=realtime, fps=fps,
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
-                        max_steps=cfg.task.max_steps, threads=cfg.eval.threads)
+                        max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
+                        rt_priority=rt_priority, require_rt=require_rt)
     summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,
                                 overwrite=overwrite, progress=not as_json)
     _emit(summary, as_json)

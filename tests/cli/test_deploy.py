@@ -1,6 +1,8 @@
 """`robolearn deploy` in sim on a tiny trained reach policy: every inference/join/backend choice, the recorded
 store, sync deploy repeating eval's rollouts, and one-sentence errors."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,11 @@ from tests.cli.test_smoke import last_json, run
 TASK = ["task=mujoco-reach", "task.env_kwargs.cameras=[]", "task.max_steps=12"]
 TINY = ["model.down_dims=[16,32]", "model.diffusion_step_embed_dim=16", "model.horizon=8", "model.n_action_steps=4",
         "model.num_inference_steps=3", "train.steps=4", "train.batch_size=8", "train.val_ratio=0"]
+
+
+def deploy(*args, **kwargs):
+    """`robolearn deploy` with eager policies (compiling costs 30-100 s here; test_compiled_deploy_* compiles)."""
+    return run("deploy", "--no-compile", *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +37,7 @@ def runs(tmp_path_factory):
     ["--inference", "async", "--realtime", "--fps", "40", "--join", "rtc", "--backend", "thread"],
 ], ids=lambda a: "-".join(x.lstrip("-") for x in a))
 def test_each_mode_runs_and_summarises(runs, args):
-    out = last_json(run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--seed", 5, *args,
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--seed", 5, *args,
                         "--json").output)
     assert out["episodes"] == 2 and len(out["per_episode"]) == 2 and 0.0 <= out["success_rate"] <= 1.0
     lo, hi = out["ci95"]
@@ -48,7 +55,7 @@ def test_each_mode_runs_and_summarises(runs, args):
 
 
 def test_rtc_on_a_diffusion_policy(runs):
-    out = last_json(run("deploy", *TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference", "async",
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference", "async",
                         "--backend", "sim:1", "--join", "rtc", "--json").output)
     assert out["join"] == "rtc" and out["per_episode"][0]["steps"] == 12
 
@@ -57,7 +64,7 @@ def test_sync_deploy_repeats_eval(runs, tmp_path):
     """D = 0 and a filter that only keeps actions in the env's bounds: the same episodes as eval."""
     args = [*TASK, "--checkpoint", runs / "flow", "--episodes", 3, "--seed", 11, "--json"]
     ev = last_json(run("eval", *args, "--out", tmp_path / "eval").output)
-    dep = last_json(run("deploy", *args, "--safety", "default").output)
+    dep = last_json(deploy(*args, "--safety", "default").output)
     assert [e["success"] for e in dep["per_episode"]] == [e["success"] for e in ev["episodes"]]
     assert [e["steps"] for e in dep["per_episode"]] == [e["length"] for e in ev["episodes"]]
     assert [e["reward"] for e in dep["per_episode"]] == pytest.approx([e["reward"] for e in ev["episodes"]])
@@ -68,7 +75,7 @@ def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
     from robolearn.store.reader import Store
 
     store = tmp_path / "deployed.zarr"
-    out = last_json(run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
                         "--backend", "sim:3", "--out", store, "--json").output)
     s = Store.open(store)
     assert list(s.lengths) == [12, 12] and list(s.episodes["held_ticks"]) == [3, 3]
@@ -83,19 +90,24 @@ def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
         # virtual time: applied at its tick, its observation >= 3 ticks older
         assert ep["timing/applied"] == pytest.approx(np.arange(12) * 0.1)
         assert np.all(ep["timing/applied"][3:] - ep["timing/obs_capture"][3:] >= 0.3 - 1e-9)
-    again = run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--out", store, ok=False)
+    again = deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--out", store, ok=False)
     assert again.exit_code == 2 and "--resume" in again.output and out["store"] == str(store.resolve())
 
 
 @pytest.mark.parametrize("args,msg", [
     (["--join", "rtc"], "--join rtc needs --inference async"),
     (["--inference", "async", "--backend", "thread"], "add --realtime"),
-    (["--inference", "async", "--backend", "process"], "use one of: thread, server, sim:D"),
+    (["--inference", "async", "--backend", "gpu"], "use one of: thread, process, server, sim:D"),
+    (["--inference", "async", "--backend", "process"], "add --realtime"),
+    (["--inference", "async", "--realtime", "--rt-priority", "10"], "--rt-priority applies to --backend process"),
+    (["--inference", "async", "--realtime", "--backend", "process", "--rt-priority", "0"],
+     "outside SCHED_FIFO's range; use 1..99"),
+    (["--require-rt"], "--require-rt needs --rt-priority N"),
     (["--inference", "sync", "--backend", "sim:2"], "applies to --inference async"),
     (["--join", "average"], "use one of: naive, ensemble, rtc"),
 ])
 def test_bad_choices_are_one_sentence(runs, args, msg):
-    res = run("deploy", *TASK, "--checkpoint", runs / "flow", *args, ok=False)
+    res = deploy(*TASK, "--checkpoint", runs / "flow", *args, ok=False)
     assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output
 
 
@@ -108,15 +120,63 @@ def test_deploy_through_a_policy_server(runs, tmp_path):
     key_file = tmp_path / "server.key"
     key, _ = wire.load_key(key_file)
     with PolicyServer(TorchServedPolicy(load(runs / "flow")), key, "127.0.0.1", 0).start() as server:
-        out = last_json(run("deploy", *TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
+        out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
                             "--backend", "server", "--connect", server.address, "--key-file", key_file,
                             "--realtime", "--fps", "40", "--json").output)
     assert out["backend"] == "server" and out["episodes"] == 2
     for ep in out["per_episode"]:
         assert ep["steps"] == 12 and ep["scheduler"]["merged"] >= 2 and ep["scheduler"]["executed"] + ep["holds"] == 12
-    wrong = run("deploy", *TASK, "--checkpoint", runs / "flow", "--backend", "server", "--connect", "tcp://127.0.0.1:1",
+    wrong = deploy(*TASK, "--checkpoint", runs / "flow", "--backend", "server", "--connect", "tcp://127.0.0.1:1",
                 ok=False)
     assert wrong.exit_code == 2 and "--inference async" in wrong.output
+
+
+def test_deploy_through_the_process_backend(runs):
+    """--backend process --realtime (with RTC: the prefix crosses the socket): the child loads the checkpoint on
+    the other core(s), the loop's thread is pinned with the GC frozen and gets its affinity back afterwards,
+    SCHED_FIFO is used or a note says it is not permitted, and the child is gone at the end."""
+    from robolearn.runtime.rt import split_cores
+
+    before = os.sched_getaffinity(0)
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async", "--backend",
+                           "process", "--realtime", "--fps", "40", "--join", "rtc", "--rt-priority", "10",
+                           "--json").output)
+    assert out["backend"] == "process" and out["episodes"] == 2 and out["compile"]["enabled"] is False
+    assert out["compile"]["compiled"] is False
+    for ep in out["per_episode"]:
+        assert ep["steps"] == 12 and ep["scheduler"]["merged"] >= 2 and ep["scheduler"]["executed"] + ep["holds"] == 12
+    proc, rt = out["process"], out["process"]["rt"]
+    loop_cpus, inference_cpus, _ = split_cores()
+    if inference_cpus is not None:
+        assert proc["cpus"] == sorted(inference_cpus) and rt["loop_cpus"] == sorted(loop_cpus)
+    assert rt["gc_frozen"] and proc["ready_s"] > 0 and proc["pid"] != os.getpid()
+    assert rt["sched_fifo"] or any("SCHED_FIFO priority 10 is not permitted" in n for n in rt["notes"])
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc["pid"], 0)
+    assert os.sched_getaffinity(0) == before
+
+
+@pytest.mark.slow
+def test_compiled_deploy_starts_warm_from_the_compile_cache(runs, tmp_path, monkeypatch):
+    """compile is deploy's default: the policy is compiled (checked against eager) in the child and in process;
+    a second start reads inductor's on-disk cache (a fresh TORCHINDUCTOR_CACHE_DIR here) and is faster."""
+    import shutil
+
+    cache = tmp_path / "inductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache))
+    args = [*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--seed", 3, "--json"]
+    process = ["--inference", "async", "--backend", "process", "--realtime", "--fps", "40"]
+    cold = last_json(run("deploy", *args, *process).output)
+    warm = last_json(run("deploy", *args, *process).output)
+    inline = last_json(run("deploy", *args).output)
+    eager = last_json(deploy(*args).output)
+    compiled = bool(shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"))
+    for out in (cold, warm, inline):
+        assert out["compile"]["enabled"] and out["compile"]["compiled"] is compiled
+        assert out["per_episode"][0]["steps"] == 12
+    if compiled:
+        assert any(cache.iterdir()) and warm["process"]["load_s"] < cold["process"]["load_s"]
+    assert inline["per_episode"][0]["reward"] == pytest.approx(eager["per_episode"][0]["reward"], rel=1e-3, abs=1e-3)
 
 
 @pytest.mark.slow
@@ -131,8 +191,8 @@ def test_a_trained_reach_policy_deploys_as_well_as_it_evaluates(tmp_path):
         "--out", tmp_path / "run", "--json")
     args = [*task, "--checkpoint", tmp_path / "run", "--episodes", 20, "--seed", 0, "--json"]
     ev = last_json(run("eval", *args, "--out", tmp_path / "eval").output)
-    sync = last_json(run("deploy", *args, "--safety", "default").output)
+    sync = last_json(deploy(*args, "--safety", "default").output)
     assert ev["success_rate"] >= 0.5 and sync["success_rate"] >= ev["success_rate"]
     for join in ("naive", "rtc"):
-        late = last_json(run("deploy", *args, "--inference", "async", "--backend", "sim:2", "--join", join).output)
+        late = last_json(deploy(*args, "--inference", "async", "--backend", "sim:2", "--join", join).output)
         assert late["success_rate"] >= ev["success_rate"] - 0.2, join
