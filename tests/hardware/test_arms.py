@@ -12,8 +12,8 @@ from robolearn.spaces import STATE
 from robolearn_hardware.arms import GelloLeader, KOCH_FOLLOWER, KOCH_LEADER, SO101_FOLLOWER, SO101_LEADER, \
     BimanualFollower, BimanualLeader, FollowerArm, LeaderArm, koch_follower, koch_leader, so101_follower, \
     so101_leader
-from robolearn_hardware.arms.gello import gello_spec
 from robolearn_hardware.arms import ArmConfig
+from robolearn_hardware.arms.gello import gello_spec
 from robolearn_hardware.bus import CalibrationError
 from tests.hardware.rigs import PATIENT, ScriptedUI, centred_calibration, start_emulator, sweep_path
 
@@ -28,9 +28,10 @@ def arm_on_emulator(emulator, kind, **config):
     return emu, make(emu.port, calibration=centred_calibration(spec), **{**FAST, **config})
 
 
-@pytest.mark.parametrize("kind", list(ARMS))
-def test_every_arm_passes_the_device_contract(emulator, kind):
-    emu, arm = arm_on_emulator(emulator, kind)
+@pytest.mark.parametrize("kind,backend", [(k, "sdk") for k in ARMS] + [("so101_follower", "own"),
+                                                                        ("koch_follower", "own")])
+def test_every_arm_passes_the_device_contract(emulator, kind, backend):
+    emu, arm = arm_on_emulator(emulator, kind, backend=backend)
     check_device(arm)
     registers = emu.state(1)["registers"]
     assert registers["Torque_Enable"] == 0 and registers["Return_Delay_Time"] == 0

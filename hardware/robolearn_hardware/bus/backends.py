@@ -135,22 +135,35 @@ class _SdkTransport:
             raise CorruptReply(f"{self.port}: {what}: {self._ph.getTxRxResult(result)}")
         raise BusError(f"{self.port}: {what}: {self._ph.getTxRxResult(result)}")
 
-    def ping(self, servo_id: int) -> tuple[int, int]:
+    def _call(self, what: str, fn):
+        """One SDK transaction. The SDKs match a reply by id only: a late reply to an earlier request that lands
+        after the input was cleared is taken as this one's, and a short one makes scservo's ping index past its
+        data (IndexError). Either is a corrupt reply here."""
         self._clear()
-        model, result, error = self._ph.ping(self._port, servo_id)
+        try:
+            return fn()
+        except IndexError:
+            self._port.is_using = False
+            raise CorruptReply(f"{self.port}: {what}: a reply too short for the request (a late reply?)") from None
+
+    def ping(self, servo_id: int) -> tuple[int, int]:
+        model, result, error = self._call(f"ping id {servo_id}", lambda: self._ph.ping(self._port, servo_id))
         self._check(result, f"ping id {servo_id}")
         return int(model), int(error)
 
     def read(self, servo_id: int, address: int, length: int) -> tuple[bytes, int]:
-        self._clear()
-        data, result, error = self._ph.readTxRx(self._port, servo_id, address, length)
-        self._check(result, f"read id {servo_id} address {address}")
+        what = f"read id {servo_id} address {address}"
+        data, result, error = self._call(what, lambda: self._ph.readTxRx(self._port, servo_id, address, length))
+        self._check(result, what)
+        if len(data) != length and not error:
+            raise CorruptReply(f"{self.port}: {what}: {len(data)} bytes came, {length} expected (a late reply?)")
         return bytes(data), int(error)
 
     def write(self, servo_id: int, address: int, data: bytes) -> int:
-        self._clear()
-        result, error = self._ph.writeTxRx(self._port, servo_id, address, len(data), list(data))
-        self._check(result, f"write id {servo_id} address {address}")
+        what = f"write id {servo_id} address {address}"
+        result, error = self._call(what, lambda: self._ph.writeTxRx(self._port, servo_id, address, len(data),
+                                                                    list(data)))
+        self._check(result, what)
         return int(error)
 
     def _sync_read_tx(self, address: int, length: int, ids: list[int]) -> int:
