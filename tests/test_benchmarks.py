@@ -64,3 +64,15 @@ def test_server_benchmark_smoke(tmp_path):
     assert data["codec"]["obs_To2"]["frame_bytes"] > 2 * 2 * 96 * 96 * 3
     assert data["loopback_round_trip"]["n"] == 50 and data["dp"]["same_chunks"] is True
     assert data["machine"]["pyzmq"] and isinstance(data["meets_target"], bool)
+
+
+@pytest.mark.slow
+def test_rtc_overhead_benchmark_smoke(tmp_path):
+    result = tmp_path / "rtc_overhead.json"
+    run(str(ROOT / "benchmarks" / "rtc_overhead.py"), "--calls", "2", "--block", "1", "--out", str(result), cwd=tmp_path)
+    data = json.loads(result.read_text())
+    assert set(data["results"]) == {f"{p}/{o}" for p in ("flow", "diffusion") for o in ("state", "state+camera96")}
+    for r in data["results"].values():
+        assert r["plain"]["calls"] == 2 and r["plain"]["cpu_p50_ms"] > 0
+        assert {"overhead_p50", "overhead_cpu_p50"} <= set(r["guided"]) and "overhead_cpu_p50" in r["trained"]
+    assert isinstance(data["met"]["guided"], bool) and data["machine"]["torch"]
