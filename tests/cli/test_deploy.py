@@ -57,7 +57,16 @@ def test_each_mode_runs_and_summarises(runs, args):
 def test_rtc_on_a_diffusion_policy(runs):
     out = last_json(deploy(*TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference", "async",
                         "--backend", "sim:1", "--join", "rtc", "--json").output)
-    assert out["join"] == "rtc" and out["per_episode"][0]["steps"] == 12
+    assert out["join"] == "rtc" and out["per_episode"][0]["steps"] == 12 and out["rtc_variant"] == "guided"
+
+
+def test_rtc_uses_a_checkpoints_training_time_variant(runs, tmp_path):
+    """A policy trained with frozen prefixes deploys under --join rtc with them fixed, no guidance."""
+    run("train", *TASK, "policy=flow", *TINY, "model.rtc_training_max_delay=2", "--store", runs / "reach.zarr",
+        "--out", tmp_path / "flow-rtc", "--json")
+    out = last_json(deploy(*TASK, "--checkpoint", tmp_path / "flow-rtc", "--episodes", 1, "--inference", "async",
+                        "--backend", "sim:2", "--join", "rtc", "--json").output)
+    assert out["rtc_variant"] == "trained" and out["per_episode"][0]["steps"] == 12
 
 
 def test_sync_deploy_repeats_eval(runs, tmp_path):
