@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -41,20 +42,23 @@ def _starlette():
 
 
 class ViewState:
-    """The open store and/or run the app serves; the store is reopened when its table is asked for, so
-    episodes committed since show up."""
+    """The open store and/or run the app serves; asking for the table refreshes the store, so episodes
+    committed since show up."""
 
     def __init__(self, store: str | None = None, run: str | Path | None = None, storage_options: dict | None = None):
         self.store_path, self.run = store, Path(run) if run is not None else None
         self.storage_options = storage_options
         self._store = Store.open(store, storage_options) if store is not None else None
         self._stats: tuple[int, dict] | None = None  # (frames, stats) of the last /api/stats
+        self._stats_lock = threading.Lock()  # one computation at a time; the others wait for its result
         self._stored_stats: tuple[int, dict | None] | None = None
 
-    def store(self, reopen: bool = False) -> Store:
+    def store(self, refresh: bool = False) -> Store:
+        """The open store; with `refresh`, reopened when episodes were committed or cut back since (the
+        length of meta/episode_ends changed: one metadata read, where reopening reads every array's)."""
         if self._store is None:
             raise UserError("no store is open in this view: start `robolearn view STORE`")
-        if reopen:
+        if refresh and _ends_rows(self._store) != self._store.n_episodes:  # a tail being committed: open again
             self._store = Store.open(self.store_path, self.storage_options)
         return self._store
 
@@ -68,10 +72,19 @@ class ViewState:
     def stats(self) -> dict:
         from robolearn.view.data import store_stats
 
-        s = self.store()
-        if self._stats is None or self._stats[0] != s.n_frames:
-            self._stats = (s.n_frames, store_stats(s))
-        return self._stats[1]
+        with self._stats_lock:
+            s = self.store()
+            if self._stats is None or self._stats[0] != s.n_frames:
+                self._stats = (s.n_frames, store_stats(s))
+            return self._stats[1]
+
+
+def _ends_rows(store: Store) -> int:
+    """Rows of meta/episode_ends as they are now (-1: none yet, a store whose creation was cut off)."""
+    try:
+        return int(store.root["meta/episode_ends"].shape[0])
+    except KeyError:
+        return -1
 
 
 class Guard:
@@ -151,7 +164,7 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
                         headers={"Cache-Control": "no-cache"})
 
     def api_store(request: Request):
-        s = state.store(reopen=True)
+        s = state.store(refresh=True)
         return as_json({**data.store_summary(s), "run": state.run is not None})
 
     def api_stats(request: Request):

@@ -53,9 +53,8 @@ def episode(e: int, n: int) -> tuple[dict, dict]:
     return frames, stamps
 
 
-@pytest.fixture(scope="session")
-def view_store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("view") / "demo.zarr"
+def make_view_store(path):
+    """The store of these tests (three episodes of every kind of key) at `path`."""
     with StoreWriter(path, FEATURES, fps=FPS, attrs={"env_id": "robolearn/test-v0"}) as w:
         for e, n in enumerate(LENGTHS):
             frames, stamps = episode(e, n)
@@ -65,12 +64,10 @@ def view_store(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def view_run(tmp_path_factory, view_store):
-    """A run folder as `robolearn train` + `robolearn eval` leave it (two filmed episodes of three)."""
+def make_view_run(run, view_store):
+    """A run folder at `run` as `robolearn train` + `robolearn eval` leave it (two filmed episodes of three)."""
     from robolearn.eval.video import write_video
 
-    run = tmp_path_factory.mktemp("view") / "run"
     (run / "eval" / "rollouts").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"policy": "diffusion", "env_id": "robolearn/test-v0",
                                                  "store": str(view_store), "experiment": {"train": {"steps": 50}}}))
@@ -91,6 +88,16 @@ def view_run(tmp_path_factory, view_store):
                                                         "ci95": [0.2, 0.94], "mean_length": 7.0, "mean_reward": 2 / 3,
                                                         "episodes": episodes}))
     return run
+
+
+@pytest.fixture(scope="session")
+def view_store(tmp_path_factory):
+    return make_view_store(tmp_path_factory.mktemp("view") / "demo.zarr")
+
+
+@pytest.fixture(scope="session")
+def view_run(tmp_path_factory, view_store):
+    return make_view_run(tmp_path_factory.mktemp("view") / "run", view_store)
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

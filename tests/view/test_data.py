@@ -141,6 +141,24 @@ def test_server_routes_and_loopback_guard(view_server, view_store):
         assert get(view_server.url + page)[0] == 200
 
 
+def test_the_table_shows_episodes_committed_since(tmp_path):
+    from robolearn.store import EpisodeMeta, StoreWriter
+    from tests.view.conftest import make_view_store
+
+    path = make_view_store(tmp_path / "growing.zarr")
+    server = ViewServer(make_app(store=str(path))).start()
+    try:
+        assert json.loads(get(server.url + "/api/store")[2])["n_episodes"] == 3
+        with StoreWriter(path, resume=True) as w:
+            frames, stamps = episode(3, 4)
+            w.add_episode(frames, stamps, EpisodeMeta(task="new task"))
+        table = json.loads(get(server.url + "/api/store")[2])
+        assert table["n_episodes"] == 4 and table["episodes"]["length"][-1] == 4 and "new task" in table["tasks"]
+        assert get(server.url + "/api/episodes/3/frame/images/front/3")[0] == 200
+    finally:
+        server.stop()
+
+
 def test_remote_view_needs_its_token(view_store):
     server = ViewServer(make_app(store=str(view_store), token="s3cret-token")).start()
     try:

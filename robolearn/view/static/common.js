@@ -54,7 +54,7 @@ RL.lineChart = function (target, x, series, opts = {}) {
   const o = {
     width, height: opts.height || 170,
     scales: { x: { time: false }, y: opts.log ? { distr: 3 } : {} },
-    axes: [{ label: opts.xlabel || "" }, { size: 60 }],
+    axes: [{ label: opts.xlabel || "" }, { size: 64, values: (u, vals) => vals.map((v) => RL.fmt(v)) }],
     legend: { show: series.length <= 16 },
     series: [{ label: opts.xlabel || "x" }].concat(series.map((s, i) => ({
       label: s.label, stroke: s.colour || RL.colour(i), width: 1.2, dash: s.dash, spanGaps: !!s.spanGaps,

@@ -137,7 +137,9 @@ async function loadStats() {
 }
 
 async function main() {
+  STORE.marks = { start: performance.now() };
   const d = await RL.getJSON("/api/store");
+  STORE.marks.api = performance.now();
   STORE.data = d;
   RL.header("store", { store: true, run: d.run, path: d.path });
   document.title = `robolearn view: ${d.path}`;
@@ -147,9 +149,13 @@ async function main() {
   document.querySelector("#episodes thead").innerHTML = "<tr>" + COLUMNS.map(([k, label]) =>
     `<th data-key="${k}" class="${k === "task" || k === "source" || k === "status" ? "text" : ""}">${label}</th>`).join("") + "</tr>";
   buildRows(d);
+  STORE.marks.built = performance.now();
   render();
   STORE.tableMs = performance.now();  // ms since navigation started: the last row is in the DOM
-  requestAnimationFrame(() => requestAnimationFrame(() => { STORE.paintedMs = performance.now(); }));
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    STORE.paintedMs = performance.now();
+    setTimeout(loadStats, 0);  // statistics read the data: only once the table is on screen
+  }));
   document.querySelector("#episodes thead").addEventListener("click", (ev) => {
     const th = ev.target.closest("th");
     if (!th) return;
@@ -163,7 +169,6 @@ async function main() {
   });
   for (const id of ["f-text", "f-status", "f-success", "f-problems", "f-actions"])
     document.getElementById(id).addEventListener("input", render);
-  setTimeout(loadStats, 0);
 }
 
 main().catch((err) => RL.showError(document.querySelector("main"), err));
