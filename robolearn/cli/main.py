@@ -11,10 +11,12 @@ import typer
 
 from robolearn.cli.data import app as data_app
 from robolearn.cli.errors import friendly
+from robolearn.cli.hardware import register as register_hardware
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Record demonstrations, train visuomotor policies, evaluate and deploy them.")
 app.add_typer(data_app, name="data")
+register_hardware(app)  # find-port, setup-motors, calibrate, doctor (robolearn-hardware)
 
 OVERRIDES = typer.Argument(None, help="Presets and overrides: policy=diffusion task=mujoco-push train.steps=2000")
 

@@ -56,8 +56,12 @@ class CalibrationUI(Protocol):
 class ConsoleUI:
     """The terminal: Enter to go on; during the sweep the positions are printed and Enter ends it."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self._stream = stream
+
+    @property
+    def stream(self):
+        return self._stream or sys.stdout  # looked up when used: a caller may have redirected stdout since
 
     def tell(self, message: str) -> None:
         print(message, file=self.stream, flush=True)

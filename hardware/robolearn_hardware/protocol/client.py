@@ -179,6 +179,19 @@ class OwnCodecPort:
             raise CorruptReply(f"{self.port_name}: {e}") from None
         return {i: (data, err) for i, (err, data) in slots.items()}
 
+    def broadcast_ping(self, wait_s: float = 0.05) -> dict[int, int]:
+        """{id: error byte} of every servo that answers a broadcast ping within ``wait_s`` (setup: who is there)."""
+        self._send(self.codec.ping(self.codec.BROADCAST_ID))
+        parser, found = self._parser(), {}
+        deadline = time.monotonic() + wait_s
+        while (left := deadline - time.monotonic()) > 0:
+            self.ser.timeout = min(left, 0.005)
+            chunk = self.ser.read(max(1, self.ser.in_waiting))
+            for ev in parser.feed(chunk) if chunk else ():
+                if not isinstance(ev, Rejected) and (self.protocol == "feetech" or ev.is_status):
+                    found[ev.id] = self._error(ev)
+        return found
+
     def reboot(self, servo_id: int) -> int:
         if self.protocol != "dynamixel":
             raise ValueError("REBOOT is a Dynamixel instruction; power-cycle a Feetech servo instead")

@@ -1,0 +1,138 @@
+"""Setup commands for servo arms: `find-port`, `setup-motors`, `calibrate`, `doctor`.
+
+They need the robolearn-hardware distribution; `register(app)` adds them to the `robolearn` command (the
+hardware hook), and each one imports robolearn_hardware only when it runs. A bus failure (no reply, a
+hardware error) ends the command with its one-sentence message, like a user error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from robolearn.cli.errors import friendly
+from robolearn.errors import CannotCompleteError, InvalidValueError, MissingExtraError
+
+__all__ = ["register"]
+
+ARM_HELP = "Arm device id: so101-follower, so101-leader, koch-follower, koch-leader, gello-leader."
+
+
+def _hw():
+    try:
+        import robolearn_hardware
+    except ImportError:
+        raise MissingExtraError("the hardware commands need robolearn-hardware: pip install -e hardware "
+                                "(or pip install robolearn-hardware[dynamixel,feetech])") from None
+    return robolearn_hardware
+
+
+@contextlib.contextmanager
+def _bus_errors():
+    from robolearn_hardware.bus import BusError
+
+    try:
+        yield
+    except BusError as e:
+        raise CannotCompleteError(str(e)) from None
+
+
+def _arm(device: str, **kwargs):
+    _hw()
+    from robolearn.devices import make_device
+    from robolearn_hardware.arms.base import _Arm
+
+    arm = make_device(device, **kwargs)
+    if not isinstance(arm, _Arm):
+        raise InvalidValueError(f"{device!r} is not a single servo arm; accepted: {ARM_HELP.split(': ', 1)[1]}")
+    return arm
+
+
+def find_port(
+    as_list: bool = typer.Option(False, "--list", help="Only list the serial ports there are now."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Find the port of a controller board: list the ports, unplug the board, list again."""
+    _hw()
+    from robolearn_hardware.ports import port_difference, serial_ports
+
+    before = serial_ports()
+    if as_list:
+        print(json.dumps({"ports": before})) if as_json else typer.echo("\n".join(before) or "(no serial ports)")
+        return
+    typer.echo(f"ports now: {', '.join(before) or 'none'}")
+    input("Unplug the USB cable of the controller board, then press Enter ")
+    changed = port_difference(before, serial_ports())
+    if len(changed) != 1:
+        raise CannotCompleteError(f"{len(changed)} ports changed ({', '.join(changed) or 'none'}); unplug exactly one board and try again")
+    print(json.dumps({"port": changed[0]})) if as_json else typer.echo(f"the board's port is {changed[0]}")
+
+
+def setup_motors(
+    device: str = typer.Argument(..., help=ARM_HELP),
+    port: str = typer.Option(..., "--port", help="Serial port of the controller board."),
+    baud: int = typer.Option(1_000_000, "--baud", help="Baud rate to give every servo."),
+):
+    """Give each new servo of an arm its id and baud rate, one servo connected at a time (last joint first)."""
+    arm = _arm(device, port=port)
+    from robolearn_hardware.bus.setup import setup_motor
+
+    for name, motor in reversed(arm.spec.motors):
+        input(f"Connect the controller board to the '{name}' servo only (id {motor.id}, {motor.model}), then press "
+              "Enter ")
+        with _bus_errors():
+            before = setup_motor(port, motor, baud)
+        typer.echo(f"'{name}': id {before.id} at {before.baud} baud -> id {motor.id} at {baud} baud")
+
+
+def calibrate(
+    device: str = typer.Argument(..., help=ARM_HELP),
+    port: str = typer.Option(..., "--port", help="Serial port of the arm."),
+    device_id: str = typer.Option("default", "--id", help="Device id: names the calibration file."),
+    calibration_dir: Optional[Path] = typer.Option(None, "--calibration-dir",
+                                                   help="Folder of calibration files (default: "
+                                                        "$ROBOLEARN_CALIBRATION or ~/.config/robolearn/calibration)."),
+    backend: str = typer.Option("sdk", "--backend", help="sdk (vendor SDK) or own (robolearn's codec)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Calibrate again and replace a saved calibration."),
+):
+    """Calibrate an arm (guided) and save it as JSON per device id; asks nothing when the motors hold it already."""
+    from robolearn.output import check_files
+
+    arm = _arm(device, port=port, id=device_id, backend=backend,
+               calibration_dir=str(calibration_dir) if calibration_dir else None)
+    path = arm.calibration_file
+    first_there = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    check_files(first_there if not first_there.is_dir() else path.parent, [path.name], overwrite=True)
+    if not path.exists() or overwrite:
+        check_files(path.parent, [path.name], overwrite=overwrite)
+    with _bus_errors():
+        arm.calibrate(overwrite=overwrite)
+
+
+def doctor(
+    port: str = typer.Option(..., "--port", help="Serial port of the arm."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Check the serial latency timer, its udev rule and access to the port; print the command that fixes each."""
+    _hw()
+    from robolearn_hardware.doctor import run_checks
+
+    checks = run_checks(port)
+    if as_json:
+        print(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.to_json() for c in checks]}))
+    else:
+        for c in checks:
+            typer.echo(f"[{'ok' if c.ok else 'FIX'}] {c.name}: {c.detail}" + (f"\n      fix: {c.fix}" if c.fix else ""))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the hardware setup commands to the `robolearn` command."""
+    for fn, name in ((find_port, "find-port"), (setup_motors, "setup-motors"), (calibrate, "calibrate"),
+                     (doctor, "doctor")):
+        app.command(name)(friendly(fn))
