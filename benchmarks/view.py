@@ -88,8 +88,8 @@ def table_loads(driver, url: str, loads: int, episodes: int) -> dict:
             "const e = performance.getEntriesByType('resource').find(x => x.name.endsWith('/api/store'));"
             "return {table_ms: RV_STORE.tableMs, painted_ms: RV_STORE.paintedMs, api_ms: e ? e.duration : null,"
             " script_ms: RV_STORE.marks.start, api_done_ms: RV_STORE.marks.api, rows_built_ms: RV_STORE.marks.built,"
-            " rows: document.querySelectorAll('#episodes tbody tr').length,"
-            " last: document.querySelector('#episodes tbody tr:last-child').dataset.ep};")
+            " rows: document.querySelectorAll('#episodes .body .row').length,"
+            " last: document.querySelector('#episodes .body .row:last-child').dataset.ep};")
         assert r["rows"] == episodes and r["last"] == str(episodes - 1), r
         runs.append({k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()})
         wait(driver, "window.RV_STATS", 300)  # statistics follow the table: let them finish before the next load
@@ -183,6 +183,8 @@ def main() -> None:
     p.add_argument("--screenshots", type=Path, default=None)
     p.add_argument("--store", default=None, help="with --screenshots: the store to show (default: synthetic)")
     p.add_argument("--run", default=None, help="with --screenshots: the run to show (default: synthetic)")
+    p.add_argument("--table-store", type=Path, default=None,
+                   help="reuse a store an earlier run built (it keeps it in a temp folder it prints)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "view.json")
     args = p.parse_args()
     from importlib.metadata import version
@@ -194,13 +196,15 @@ def main() -> None:
             print(json.dumps({"screenshots": screenshots(driver, args.screenshots, args.store, args.run)}))
             return
         t = time.perf_counter()
-        store = make_table_store(tmp / "table.zarr", args.episodes)
+        store = args.table_store or make_table_store(tmp / "table.zarr", args.episodes)
         build_s = time.perf_counter() - t
+        print(f"table store: {store}", flush=True)
         result = {"date": time.strftime("%Y-%m-%d"),
                   "machine": machine("starlette", "uvicorn", "selenium", "zarr",
                                      chromium=driver.capabilities.get("browserVersion")),
                   "args": {k: str(v) for k, v in vars(args).items()},
-                  "store": {"episodes": args.episodes, "build_s": round(build_s, 1), "keys": ["state", "force", "action"]}}
+                  "store": {"episodes": args.episodes, "build_s": round(build_s, 1) if args.table_store is None else None,
+                            "keys": ["state", "force", "action"]}}
         server = ViewServer(make_app(store=str(store))).start()
         try:
             result["table_local"] = table_loads(driver, server.url, args.loads, args.episodes)

@@ -36,9 +36,9 @@ def canvas_pixels(driver, key: str) -> np.ndarray:
 def test_store_table_lists_the_episodes(browser, view_server):
     browser.get(view_server.url + "/store")
     wait_for(browser, "window.RV_STORE && window.RV_STORE.tableMs")
-    rows = browser.execute_script("return Array.from(document.querySelectorAll('#episodes tbody tr'))"
-                                  ".map(tr => Array.from(tr.cells).map(td => td.textContent))")
-    head = browser.execute_script("return Array.from(document.querySelectorAll('#episodes th')).map(th => th.textContent)")
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('#episodes .body .row'))"
+                                  ".map(tr => Array.from(tr.children).map(td => td.textContent))")
+    head = browser.execute_script("return Array.from(document.querySelectorAll('#episodes .head > div')).map(th => th.textContent)")
     col = {name: i for i, name in enumerate(head)}
     assert len(rows) == 3 and [r[col["#"]] for r in rows] == ["0", "1", "2"]
     assert [r[col["length"]] for r in rows] == [str(n) for n in LENGTHS]
@@ -47,15 +47,17 @@ def test_store_table_lists_the_episodes(browser, view_server):
     assert [r[col["status"]] for r in rows] == ["ok", "ok", "truncated"]
     assert [r[col["dropped"]] for r in rows] == ["0", "3", "0"] and [r[col["source"]] for r in rows] == ["expert", "expert", "teleop"]
     assert [r[col["achieved fps"]] for r in rows] == ["9.5", "9.7", "9.9"]
-    browser.find_element("css selector", "#episodes th[data-key='length']").click()
-    browser.find_element("css selector", "#episodes th[data-key='length']").click()  # descending
-    order = browser.execute_script("return Array.from(document.querySelectorAll('#episodes tbody tr')).map(tr => tr.dataset.ep)")
+    browser.find_element("css selector", "#episodes .head [data-key='length']").click()
+    browser.find_element("css selector", "#episodes .head [data-key='length']").click()  # descending
+    order = browser.execute_script("return Array.from(document.querySelectorAll('#episodes .row')).map(tr => tr.dataset.ep)")
     assert order == ["2", "0", "1"]
     browser.find_element("id", "f-text").send_keys("drawer")
-    shown = browser.execute_script("return Array.from(document.querySelectorAll('#episodes tbody tr')).map(tr => tr.dataset.ep)")
+    shown = browser.execute_script("return Array.from(document.querySelectorAll('#episodes .row')).map(tr => tr.dataset.ep)")
     assert shown == ["1"] and browser.find_element("id", "shown").text == "1 of 3"
     wait_for(browser, "window.RV_STATS")  # statistics and histograms arrive after the table
     assert len(browser.find_elements("css selector", ".hists[data-key='state'] canvas")) == 3
+    browser.find_element("css selector", "#episodes .row[data-ep='1']").click()  # a row opens its episode
+    wait_for(browser, "location.pathname === '/episode/1' && window.RV && RV.ready")
 
 
 def test_episode_frame_by_index_plots_and_scrubbing(browser, view_server, view_store):

@@ -4,32 +4,32 @@
 const STORE = { data: null, order: [], sortKey: "index", sortDir: 1, rowHTML: [], tableMs: null };
 window.RV_STORE = STORE;
 
-// Table columns: key, header, cell formatter (returns [html, css class]).
+// Table columns: key, header, width, cell formatter (returns [html, css class]).
 const COLUMNS = [
-  ["index", "#", (d, i) => [i, ""]],
-  ["length", "length", (d, i) => [d.episodes.length[i], ""]],
-  ["task", "task", (d, i) => [RL.esc(d.tasks[d.episodes.task_index[i]] ?? ""), "text"]],
-  ["success", "success", (d, i) => {
+  ["index", "#", "4em", (d, i) => [i, ""]],
+  ["length", "length", "5em", (d, i) => [d.episodes.length[i], ""]],
+  ["task", "task", "11em", (d, i) => [RL.esc(d.tasks[d.episodes.task_index[i]] ?? ""), "text"]],
+  ["success", "success", "6.5em", (d, i) => {
     const s = d.episodes.success[i];
     return s === 1 ? ["yes", "yes"] : s === 0 ? ["no", "no"] : ["\u2013", "na"];
   }],
-  ["status", "status", (d, i) => {
+  ["status", "status", "7em", (d, i) => {
     const name = d.status_names[String(d.episodes.status[i])] ?? String(d.episodes.status[i]);
     return [name, `text status-${name}`];
   }],
-  ["declared_fps", "declared fps", (d, i) => [RL.fmt(d.episodes.declared_fps[i], 1), ""]],
-  ["achieved_fps", "achieved fps", (d, i) => {
+  ["declared_fps", "declared fps", "8.5em", (d, i) => [RL.fmt(d.episodes.declared_fps[i], 1), ""]],
+  ["achieved_fps", "achieved fps", "8.5em", (d, i) => {
     const a = d.episodes.achieved_fps[i], dec = d.episodes.declared_fps[i];
     const flagged = d.episodes.rate_flagged[i] || (a > 0 && dec > 0 && Math.abs(a - dec) / dec > 0.05);
     return [a > 0 ? RL.fmt(a, 1) : "\u2013", flagged ? "warn" : ""];
   }],
-  ["dropped_frames", "dropped", (d, i) => [d.episodes.dropped_frames[i], d.episodes.dropped_frames[i] ? "warn" : "na"]],
-  ["late_frames", "late", (d, i) => [d.episodes.late_frames[i], d.episodes.late_frames[i] ? "warn" : "na"]],
-  ["missed_ticks", "missed ticks", (d, i) => [d.episodes.missed_ticks[i], d.episodes.missed_ticks[i] ? "warn" : "na"]],
-  ["held_ticks", "held ticks", (d, i) => [d.episodes.held_ticks[i], d.episodes.held_ticks[i] ? "warn" : "na"]],
-  ["has_actions", "actions", (d, i) => d.episodes.has_actions[i] ? ["yes", ""] : ["none", "warn"]],
-  ["source", "source", (d, i) => [RL.esc(d.sources[d.episodes.source_index[i]] ?? ""), "text"]],
-  ["seed", "seed", (d, i) => [d.episodes.seed[i] >= 0 ? d.episodes.seed[i] : "\u2013", ""]],
+  ["dropped_frames", "dropped", "6.5em", (d, i) => [d.episodes.dropped_frames[i], d.episodes.dropped_frames[i] ? "warn" : "na"]],
+  ["late_frames", "late", "4.5em", (d, i) => [d.episodes.late_frames[i], d.episodes.late_frames[i] ? "warn" : "na"]],
+  ["missed_ticks", "missed ticks", "8.5em", (d, i) => [d.episodes.missed_ticks[i], d.episodes.missed_ticks[i] ? "warn" : "na"]],
+  ["held_ticks", "held ticks", "7.5em", (d, i) => [d.episodes.held_ticks[i], d.episodes.held_ticks[i] ? "warn" : "na"]],
+  ["has_actions", "actions", "5.5em", (d, i) => d.episodes.has_actions[i] ? ["yes", ""] : ["none", "warn"]],
+  ["source", "source", "7em", (d, i) => [RL.esc(d.sources[d.episodes.source_index[i]] ?? ""), "text"]],
+  ["seed", "seed", "4.5em", (d, i) => [d.episodes.seed[i] >= 0 ? d.episodes.seed[i] : "\u2013", ""]],
 ];
 
 function sortValue(d, key, i) {
@@ -43,12 +43,12 @@ function sortValue(d, key, i) {
 function buildRows(d) {
   STORE.rowHTML = new Array(d.n_episodes);
   for (let i = 0; i < d.n_episodes; i++) {
-    let h = `<tr data-ep="${i}">`;
-    for (const [, , f] of COLUMNS) {
+    let h = `<div class="row" role="row" data-ep="${i}">`;
+    for (const [, , , f] of COLUMNS) {
       const [v, cls] = f(d, i);
-      h += cls ? `<td class="${cls}">${v}</td>` : `<td>${v}</td>`;
+      h += cls ? `<div class="${cls}">${v}</div>` : `<div>${v}</div>`;
     }
-    STORE.rowHTML[i] = h + "</tr>";
+    STORE.rowHTML[i] = h + "</div>";
   }
 }
 
@@ -85,9 +85,9 @@ function render() {
   } else {
     STORE.order = idx;
   }
-  document.querySelector("#episodes tbody").innerHTML = STORE.order.map((i) => STORE.rowHTML[i]).join("");
+  document.querySelector("#episodes .body").innerHTML = STORE.order.map((i) => STORE.rowHTML[i]).join("");
   document.getElementById("shown").textContent = `${STORE.order.length} of ${d.n_episodes}`;
-  document.querySelectorAll("#episodes th").forEach((th) => {
+  document.querySelectorAll("#episodes .head > div").forEach((th) => {
     th.classList.toggle("sorted-asc", th.dataset.key === key && dir === 1);
     th.classList.toggle("sorted-desc", th.dataset.key === key && dir === -1);
   });
@@ -146,8 +146,10 @@ async function main() {
   cards(d);
   const statusSel = document.getElementById("f-status");
   for (const [code, name] of Object.entries(d.status_names)) statusSel.appendChild(RL.el("option", { value: code }, name));
-  document.querySelector("#episodes thead").innerHTML = "<tr>" + COLUMNS.map(([k, label]) =>
-    `<th data-key="${k}" class="${k === "task" || k === "source" || k === "status" ? "text" : ""}">${label}</th>`).join("") + "</tr>";
+  const grid = document.getElementById("episodes");
+  grid.style.setProperty("--cols", COLUMNS.map((c) => c[2]).join(" "));
+  grid.querySelector(".head").innerHTML = COLUMNS.map(([k, label]) =>
+    `<div role="columnheader" data-key="${k}" class="${k === "task" || k === "source" || k === "status" ? "text" : ""}">${label}</div>`).join("");
   buildRows(d);
   STORE.marks.built = performance.now();
   render();
@@ -156,15 +158,15 @@ async function main() {
     STORE.paintedMs = performance.now();
     setTimeout(loadStats, 0);  // statistics read the data: only once the table is on screen
   }));
-  document.querySelector("#episodes thead").addEventListener("click", (ev) => {
-    const th = ev.target.closest("th");
+  grid.querySelector(".head").addEventListener("click", (ev) => {
+    const th = ev.target.closest("[data-key]");
     if (!th) return;
     STORE.sortDir = STORE.sortKey === th.dataset.key ? -STORE.sortDir : 1;
     STORE.sortKey = th.dataset.key;
     render();
   });
-  document.querySelector("#episodes tbody").addEventListener("click", (ev) => {
-    const tr = ev.target.closest("tr");
+  grid.querySelector(".body").addEventListener("click", (ev) => {
+    const tr = ev.target.closest(".row");
     if (tr) location.href = `/episode/${tr.dataset.ep}`;
   });
   for (const id of ["f-text", "f-status", "f-success", "f-problems", "f-actions"])
