@@ -21,6 +21,7 @@ from robolearn.store import Store, StoreError
 from robolearn.view import ViewServer, check_view_host, make_app, resolve_target
 from robolearn.view.data import episode_detail, frame_image, store_stats, store_summary
 from robolearn.view.runs import read_metrics, run_file, run_summary
+from tests.store.test_s3 import BUCKET, s3  # noqa: F401  (s3: moto's server on loopback, a fixture)
 from tests.view.conftest import LENGTHS, TASKS, episode, frame_colour
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,3 +217,26 @@ def test_cli_serves_until_sigterm(view_store):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+
+def test_view_of_a_store_on_s3(tmp_path, s3):
+    """The same pages from an s3:// store (moto's server on loopback): table, episode, a JPEG frame by index."""
+    import s3fs
+
+    from tests.view.conftest import make_view_store
+
+    local = make_view_store(tmp_path / "local.zarr")
+    s3fs.S3FileSystem(**s3).put(str(local), f"{BUCKET}/view.zarr", recursive=True)
+    url = f"s3://{BUCKET}/view.zarr"
+    server = ViewServer(make_app(store=url, storage_options=s3)).start()
+    try:
+        table = json.loads(get(server.url + "/api/store")[2])
+        assert table["path"] == url and table["episodes"]["length"] == list(LENGTHS)
+        detail = json.loads(get(server.url + "/api/episodes/2")[2])
+        assert detail["row"]["status_name"] == "truncated" and len(detail["series"]["state"]["values"][0]) == LENGTHS[2]
+        status, headers, blob = get(server.url + "/api/episodes/2/frame/images/wrist/4")
+        first = int(Store.open(local).episode_starts[2])
+        assert status == 200 and blob == Store.open(local).chunk_bytes("images/wrist", first + 4, first + 5)[0]
+    finally:
+        server.stop()
