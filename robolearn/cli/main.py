@@ -170,7 +170,8 @@ def evaluate(
         None, "--latency-ticks", help="Simulated inference latency in control ticks (eval.latency_ticks)."),
     compile: bool = typer.Option(False, "--compile", help="Compile the policy for inference first (eval.compile)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Folder for eval.json and rollouts.mp4 (default CHECKPOINT/eval)."),
+                                       help="Folder for eval.json, rollouts.mp4 and rollouts/episode_<i>.mp4 "
+                                            "(default CHECKPOINT/eval)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier evaluation in that folder."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):

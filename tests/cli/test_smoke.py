@@ -53,6 +53,8 @@ def test_collect_train_eval(pipeline):
     assert ev["n_episodes"] == 2 and 0.0 <= ev["success_rate"] <= 1.0 and len(ev["ci95"]) == 2
     assert Path(ev["video_path"]).stat().st_size > 0 and (root / "eval" / "eval.json").is_file()
     assert ev["latency_ticks"] == 1
+    for e in ev["episodes"]:  # one rollout video per episode beside the tiled one, named in eval.json
+        assert (root / "eval" / e["video"]).stat().st_size > 0
 
 
 @pytest.mark.slow
