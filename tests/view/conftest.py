@@ -14,6 +14,7 @@ FEATURES = {
     "images/front": Feature((16, 24, 3), "uint8"),
     "images/wrist": Feature((16, 16, 3), "uint8", codec="jpeg", quality=95),
     "depth/front": Feature((16, 24), "float32"),
+    "tactile/finger": Feature((4, 6, 3), "float32"),  # a taxel grid of 3-axis forces: shown as |f| per taxel
     "force": Feature((6,), "float32"),
     "reward": Feature((), "float32"),
     "action": Feature((2,), "float32"),
@@ -44,7 +45,8 @@ def episode(e: int, n: int) -> tuple[dict, dict]:
     timing[::3] = 0.0
     t = 100.0 + e * 10 + np.arange(n) / FPS  # float64 seconds, like a monotonic clock
     frames = {"state": np.stack([e * 100 + i, i, np.full(n, e, np.float32)], 1), "images/front": front,
-              "images/wrist": wrist, "depth/front": depth, "force": np.tile(i[:, None], (1, 6)) * 0.5,
+              "images/wrist": wrist, "depth/front": depth,
+              "tactile/finger": np.broadcast_to((np.arange(24, dtype=np.float32) / 23).reshape(1, 4, 6, 1), (n, 4, 6, 3)).copy(), "force": np.tile(i[:, None], (1, 6)) * 0.5,
               "reward": (i == n - 1).astype(np.float32), "action": action,
               "action_commanded": (action * 1.2).astype(np.float32), "timing/inference_end": t + 0.004 + np.nan_to_num(timing)}
     frames["timing/inference_end"][np.isnan(timing)] = np.nan

@@ -46,6 +46,7 @@ def test_store_summary_is_the_episode_table(view_store):
     assert [s["status_names"][str(c)] for c in e["status"]] == ["ok", "ok", "truncated"]
     kinds = {k: f["kind"] for k, f in s["features"].items()}
     assert kinds == {"state": "series", "images/front": "image", "images/wrist": "image", "depth/front": "map",
+                     "tactile/finger": "map",
                      "force": "series", "reward": "series", "action": "series", "action_commanded": "series",
                      "timing/inference_end": "timing"}
     json.dumps(s, allow_nan=False)
@@ -55,7 +56,7 @@ def test_episode_detail_streams_and_timestamps(view_store):
     d = episode_detail(Store.open(view_store), 1)
     frames, stamps = episode(1, LENGTHS[1])
     assert d["length"] == 9 and d["row"]["task"] == "open the drawer" and d["row"]["source"] == "expert"
-    assert set(d["frames"]) == {"images/front", "images/wrist", "depth/front"}
+    assert set(d["frames"]) == {"images/front", "images/wrist", "depth/front", "tactile/finger"}
     np.testing.assert_allclose(np.array(d["series"]["state"]["values"]).T, frames["state"])
     np.testing.assert_allclose(d["series"]["reward"]["values"][0], frames["reward"])
     timing = d["series"]["timing/inference_end"]["values"][0]  # ms after the tick's stamp; null where it did not run
@@ -83,6 +84,9 @@ def test_frames_by_index(view_store):
     blob, media = frame_image(store, "depth/front", 0, 0)  # colour-mapped: left (near) dark, right (far) bright
     depth = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
     assert media == "image/png" and depth.shape == (16, 24, 3) and depth[8, 23].sum() > depth[8, 0].sum() + 200
+    blob, media = frame_image(store, "tactile/finger", 0, 0)  # |f| per taxel, one pixel per taxel
+    taxels = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    assert media == "image/png" and taxels.shape == (4, 6, 3) and taxels[3, 5].sum() > taxels[0, 0].sum() + 200
     with pytest.raises(StoreError, match="key 'state' is not an image or map"):
         frame_image(store, "state", 0, 0)
     with pytest.raises(StoreError, match="frame 9 does not exist: episode 1 has 9 frames"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from robolearn.store import Store
-from tests.view.conftest import LENGTHS, TASKS, episode, frame_colour
+from tests.view.conftest import FEATURES, LENGTHS, TASKS, episode, frame_colour
 
 
 def wait_for(driver, script: str, timeout_s: float = 15.0):
@@ -76,7 +76,7 @@ def test_episode_frame_by_index_plots_and_scrubbing(browser, view_server, view_s
     # every low-dim stream plotted with one point per frame; applied and commanded action in one chart
     points = browser.execute_script("return Object.fromEntries(Object.entries(RV.plots).map(([k, u]) => [k, u.data.map(s => s.length)]))")
     assert points["state"] == [9, 9, 9, 9] and points["force"] == [9] * 7 and points["reward"] == [9, 9]
-    assert points["action"] == [9] * 5 and points["timing"] == [9, 9] and points["dt"] == [8] * 10
+    assert points["action"] == [9] * 5 and points["timing"] == [9, 9] and points["dt"] == [8] * (1 + len(FEATURES))
     state0 = browser.execute_script("return RV.plots.state.data[1]")
     np.testing.assert_allclose(state0, frames["state"][:, 0])
     # scrubbing with the mouse moves the cursor, the plots' cursor line and the frame
