@@ -46,6 +46,7 @@ _ZARR_TMP = re.compile(r"^zarr\.[0-9a-f]{32}\.partial$")  # zarr's LocalStore te
 _RUN_ENTRIES = frozenset({MARKER, "model.safetensors", "ema.safetensors", "config.json", "stats.json",
                           "metrics.jsonl", "train_curve.png", "train_summary.json", "tb/", "checkpoints/", "eval/"})
 _EVAL_ENTRIES = frozenset({MARKER, "eval.json", "rollouts.mp4", "rollouts/"})  # rollouts/: episode_<i>.mp4
+_ROLLOUT_VIDEO = re.compile(r"^episode_\d+\.mp4$")  # what eval writes into rollouts/
 _NOUN = {"store": "a store", "run": "a run", "eval": "an evaluation", "export": "an export"}
 _WHAT = {"store": "a robolearn store", "run": "a robolearn run", "eval": "a robolearn evaluation folder"}
 
@@ -305,7 +306,15 @@ def _own_entries(fs, root: str, kind: str, found: Found) -> list[str]:
             own.remove("eval/")  # a folder of the user's that happens to be called eval
         return own
     if kind == "eval":
-        return [e for e in found.entries if e in _EVAL_ENTRIES]
+        own = [e for e in found.entries if e in _EVAL_ENTRIES]
+        if "rollouts/" in own:  # ours only when it holds nothing but the per-episode videos eval writes
+            names = [n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(f"{root}/rollouts", detail=False)]
+            foreign = sorted(n for n in names if not _ROLLOUT_VIDEO.match(n))
+            if foreign:
+                raise OutputError(f"refusing to overwrite the evaluation at {found.path}: its rollouts/ folder holds "
+                                  f"{len(foreign)} file(s) robolearn did not write ({_names(foreign)}); move them "
+                                  f"away or choose another output folder")
+        return own
     own = []  # a store: its zarr.json, its lock, zarr's temp files and every zarr node under it
     for e in found.entries:
         if e in ("zarr.json", STORE_LOCK) or _ZARR_TMP.match(e):

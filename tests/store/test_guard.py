@@ -429,3 +429,18 @@ def test_latents_touch_only_their_own_arrays_of_a_known_store(tmp_path):
         write_latents(path, "front", broken(), (2, 2, 2), "float16", {})
     cache(path, 3.0)
     assert np.all(read_latents(Store.open(path), "latents/front") == 3.0)
+
+
+def test_eval_overwrite_keeps_a_rollouts_folder_holding_user_files(tmp_path):
+    ev = tmp_path / "ev"
+    claim_output(ev, "eval")
+    (ev / "rollouts").mkdir()
+    for name in ("eval.json", "rollouts.mp4", "rollouts/episode_0.mp4", "rollouts/my_clip.mov"):
+        (ev / name).write_text(name)
+    before = tree_hash(ev)
+    with pytest.raises(OutputError, match=r"rollouts/ folder holds 1 file\(s\) robolearn did not write \(my_clip.mov\)"):
+        claim_output(ev, "eval", overwrite=True)
+    assert tree_hash(ev) == before
+    (ev / "rollouts" / "my_clip.mov").unlink()
+    claim_output(ev, "eval", overwrite=True)
+    assert sorted(p.name for p in ev.iterdir()) == [MARKER]
