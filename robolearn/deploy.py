@@ -287,14 +287,14 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             from robolearn.runtime.rt import RealtimeLoop, split_cores
 
             loop_cpus, inference_cpus, note = split_cores()
-            if note and progress:
-                print(f"deploy: {note}", file=sys.stderr, flush=True)
             server = ProcessBackend.for_checkpoint(checkpoint, compile=cfg.compile, max_guidance=cfg.max_guidance,
                                                    threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus)
             chunks = _Served(server, chunks, task or None, f"the inference process (pid {server.pid})")
             compiling.update(compiled=bool(server.info.get("compiled")), seconds=float(server.info.get("load_s", 0)))
             torch.set_num_threads(1)  # the loop's process runs no inference
             rt = RealtimeLoop(loop_cpus, cfg.rt_priority, require=cfg.require_rt).__enter__()
+            if note:
+                rt.note(note)
         clock = RealClock(hz) if cfg.realtime else VirtualClock(hz)
         preset = _safety_preset(cfg.safety, env_id)
         safety = SafetyFilter.for_env(the_env, load_safety_config(preset))

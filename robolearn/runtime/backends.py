@@ -15,9 +15,10 @@ timing on one monotonic clock, in integer nanoseconds: request, inference start,
   seed).
 
 A policy here is anything callable as ``policy(request) -> (T, Da)`` array (``ChunkPolicy``); adapting a
-torch ``Policy`` (observation history, batching, the RTC guidance) lives with the policies. Seam for the
-process backend and the ZeroMQ server: requests and results hold only arrays, ints and strings, so they
-map one to one onto a message; a remote backend implements the same ``submit``/``poll``/``close``.
+torch ``Policy`` (observation history, batching, the RTC guidance) lives with the policies. Requests and
+results hold only arrays, ints and strings, so they map one to one onto a message (``wire.infer_body``): the
+process backend (``process_backend.ProcessBackend``, the policy in a child process on its own cores) and the
+ZeroMQ server's client (``server.ServerBackend``) implement the same ``submit``/``poll``/``close``.
 
 Example::
 

@@ -154,14 +154,15 @@ class ChunkPredictor:
 
     def predict(self, **kwargs: Any) -> np.ndarray:
         """The chunk ``(T, Da)`` float32 for the newest observation; ``kwargs`` go to ``predict_action_chunk``
-        (e.g. ``inpaint=``: Real-Time Chunking's guidance differentiates through the denoiser, so it runs
-        under ``no_grad``, not ``inference_mode``)."""
+        (e.g. ``inpaint=``). Under ``no_grad``, never ``inference_mode``: Real-Time Chunking's guidance
+        differentiates through the denoiser, and a policy compiled for inference (``compile_for_inference``,
+        under ``no_grad``) would see inference tensors fail its guards and recompile, without frozen weights."""
         batch = self.history.batch(self.device)
         if self._task_embedding is not None:
             batch[TASK_EMBEDDING] = self._task_embedding  # (1, D)
         if self._generator is not None:
             kwargs["generator"] = self._generator
-        with torch.no_grad() if kwargs.get("inpaint") is not None else torch.inference_mode():
+        with torch.no_grad():
             chunk = self.policy.predict_action_chunk(batch, **kwargs)
         chunk = chunk.detach().to("cpu", torch.float32).numpy()
         if chunk.ndim != 3 or chunk.shape[0] != 1 or chunk.shape[1] == 0:

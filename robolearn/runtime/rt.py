@@ -116,12 +116,13 @@ class RealtimeLoop:
             if self.require:
                 raise CannotCompleteError(f"{why}; grant one, or drop --require-rt to run at normal priority"
                                           ) from None
-            self._note(f"{why}: the loop runs at normal priority")
+            self.note(f"{why}: the loop runs at normal priority")
             return
         self._sched = (policy, param)
         self.sched_fifo = True
 
-    def _note(self, line: str) -> None:
+    def note(self, line: str) -> None:
+        """Announce ``line`` and keep it for ``report()``."""
         self.notes.append(line)
         self.announce(f"robolearn: {line}")
 
