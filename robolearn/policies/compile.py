@@ -16,8 +16,12 @@ when compilation fails the policy stays eager and a warning says why.
 
 Compiled kernels persist between runs in ``compile_cache_dir()`` (``$TORCHINDUCTOR_CACHE_DIR`` when set,
 else ``~/.cache/robolearn/inductor``, under ``$XDG_CACHE_HOME`` when set): inductor's FX graph cache,
-AOTAutograd cache and autotuning results, keyed by the graph and the frozen weights, so a second start of
-the same checkpoint skips code generation, C++ compilation and GEMM autotuning.
+AOTAutograd cache and autotuning results. With the oneDNN weight prepacking that freezing does on CPU the
+FX graph cache is bypassed ("mkldnn tensors unpickleable"): a second start skips C++ compilation and GEMM
+autotuning but redoes inductor's code generation. Measured on the shared 2-core machine (nice 10, load 6-8),
+DP with 2 cameras (ResNet18, U-Net 64/128/256, DDIM-10) in the process backend, start to ready: cold 729 s,
+warm 65 s. With ``torch._inductor.config.cpp.weight_prepack = False`` the graph cache hits (warm compile
+12 s, cold 130 s) but chunks were ~25% slower (146 vs 117 ms, interleaved, eager 196 ms): prepacking stays.
 
 Measured on a 2-core EPYC (benchmarks/results/policies_vs_lerobot.json): DDIM-10 chunk at LeRobot's
 small size, 35.0 ms eager -> 15.5 ms compiled. Compiling takes ~100 s the first time (GEMM
