@@ -6,9 +6,10 @@ from robolearn_hardware.arms import ArmSpec
 from robolearn_hardware.bus import MotorCalibration, RetryBudget
 
 MODEL_OF = {"xl330-m288": "xl330-m288", "xl330-m077": "xl330-m077", "xl430-w250": "xl430-w250", "sts3215": "sts3215"}
-PATIENT = RetryBudget(retries=20, within_s=3.0)
+PATIENT = RetryBudget(retries=200, within_s=3.0)
 """A budget for tests that inject no faults: this 2-core machine is shared by several test runs, and an emulator
-process can be descheduled for a few hundred milliseconds (a string of missed timeouts)."""
+process can be descheduled for seconds under load (a string of missed ~34 ms timeouts). Sized by time: 200
+retries outlast the 3 s bound, so the 3 s bound is what applies (20 retries ran out after ~0.7 s)."""
 
 
 def start_emulator(emulator, spec: ArmSpec, positions=None, **kw):
