@@ -197,3 +197,12 @@ def test_connect_without_frames_fails_clearly():
 def test_opencv_device_camera():
     dev = os.environ["ROBOLEARN_CAMERA"]
     check_device(opencv_camera(int(dev) if dev.isdigit() else dev, name="device"))
+
+
+def test_cameras_registered_as_devices():
+    from robolearn.devices import device_ids, make_device
+
+    assert {"synthetic-camera", "file-camera", "opencv-camera"} <= set(device_ids())
+    cam = make_device("synthetic-camera", name="reg", size=SIZE, fps=50)
+    assert isinstance(cam, ThreadedCamera) and not cam.is_connected
+    assert cam.pairing()["rule"] == "newest frame not older than max_age"
