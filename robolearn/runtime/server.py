@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import signal
 import threading
 import time
 from collections import OrderedDict
@@ -621,17 +620,7 @@ def serve_checkpoint(checkpoint: str | Path, host: str = "127.0.0.1", port: int 
     policy = load(checkpoint, device=device)
     server = PolicyServer(TorchServedPolicy(policy, device), key, bind, port, allow_remote=allow_remote,
                           max_frame=max_frame)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: server.stop())
     announce(f"robolearn serve: {server.served.info['policy']} policy from {checkpoint} on {server.address} "
              f"(key file {key_path}); Ctrl-C stops")
-    try:
-        server.serve()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    net.serve_until_stopped(server.serve, server.stop)
     return {"address": server.address, "checkpoint": str(checkpoint), "key_file": str(key_path), **server.counts}

@@ -10,14 +10,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
-import signal
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 from robolearn.errors import MissingExtraError, MissingPathError, UserError
-from robolearn.net import check_bind_host
+from robolearn.net import check_bind_host, serve_until_stopped
 
 DEFAULT_PORT = 8765
 
@@ -117,17 +116,12 @@ def serve(path: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, allow
     announce(f"robolearn view: {store or run} on {server.url}/" + (f"?token={token}" if token else "") +
              " (Ctrl-C stops)")
     stop = threading.Event()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+
+    def wait() -> None:
         while server.alive and not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+
+    serve_until_stopped(wait, stop.set)
+    server.stop()
     return {"path": str(path), "store": store, "run": str(run) if run else None, "host": bind, "port": bound,
             "remote": remote}
