@@ -1,10 +1,9 @@
 """Fixtures for the hardware tests: emulators in their own process, stopped by pid when a test ends."""
 
-import os
-
 import pytest
 
 from robolearn_hardware.emulators import EmulatorProcess
+from tests.hardware.waiting import stop_checked
 
 
 @pytest.fixture
@@ -19,11 +18,7 @@ def emulator():
 
     yield start
     for emu in started:
-        pid = emu.pid
-        emu.stop()
-        assert emu.proc.poll() is not None, f"emulator pid {pid} still running"
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+        stop_checked(emu)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from robolearn.devices import check_device
 from robolearn.errors import UserError
 from robolearn_hardware.cameras import (CameraError, FaultySource, FileSource, StaleFrameError, SyntheticSource,
                                         ThreadedCamera, file_camera, opencv_camera, synthetic_camera)
+from tests.hardware.waiting import wait_for
 
 SIZE = (48, 64)
 
@@ -22,15 +23,6 @@ def no_thread_left():
     yield
     left = [t for t in threading.enumerate() if t not in before and t.name.startswith("camera-")]
     assert not left, f"camera threads still running: {left}"
-
-
-def wait_for(cond, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def write_mp4(path, n=12, fps=20):

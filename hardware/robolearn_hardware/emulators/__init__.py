@@ -9,10 +9,10 @@ from .bus import DynamixelBusEmulator, FeetechBusEmulator, ServoBusEmulator, mak
 from .dynamixel_servo import DynamixelServo
 from .faults import FaultConfig, FaultInjector
 from .feetech_servo import FeetechServo
-from .process import EmulatorProcess
+from .process import ChildProcess, EmulatorProcess
 from .pty_server import Control, PtyServer
 
 __all__ = [
     "DynamixelBusEmulator", "FeetechBusEmulator", "ServoBusEmulator", "make_bus", "wire_s", "DynamixelServo",
-    "FaultConfig", "FaultInjector", "FeetechServo", "EmulatorProcess", "Control", "PtyServer",
+    "FaultConfig", "FaultInjector", "FeetechServo", "ChildProcess", "EmulatorProcess", "Control", "PtyServer",
 ]

@@ -25,28 +25,18 @@ import time
 
 from .faults import FaultConfig
 
-__all__ = ["EmulatorProcess"]
+__all__ = ["ChildProcess", "EmulatorProcess"]
 
 
-class EmulatorProcess:
-    def __init__(self, protocol: str, model: str | list[str], ids: list[int], *, baud: int = 1_000_000,
-                 positions: list[float] | None = None, return_delay_us: int | None = None,
-                 faults: FaultConfig | None = None, start_timeout_s: float = 20.0):
-        f = faults or FaultConfig()
-        self.argv = [sys.executable, "-m", "robolearn_hardware.emulators.servo", "--control",
-                     "--protocol", protocol, "--model", model if isinstance(model, str) else ",".join(model), "--ids", ",".join(map(str, ids)),
-                     "--baud", str(baud), "--drop", str(f.drop_rate), "--corrupt", str(f.corrupt_rate),
-                     "--late", str(f.late_rate), "--late-ms", str(f.late_s * 1000.0), "--seed", str(f.seed)]
-        for flag, values in (("--unplugged", f.unplugged), ("--overload", f.overload), ("--fault-ids", f.only_ids)):
-            if values:
-                self.argv += [flag, ",".join(map(str, values))]
-        if positions is not None:
-            self.argv += ["--positions", ",".join(map(str, positions))]
-        if return_delay_us is not None:
-            self.argv += ["--return-delay-us", str(return_delay_us)]
+class ChildProcess:
+    """A child process (an emulator) that prints one JSON line (its hello: ports, paths) once it serves,
+    then answers one JSON line per command written to its stdin; it exits when its stdin closes (`stop`)."""
+
+    def __init__(self, argv: list[str], start_timeout_s: float = 20.0) -> None:
+        self.argv = argv
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
-        self.port = ""
+        self.hello: dict = {}
         self._buf = b""
 
     @property
@@ -55,15 +45,18 @@ class EmulatorProcess:
             raise RuntimeError("the emulator is not started; call start() first")
         return self.proc.pid
 
-    def start(self) -> "EmulatorProcess":
+    def start(self):
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         try:
-            hello = json.loads(self._readline(self.start_timeout_s, "start"))
+            self.hello = json.loads(self._readline(self.start_timeout_s, "start"))
         except Exception:
             self.stop()
             raise
-        self.port = hello["port"]
+        self._started(self.hello)
         return self
+
+    def _started(self, hello: dict) -> None:
+        """Take what the child announced (ports, paths)."""
 
     def _readline(self, timeout_s: float, what: str) -> str:
         assert self.proc is not None and self.proc.stdout is not None
@@ -92,12 +85,6 @@ class EmulatorProcess:
             raise RuntimeError(f"emulator command {cmd!r} failed: {answer.get('error')}")
         return answer
 
-    def state(self, servo_id: int) -> dict:
-        return self.command("state", id=servo_id)
-
-    def set_faults(self, config: FaultConfig) -> None:
-        self.command("faults", **config.to_json())
-
     def stop(self, timeout_s: float = 3.0) -> None:
         """End the child by its pid: close its stdin (it exits), then SIGTERM, then SIGKILL."""
         proc = self.proc
@@ -122,8 +109,40 @@ class EmulatorProcess:
             if proc.stdout is not None:
                 proc.stdout.close()
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class EmulatorProcess(ChildProcess):
+    """An emulated servo bus (module docstring) on the pty announced as ``port``."""
+
+    def __init__(self, protocol: str, model: str | list[str], ids: list[int], *, baud: int = 1_000_000,
+                 positions: list[float] | None = None, return_delay_us: int | None = None,
+                 faults: FaultConfig | None = None, start_timeout_s: float = 20.0):
+        f = faults or FaultConfig()
+        argv = [sys.executable, "-m", "robolearn_hardware.emulators.servo", "--control",
+                "--protocol", protocol, "--model", model if isinstance(model, str) else ",".join(model),
+                "--ids", ",".join(map(str, ids)),
+                "--baud", str(baud), "--drop", str(f.drop_rate), "--corrupt", str(f.corrupt_rate),
+                "--late", str(f.late_rate), "--late-ms", str(f.late_s * 1000.0), "--seed", str(f.seed)]
+        for flag, values in (("--unplugged", f.unplugged), ("--overload", f.overload), ("--fault-ids", f.only_ids)):
+            if values:
+                argv += [flag, ",".join(map(str, values))]
+        if positions is not None:
+            argv += ["--positions", ",".join(map(str, positions))]
+        if return_delay_us is not None:
+            argv += ["--return-delay-us", str(return_delay_us)]
+        super().__init__(argv, start_timeout_s)
+        self.port = ""
+
+    def _started(self, hello: dict) -> None:
+        self.port = hello["port"]
+
+    def state(self, servo_id: int) -> dict:
+        return self.command("state", id=servo_id)
+
+    def set_faults(self, config: FaultConfig) -> None:
+        self.command("faults", **config.to_json())

@@ -1,0 +1,5 @@
+"""placeholder until the teleop devices land."""
+
+
+def register():
+    return {}
