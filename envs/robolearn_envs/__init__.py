@@ -19,7 +19,7 @@ Async vector envs fork their workers by default; a fork after this process has r
 hangs them, so pass `vector_kwargs={"context": "spawn"}` there.
 """
 
-from robolearn_envs import metaworld, mujoco, pusht, robosuite
+from robolearn_envs import metaworld, mujoco, planar, pusht, robosuite
 
 __all__ = ["FAMILIES", "REGISTERED", "UNAVAILABLE", "register_all"]
 
@@ -29,6 +29,7 @@ FAMILIES = {
     "metaworld": metaworld.register,
     "robosuite": robosuite.register,
     "pusht": pusht.register,
+    "planar": planar.register,
 }
 
 
