@@ -83,13 +83,18 @@ def import_(src: str = typer.Argument(..., help="LeRobot v3.0 dataset folder or 
 @app.command("export")
 @friendly
 def export(store: str = typer.Argument(..., help="Store path or URL."),
-           dst: str = typer.Argument(..., help="New LeRobot dataset folder or robomimic .hdf5 file."),
-           fmt: Optional[str] = typer.Option(None, "--format", help="Destination format: lerobot | robomimic."),
+           dst: str = typer.Argument(..., help="New LeRobot dataset folder, robomimic .hdf5 file or rerun .rrd file."),
+           fmt: Optional[str] = typer.Option(None, "--format", help="Destination format: lerobot | robomimic | rerun."),
+           overwrite: bool = typer.Option(False, "--overwrite",
+                                          help="rerun only: replace an .rrd robolearn exported there (nothing else)."),
            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
-    """Write a store as a LeRobot v3.0 dataset (h264 videos) or a robomimic hdf5 file."""
+    """Write a store as a LeRobot v3.0 dataset (h264 videos), a robomimic hdf5 file or a rerun recording.
+
+    rerun (pip install 'robolearn[rerun]'): one recording per episode in one .rrd file, one entity per key,
+    timelines `frame` (tick) and `time` (each stream's capture stamp)."""
     from robolearn.store.interop import export_dataset
 
-    _summary(export_dataset(store, dst, fmt), as_json)
+    _summary(export_dataset(store, dst, fmt, overwrite=overwrite), as_json)
 
 
 @app.command()

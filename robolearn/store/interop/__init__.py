@@ -1,4 +1,5 @@
-"""Import and export of other projects' dataset formats: LeRobot v3.0 folders and robomimic hdf5 files.
+"""Import and export of other projects' dataset formats: LeRobot v3.0 folders and robomimic hdf5 files;
+export to rerun recordings (.rrd, `rerun_rrd`).
 
 >>> import_dataset("pusht_lerobot/", "pusht.zarr", "lerobot")  # doctest: +SKIP
 >>> export_dataset("lift.zarr", "lift.hdf5", "robomimic")  # doctest: +SKIP
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robolearn.errors import MissingPathError
-from robolearn.store.interop.common import FORMATS, check_format
+from robolearn.errors import InvalidValueError, MissingPathError
+from robolearn.store.interop.common import EXPORT_FORMATS, FORMATS, check_format
 
 
 def import_dataset(src: str | Path, store: str | Path, fmt: str | None, overwrite: bool = False) -> dict:
@@ -32,9 +33,17 @@ def import_dataset(src: str | Path, store: str | Path, fmt: str | None, overwrit
     return import_robomimic(src, store, overwrite)
 
 
-def export_dataset(store: str | Path, dst: str | Path, fmt: str | None) -> dict:
-    """Write the store at `store` to `dst` in format `fmt`: a LeRobot v3.0 folder or a robomimic hdf5 file."""
-    fmt = check_format(fmt)
+def export_dataset(store: str | Path, dst: str | Path, fmt: str | None, overwrite: bool = False) -> dict:
+    """Write the store at `store` to `dst` in format `fmt`: a LeRobot v3.0 folder, a robomimic hdf5 file or a
+    rerun recording (.rrd; `overwrite` replaces one robolearn exported, the other formats never replace)."""
+    fmt = check_format(fmt, EXPORT_FORMATS)
+    if fmt == "rerun":
+        from robolearn.store.interop.rerun_rrd import export_rerun
+
+        return export_rerun(store, dst, overwrite=overwrite)
+    if overwrite:
+        raise InvalidValueError(f"--overwrite applies to rerun exports only; a {fmt} export is written to a new "
+                                f"path (output {dst})")
     if fmt == "lerobot":
         from robolearn.store.interop.lerobot import export_lerobot
 
@@ -44,4 +53,4 @@ def export_dataset(store: str | Path, dst: str | Path, fmt: str | None) -> dict:
     return export_robomimic(store, dst)
 
 
-__all__ = ["FORMATS", "export_dataset", "import_dataset"]
+__all__ = ["EXPORT_FORMATS", "FORMATS", "export_dataset", "import_dataset"]

@@ -12,14 +12,16 @@ from robolearn.output import STORE_LOCK, check_output, claim_output, inspect_out
 from robolearn.store.backend import is_url
 
 FORMATS = ("lerobot", "robomimic")
+EXPORT_FORMATS = (*FORMATS, "rerun")  # a rerun recording is written, never read back into a store
 
 
-def check_format(fmt: str | None) -> str:
+def check_format(fmt: str | None, choices: tuple[str, ...] = FORMATS) -> str:
     if not fmt:
-        raise InvalidValueError(f"no format given: pass --format with one of {', '.join(FORMATS)}")
+        raise InvalidValueError(f"no format given: pass --format with one of {', '.join(choices)}")
     name = fmt.strip().lower()
-    if name not in FORMATS:
-        raise InvalidValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if name not in choices:
+        extra = "; rerun recordings are exported only" if name in EXPORT_FORMATS else ""
+        raise InvalidValueError(f"unknown format {fmt!r}: expected one of {', '.join(choices)}{extra}")
     return name
 
 
