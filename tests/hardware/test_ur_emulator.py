@@ -1,0 +1,160 @@
+"""The emulated UR controller speaks RTDE, the dashboard and the script ports as ur_rtde expects: checked with our
+own RTDE client (protocol level) and with the unmodified ur_rtde package (RTDEReceiveInterface,
+RTDEControlInterface, DashboardClient) against the emulator in its own process on a loopback address."""
+
+import datetime
+import struct
+import time
+
+import numpy as np
+import pytest
+
+from robolearn_hardware.ur.controller import Controller, ControllerConfig, parse_program
+from robolearn_hardware.ur.kinematics import UR5E, forward, inverse, jacobian
+from robolearn_hardware.ur.process import UREmulatorProcess
+from robolearn_hardware.ur.rtde import FrameReader, Message, Recipe, RTDEClient, RTDEError, frame
+
+pytest.importorskip("rtde_control", reason="the ur extra (ur-rtde) is not installed")
+import dashboard_client  # noqa: E402
+import rtde_control  # noqa: E402
+import rtde_receive  # noqa: E402
+
+Q0 = (0.1, -1.5, 1.4, -1.2, -1.57, 0.3)
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with UREmulatorProcess(q0=Q0, unlock_delay_s=0.3, gripper_activation_s=0.05) as e:
+        yield e
+
+
+def test_frames_reassemble_from_any_split_and_recipes_round_trip():
+    recipe = Recipe(3, ["input_int_register_0", "input_double_register_0", "actual_q"],
+                    ["INT32", "DOUBLE", "VECTOR6D"])
+    values = {"input_int_register_0": 11, "input_double_register_0": 0.5, "actual_q": [1.0, 2, 3, 4, 5, 6]}
+    wire = frame(Message.DATA_PACKAGE, recipe.pack(values)) * 2
+    reader, got = FrameReader(), []
+    for i in range(len(wire)):
+        got += reader.feed(wire[i:i + 1])
+    assert [k for k, _ in got] == [Message.DATA_PACKAGE] * 2
+    assert recipe.unpack(got[0][1]) == values and got[0][1][0] == 3
+    assert struct.unpack(">H", wire[:2])[0] == 3 + 1 + 4 + 8 + 48
+    with pytest.raises(RTDEError, match="recipe 3 has 5 bytes"):
+        recipe.unpack(b"\x03" + bytes(4))
+
+
+def test_kinematics_jacobian_matches_finite_differences_and_ik_inverts_fk():
+    q = np.array(Q0)
+    j = jacobian(UR5E, q)
+    for i in range(6):
+        dq = np.zeros(6)
+        dq[i] = 1e-6
+        assert (forward(UR5E, q + dq)[:3] - forward(UR5E, q)[:3]) / 1e-6 == pytest.approx(j[:3, i], abs=1e-5)
+    assert inverse(UR5E, forward(UR5E, q), seed=q + 0.05) == pytest.approx(q, abs=1e-7)
+
+
+def test_the_control_script_is_read_from_what_ur_rtde_uploads():
+    script = ("def rtde_control():\n    global reg_offset_int = # int register offset\n24\n"
+              '    rtde_set_watchdog("input_int_register_24", watchdog_min_frequency, "stop")\n'
+              "    def signal_ready():\n    read_input_integer_reg(0)\n# NODE_CONTROL_LOOP_BEGINS\n"
+              "            if cmd == 24 or cmd == 11 or cmd == 66:\nend\n")
+    prog = parse_program(script)
+    assert (prog.name, prog.control, prog.offset, prog.watchdog_action) == ("rtde_control", True, 24, "stop")
+    assert prog.realtime == {24, 11, 66}
+
+
+def test_register_handshake_in_one_cycle_only_the_last_package_counts():
+    c = Controller(ControllerConfig(twin=False))
+    c.run_program("def rtde_control():\n  signal_ready()\n  read_input_integer_reg(0)\nend\n", 0.0)
+    assert c.out_int[0] == 1
+    c.on_input({"input_int_register_0": 35, "input_double_register_0": 50.0}, 0.001)
+    c.step(0.002)
+    assert c.out_int[0] == 2 and c.watchdog == ("input_int_register_0", 50.0, 0.002)  # done until cleared
+    c.on_input({"input_int_register_0": 0}, 0.003)
+    c.step(0.004)
+    assert c.out_int[0] == 1
+    target = [0.2, -1.5, 1.5, -1.5, -1.5, 0.0]
+    c.on_input({"input_int_register_0": 11, **{f"input_double_register_{i}": v for i, v in enumerate(target)},
+                "input_double_register_9": 0.1}, 0.005)
+    c.on_input({"input_int_register_0": 11}, 0.0055)  # a second package in the same cycle: the first is lost
+    c.step(0.006)
+    c.step(0.008)  # no package: the script re-runs a stale command
+    assert (c.counters["lost_packages"], c.counters["missed_cycles"], c.counters["servo_cycles"]) == (1, 1, 2)
+    assert c.out_int[0] == 1 and c.servo_q == pytest.approx(target)
+    c.step(0.030)  # 1/50 Hz after the last package that wrote input_int_register_0: the watchdog stops the script
+    trip = [e for e in c.events if e.kind == "watchdog_trip"][0]
+    assert trip.detail["deadline"] == pytest.approx(0.0055 + 0.02) and trip.t - trip.detail["deadline"] <= 0.005
+    assert c.runtime.name == "STOPPED" and c.program is None
+
+
+def test_own_rtde_client_reads_outputs_at_the_configured_rate_and_refuses_unknown_names(emu):
+    with RTDEClient(emu.host) as client:
+        assert client.negotiate() and client.controller_version()[0] == 5
+        with pytest.raises(RTDEError, match="does not know the output variables.*no_such_variable"):
+            client.setup_outputs(["actual_q", "no_such_variable"], 125.0)
+        client.setup_outputs(["timestamp", "actual_q", "runtime_state", "robot_mode"], 125.0)
+        assert client.start()
+        stamps = [client.receive()[1] for _ in range(20)]
+    controller_dt = np.diff([s["timestamp"] for s in stamps])
+    assert np.median(controller_dt) == pytest.approx(0.008, abs=1e-4)  # 125 Hz: every 4th 2 ms cycle
+    assert stamps[-1]["actual_q"] == pytest.approx(Q0, abs=1e-3) and stamps[-1]["robot_mode"] == 7
+
+
+def test_input_registers_in_use_by_another_client_are_refused(emu):
+    with RTDEClient(emu.host) as a, RTDEClient(emu.host) as b:
+        a.setup_inputs(["input_int_register_30"])
+        with pytest.raises(RTDEError, match=r"input_int_register_30 \(IN_USE\)"):
+            b.setup_inputs(["input_int_register_30"])
+    with RTDEClient(emu.host) as c:  # released when the first client left
+        assert c.setup_inputs(["input_int_register_30"]).id == 1
+
+
+def test_dashboard_answers_as_polyscope(emu):
+    dash = dashboard_client.DashboardClient(emu.host)
+    dash.connect()
+    try:
+        assert dash.polyscopeVersion().startswith("5.15")
+        assert dash.isInRemoteControl()
+        assert "RUNNING" in dash.robotmode()
+        assert dash.safetystatus() == "Safetystatus: NORMAL"
+        with pytest.raises(RuntimeError, match="File not found: nothing.urp"):
+            dash.loadURP("nothing.urp")
+    finally:
+        dash.disconnect()
+
+
+def test_ur_rtde_servoj_stream_moves_the_twin_and_a_missed_watchdog_stops_the_script(emu):
+    recv = rtde_receive.RTDEReceiveInterface(emu.host, 500.0, ["timestamp", "actual_q", "runtime_state",
+                                                                "safety_status_bits"])
+    ctl = rtde_control.RTDEControlInterface(emu.host)
+    try:
+        assert ctl.isProgramRunning() and emu.state()["program"] == "rtde_control"
+        assert recv.getActualQ() == pytest.approx(Q0, abs=1e-3)
+        assert ctl.setWatchdog(20.0)
+        goal = np.array(Q0) + [0.05, 0.0, 0.0, 0.0, 0.0, -0.05]
+        t0, period = ctl.initPeriod(), datetime.timedelta(seconds=0.002)
+        for k in range(250):
+            ctl.servoJ(goal.tolist(), 0.0, 0.0, 0.002, 0.05, 300)
+            ctl.waitPeriod(t0 + k * period)
+        assert recv.getActualQ() == pytest.approx(goal, abs=5e-3)
+        assert emu.state()["servo_cycles"] > 100
+        time.sleep(0.2)  # no command for 1/20 Hz
+        deadline = time.monotonic() + 2.0
+        while recv.getRuntimeState() != 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        state = emu.state()
+        trip = [e for e in state["events"] if e["kind"] == "watchdog_trip"][-1]
+        assert state["runtime_state"] == "STOPPED" and trip["min_frequency"] == 20.0
+        assert not ctl.servoJ(goal.tolist(), 0.0, 0.0, 0.002, 0.05, 300)  # ur_rtde refuses: script not running
+        assert ctl.reuploadScript()
+        deadline = time.monotonic() + 5.0
+        while not ctl.isProgramRunning() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ctl.isProgramRunning()
+        assert ctl.triggerProtectiveStop() is False  # the robot stops: ur_rtde sees it and gives up waiting
+        assert recv.getSafetyStatusBits() & (1 << 2)
+        ctl.stopScript()
+    finally:
+        ctl.disconnect()
+        recv.disconnect()
+    emu.command("state")
