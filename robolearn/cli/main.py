@@ -12,11 +12,13 @@ import typer
 from robolearn.cli.data import app as data_app
 from robolearn.cli.errors import friendly
 from robolearn.cli.hardware import register as register_hardware
+from robolearn.cli.record import register as register_record
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Record demonstrations, train visuomotor policies, evaluate and deploy them.")
 app.add_typer(data_app, name="data")
-register_hardware(app)  # find-port, setup-motors, calibrate, doctor (robolearn-hardware)
+register_hardware(app)  # find-port, find-cameras, setup-motors, calibrate, doctor (robolearn-hardware)
+register_record(app)  # record (alias teleop), replay
 
 OVERRIDES = typer.Argument(None, help="Presets and overrides: policy=diffusion task=mujoco-push train.steps=2000")
 
@@ -91,32 +93,6 @@ def collect(
                           only_success=cfg.collect.only_success if only_success is None else only_success,
                           progress=not as_json, workers=workers, address=address, resume=resume,
                           overwrite=overwrite, record_commanded=record_commanded)
-    _emit(summary, as_json)
-
-
-@app.command()
-@friendly
-def teleop(
-    env: str = typer.Option(..., "--env", help="Env id, e.g. robolearn/pusht."),
-    out: Path = typer.Option(..., "--out", "-o", help="Store path to create (a new path or an empty folder)."),
-    resume: bool = typer.Option(False, "--resume", help="Append to the robolearn store at OUT (same features)."),
-    overwrite: bool = typer.Option(False, "--overwrite",
-                                   help="Replace the robolearn store at OUT (only its own files are deleted)."),
-    device: str = typer.Option("keyboard", "--device", "-d",
-                               help="keyboard | mouse | scripted:<script.json> (replays synthetic key/mouse events)."),
-    episodes: Optional[int] = typer.Option(None, "--episodes", "-n",
-                                           help="Stop after saving this many (default: until q/Esc)."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Control rate in Hz (default: the env's control_hz)."),
-    seed: int = typer.Option(0, "--seed", help="The n-th episode (re-records excluded) is reset with seed + n."),
-    clock: str = typer.Option("real", "--clock",
-                              help="real (wall-clock pacing) | virtual (no sleeping: scripted runs)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
-):
-    """Teleoperate an env and record the episodes you keep: s/Enter save, d/Backspace discard, r re-record, q/Esc quit."""
-    from robolearn.record.teleop import record_teleop
-
-    summary = record_teleop(env, out, device=device, episodes=episodes, fps=fps, seed=seed, clock=clock,
-                            resume=resume, overwrite=overwrite)
     _emit(summary, as_json)
 
 

@@ -24,8 +24,10 @@ from robolearn.devices.protocols import (
     EVENTS,
     Camera,
     Device,
+    DeviceFaultError,
     DeviceNotConnectedError,
     ForceTorqueSensor,
+    PairedCamera,
     Reading,
     Robot,
     Sensor,
@@ -35,7 +37,8 @@ from robolearn.devices.protocols import (
 from robolearn.devices.registry import DeviceNotFoundError, device_ids, load_device_plugins, make_device
 from robolearn.devices.robot_env import FreeTask, ReachJointsTask, RobotEnv, RobotTask
 
-__all__ = ["EVENTS", "Camera", "Device", "DeviceBase", "DeviceConformanceError", "DeviceNotConnectedError",
+__all__ = ["EVENTS", "Camera", "Device", "DeviceBase", "DeviceConformanceError", "DeviceFaultError",
+           "DeviceNotConnectedError", "PairedCamera",
            "DeviceNotFoundError", "FakeCamera", "FakeForceTorqueSensor", "FakeRobot", "FakeTactileSensor", "FakeTeleop",
            "FakeTime", "ForceTorqueSensor", "FreeTask", "ReachJointsTask", "Reading", "Robot", "RobotEnv", "RobotTask",
            "Sensor", "TactileSensor", "Teleop", "check_device", "device_ids", "load_device_plugins", "make_device"]

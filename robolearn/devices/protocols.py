@@ -36,8 +36,8 @@ from typing import Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["EVENTS", "Camera", "Device", "DeviceNotConnectedError", "ForceTorqueSensor", "Reading", "Robot",
-           "Sensor", "TactileSensor", "Teleop"]
+__all__ = ["EVENTS", "Camera", "Device", "DeviceFaultError", "DeviceNotConnectedError", "ForceTorqueSensor",
+           "PairedCamera", "Reading", "Robot", "Sensor", "TactileSensor", "Teleop"]
 
 EVENTS = ("save", "discard", "rerecord", "quit")
 """Episode keys a teleop device reports through ``events()``."""
@@ -45,6 +45,13 @@ EVENTS = ("save", "discard", "rerecord", "quit")
 
 class DeviceNotConnectedError(RuntimeError):
     """A device was used while disconnected (or connected while it cannot be)."""
+
+
+class DeviceFaultError(RuntimeError):
+    """A connected device stopped delivering (a camera gone or stalled past its ``max_age``).
+
+    Recording ends the episode in progress as ``aborted`` on this and on any ``OSError`` (a servo bus that
+    stops answering, a serial port that vanished): `robolearn.record.robot.DEVICE_FAULTS`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,24 @@ class Sensor(Device, Protocol):
 class Camera(Sensor, Protocol):
     """A camera: ``observation_space`` holds ``images/<name>`` (H, W, 3) uint8 (and ``depth/<name>``
     float32 (H, W) for a depth camera); ``read()`` returns the newest frame, stamped with its capture time."""
+
+
+@runtime_checkable
+class PairedCamera(Camera, Protocol):
+    """A camera read by its own thread at its own rate, paired with control ticks by a stated rule.
+
+    A `RobotEnv` reads such a camera with ``read_latest()``: the newest frame not older than the camera's
+    ``max_age`` (else it raises a `DeviceFaultError`), and records ``pairing()`` and ``counters()`` with
+    each episode (robolearn-hardware's ``ThreadedCamera`` is one)."""
+
+    def read_latest(self, max_age: float | None = None) -> Reading:
+        """The newest frame if it is not older than ``max_age`` seconds (default: the camera's own)."""
+
+    def pairing(self) -> dict[str, object]:
+        """The tick/frame pairing rule and its settings (rule, max_age_s, camera_fps)."""
+
+    def counters(self) -> dict[str, int]:
+        """Frame counters since ``connect()`` (grabbed, dropped, read_twice, disconnects, reconnects)."""
 
 
 @runtime_checkable

@@ -11,6 +11,10 @@ Observation (gymnasium Dict): the union of the devices' ``observation_space`` ke
     ``tactile/<sensor>`` per tactile sensor
 Action: the robot's ``action_space``; ``step(a)`` sends ``a`` and returns the newest observation.
 
+Cameras that are `PairedCamera`s (threaded, at their own rate) are read with ``read_latest()``: a tick takes
+the newest frame not older than the camera's ``max_age``, and a staler one raises (the camera stalled or is
+gone); `camera_report()` gives each one's rule and frame counters, which a recorder keeps with the episode.
+
 ``info`` from reset and step: ``timestamps`` (observation key -> capture time, monotonic seconds, from the
 device that produced it), ``action`` on step (what the robot really sent: what a recorder stores) and
 ``success`` where the task defines it. `step` never sleeps: the `ControlLoop`'s clock paces.
@@ -38,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 
 from robolearn import spaces
-from robolearn.devices.protocols import Robot, Sensor
+from robolearn.devices.protocols import PairedCamera, Robot, Sensor
 
 __all__ = ["FreeTask", "ReachJointsTask", "RobotEnv", "RobotTask"]
 
@@ -159,6 +163,8 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"render_camera={render_camera!r} is not one of the cameras "
                              f"({', '.join(self._camera_keys) or 'none'}).")
         self.render_camera = render_camera or next(iter(self._camera_keys), None)
+        # Threaded cameras are paired with the tick by their rule: the newest frame not older than max_age.
+        self._paired = tuple(cam for cam in self.cameras if isinstance(cam, PairedCamera))
         self._connected_here: list[Sensor] = []
         self._obs: dict[str, np.ndarray] | None = None
         self._hold: np.ndarray | None = None
@@ -231,11 +237,16 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise RuntimeError("call reset() before hold_action().")
         return self._hold.copy()
 
+    def camera_report(self) -> dict[str, dict[str, dict]]:
+        """Per `PairedCamera` (by name): ``pairing`` (its rule and settings) and ``counters`` (frames since
+        connect: grabbed, dropped, read_twice, disconnects, reconnects)."""
+        return {cam.name: {"pairing": cam.pairing(), "counters": cam.counters()} for cam in self._paired}
+
     def _read(self) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         obs: dict[str, np.ndarray] = {}
         stamps: dict[str, float] = {}
         for device in self.devices:
-            reading = device.read()
+            reading = device.read_latest() if device in self._paired else device.read()
             for key, value in reading.values.items():
                 obs[key] = np.asarray(value)
                 stamps[key] = float(reading.t_capture)

@@ -145,31 +145,33 @@ class Recorder:
         self.add_tick(**tick_of(rec))
 
     def save_episode(self, success: bool | None = None, dropped: int = 0, late: int = 0, *, status: str = "ok",
-                     missed: int = 0, held: int = 0, retries: int = 0) -> None:
+                     missed: int = 0, held: int = 0, retries: int = 0, extra: dict | None = None) -> None:
         """Commit the episode (in the background) with its `status` ("ok", or "truncated" when the caller
         stopped it early). `dropped`/`late` are the caller's own counts (a camera driver's dropped frames);
         the stored counters are the larger of those and what the action stamps show (`tick_counters`).
         `missed`: ticks the loop's clock skipped; `held`: ticks the loop held for want of a command;
-        `retries`: transient errors retried. An episode without ticks is not saved."""
+        `retries`: transient errors retried; `extra`: JSON values kept with the episode (`EpisodeMeta.extra`,
+        e.g. the cameras' pairing rule and counters). An episode without ticks is not saved."""
         self._end(success, status, {"dropped": dropped, "late": late, "missed": missed, "held": held,
-                                    "retries": retries})
+                                    "retries": retries}, extra=extra)
 
     def abort_episode(self, reason: str, success: bool | None = None, *, dropped: int = 0, late: int = 0,
-                      missed: int = 0, held: int = 0, retries: int = 0) -> None:
+                      missed: int = 0, held: int = 0, retries: int = 0, extra: dict | None = None) -> None:
         """Recording stopped on a fault (`reason`, e.g. "camera front unplugged"): commit what was recorded
         with status "aborted" -- nothing recorded is lost; samplers skip it unless asked. Counters as for
-        `save_episode`. An episode without ticks is dropped. (index, reason) goes to `aborted` (the store
-        keeps the status, not the reason)."""
+        `save_episode`. An episode without ticks is dropped. (index, reason) goes to `aborted`; the store keeps
+        the reason only when `extra` is given (as its "abort_reason")."""
         self._end(success, "aborted", {"dropped": dropped, "late": late, "missed": missed, "held": held,
-                                       "retries": retries}, str(reason))
+                                       "retries": retries}, str(reason),
+                  extra=None if extra is None else {**extra, "abort_reason": str(reason)})
 
-    def _end(self, success, status: str, counters: dict, reason: str = "") -> None:
+    def _end(self, success, status: str, counters: dict, reason: str = "", extra: dict | None = None) -> None:
         status_code(status)  # refused here, in the caller's thread
         if not self._recording:
             return
         self._recording = False
-        self._queue.put(("save", success, status, counters, reason, time.perf_counter()) if self._ticks
-                        else ("discard",))
+        self._queue.put(("save", success, status, counters, reason, time.perf_counter(), dict(extra or {}))
+                        if self._ticks else ("discard",))
 
     def discard_episode(self) -> None:
         """Drop the episode in progress, with whatever of it was already written."""
@@ -287,12 +289,12 @@ class Recorder:
             self._fail(ep, e)
 
     def _commit(self, ep: _Episode | None, success, status: str, counters: dict, reason: str,
-                saved_at: float) -> None:
+                saved_at: float, extra: dict) -> None:
         if ep is None or ep.failed or ep.stream is None:
             return
         try:
             meta = ep.meta
-            meta.success, meta.status = success, status
+            meta.success, meta.status, meta.extra = success, status, extra
             stamps = np.asarray(ep.action_stamps, dtype=np.float64)
             meta.achieved_fps = rate = achieved_rate(stamps)
             tick_late, tick_dropped = tick_counters(stamps, self.fps)

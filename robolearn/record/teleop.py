@@ -70,7 +70,7 @@ class TeleopSource:
 def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episodes: int | None = None,
                   fps: float | None = None, seed: int = 0, env_kwargs: dict | None = None,
                   clock: str = "real", max_steps: int | None = None, resume: bool = False,
-                  overwrite: bool = False) -> dict:
+                  overwrite: bool = False, task: str | None = None, record: bool = True) -> dict:
     """Record teleoperated episodes of `env_id` into the store at `out` (created; appended to with `resume`).
 
     Args:
@@ -85,11 +85,14 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         max_steps: end (and save) an episode after this many steps (None: the env decides).
         resume: append to a robolearn store at `out`; overwrite: replace one. Anything else at `out` is
             refused (robolearn.output), and without either flag so is an existing store.
+        task: the instruction stored with each episode (default: the env's `task_description`).
+        record: False runs the same session and writes nothing (`out` may be None): checking a setup.
     Returns: a summary: store, episodes (saved), discarded, rerecorded, successes, frames, missed_ticks, quit.
     """
     from robolearn.runtime import ControlLoop, RealClock, VirtualClock, hold_action
 
-    check_output(out, "store", resume=resume, overwrite=overwrite)  # before the env and the device open
+    if record:
+        check_output(out, "store", resume=resume, overwrite=overwrite)  # before the env and the device open
     if episodes is not None and episodes < 1:
         raise InvalidValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}.")
     if clock not in CLOCKS:
@@ -107,16 +110,19 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
     except BaseException:
         env.close()
         raise
+    writer = recorder = None
     try:
-        writer = StoreWriter(out, features_from_space(env.observation_space, env.action_space), fps=hz,
-                             attrs={"env_id": env_id, "env_kwargs": dict(env_kwargs or {})}, resume=resume,
-                             overwrite=overwrite)
+        if record:
+            writer = StoreWriter(out, features_from_space(env.observation_space, env.action_space), fps=hz,
+                                 attrs={"env_id": env_id, "env_kwargs": dict(env_kwargs or {})}, resume=resume,
+                                 overwrite=overwrite)
     except BaseException:  # refused (e.g. --resume onto a store of other features): release what is open
         dev.disconnect()
         env.close()
         raise
-    recorder = Recorder(writer, fps=hz, task=getattr(base, "task_description", ""),
-                        source=f"teleop:{device.split(':', 1)[0]}:{env_id}")
+    if writer is not None:
+        recorder = Recorder(writer, fps=hz, task=getattr(base, "task_description", "") if task is None else task,
+                            source=f"teleop:{device.split(':', 1)[0]}:{env_id}")
     counts = {"episodes": 0, "discarded": 0, "rerecorded": 0, "successes": 0, "frames": 0, "missed_ticks": 0}
     ep = {"index": 0, "frames": 0, "success": False}
 
@@ -126,7 +132,8 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         dev.viewer.show(env.render(), lines, recording=True)
 
     def on_step(rec):
-        recorder.add_step(rec)
+        if recorder is not None:
+            recorder.add_step(rec)
         ep["frames"] += 1
         ep["success"] = ep["success"] or bool(rec.info.get("success", False))
 
@@ -137,7 +144,8 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         with dev:  # disconnects on the way out
             while episodes is None or counts["episodes"] < episodes:
                 ep.update(index=counts["episodes"], frames=0, success=False)
-                recorder.start_episode(seed=seed + n)
+                if recorder is not None:
+                    recorder.start_episode(seed=seed + n)
                 try:
                     result = loop.run_episode(seed=seed + n)
                     event, missed = "save", result.missed_ticks
@@ -148,27 +156,32 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
                 assert event in EVENTS
                 counts["missed_ticks"] += missed
                 if event == "save" and ep["frames"] > 0:
-                    recorder.save_episode(success=ep["success"], missed=missed, held=held, status=status)
+                    if recorder is not None:
+                        recorder.save_episode(success=ep["success"], missed=missed, held=held, status=status)
                     counts["episodes"] += 1
                     counts["successes"] += int(ep["success"])
                     counts["frames"] += ep["frames"]
                     n += 1
                 elif event == "rerecord":
-                    recorder.discard_episode()
+                    if recorder is not None:
+                        recorder.discard_episode()
                     counts["rerecorded"] += 1
                 else:  # discard, quit, or save with nothing recorded yet
-                    recorder.discard_episode()
+                    if recorder is not None:
+                        recorder.discard_episode()
                     if event == "quit":
                         quit_ = True
                         break
                     counts["discarded"] += 1
                     n += 1
     finally:
-        recorder.discard_episode()
         try:
-            recorder.close()
+            if recorder is not None:
+                recorder.discard_episode()
+                recorder.close()
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
             env.close()
-    store = str(out) if "://" in str(out) else str(Path(out).resolve())
+    store = None if not record else str(out) if "://" in str(out) else str(Path(out).resolve())
     return {"store": store, **counts, "quit": quit_, "seconds": time.perf_counter() - t0}

@@ -109,6 +109,12 @@ def episode_columns(version: int) -> tuple[str, ...]:
     return V1_COLUMNS if int(version) < 2 else tuple(EPISODE_COLUMNS)
 
 
+EPISODE_EXTRA = "episode_extra"
+"""Root attrs key: {str(episode index): `EpisodeMeta.extra`} for the episodes that kept one (how a robot
+recorded them: cameras' pairing rule and frame counters, an abort's reason). Written with the episode's commit,
+before ``meta/episode_ends``; an entry at or past the committed count is left over from a cut-off commit and
+is replaced by the next one (`Store.episode_extra` reads committed episodes only)."""
+
 ACTION_KEY = ACTION  # the action feature; episodes with has_actions false hold placeholders there
 
 
@@ -200,3 +206,4 @@ class EpisodeMeta:
     held_ticks: int = 0
     missed_ticks: int = 0
     extra: dict = field(default_factory=dict)
+    """JSON values kept with the episode in the root attrs (`EPISODE_EXTRA`); {} keeps nothing."""

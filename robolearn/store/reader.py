@@ -14,6 +14,7 @@ from robolearn.store.backend import is_url, open_root
 from robolearn.store.chunks import committed_extent, frame_chunk_keys, get_raw
 from robolearn.store.layout import (
     EPISODE_COLUMNS,
+    EPISODE_EXTRA,
     ROOT_ATTR,
     SCHEMA_VERSION,
     Feature,
@@ -133,6 +134,12 @@ class Store:
         self._check(episode)
         s, e = int(self.episode_starts[episode]), int(self.episode_ends[episode])
         return {k: self.read(k, s, e, episode) for k in (keys or list(self.features))}
+
+    def episode_extra(self, episode: int) -> dict:
+        """What the recorder kept with a committed episode besides its table row (`EpisodeMeta.extra`: e.g.
+        the cameras' pairing rule and frame counters, an abort's reason); {} when nothing was kept."""
+        self._check(episode)
+        return dict(self.info.get(EPISODE_EXTRA, {}).get(str(episode), {}))
 
     def timestamps(self, key: str, episode: int) -> np.ndarray:
         self._check(episode)

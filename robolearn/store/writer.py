@@ -45,6 +45,7 @@ from robolearn.store.codecs import check_codec, encode_jpeg
 from robolearn.store.create import create_column, create_root, ensure_arrays
 from robolearn.store.layout import (
     EPISODE_COLUMNS,
+    EPISODE_EXTRA,
     ROOT_ATTR,
     SCHEMA_VERSION,
     STATUS,
@@ -443,6 +444,9 @@ class StoreWriter:
             await arr.async_array.setitem(i, value)
 
         zsync(gather([*last_writes, *(_row(cols[col], value) for col, value in row.items())]))
+        if meta.extra:  # before the commit marker: an entry past the committed episodes is never read
+            self.info.setdefault(EPISODE_EXTRA, {})[str(i)] = dict(meta.extra)
+            self.root.attrs[ROOT_ATTR] = self.info
         self._sync()
         ends = self._array("meta/episode_ends")
         set_rows(ends, i + 1)

@@ -98,7 +98,7 @@ class ArmConfig:
     calibration: Mapping[str, MotorCalibration] | None = None
     """Use this calibration instead of the file."""
     retry: RetryBudget = field(default_factory=RetryBudget)
-    """Retries per bus transaction."""
+    """Retries per bus transaction (a mapping such as ``{retries: 5, within_s: 0.3}`` from a robot config)."""
     latency_timer_ms: float = 16.0
     """USB-serial latency timer (16 on a stock FTDI adapter; 1 after `robolearn doctor`'s fix)."""
     watchdog_s: float | None = 0.2
@@ -113,6 +113,12 @@ class ArmConfig:
     """Parking speed (normalised units per second: degrees/s for body joints)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.retry, Mapping):
+            try:
+                self.retry = RetryBudget(**self.retry)
+            except TypeError:
+                raise InvalidValueError(f"retry {dict(self.retry)!r} is not a retry budget; expected "
+                                        "{retries: N, within_s: S}") from None
         if self.on_disconnect not in ("park", "torque_off", "hold"):
             raise InvalidValueError(f"on_disconnect {self.on_disconnect!r} is not one of park, torque_off, hold")
         if not self.park_speed > 0:

@@ -30,7 +30,7 @@ import numpy as np
 
 from robolearn import spaces
 from robolearn.devices.base import DeviceBase
-from robolearn.devices.protocols import Reading
+from robolearn.devices.protocols import DeviceFaultError, Reading
 from robolearn.errors import UserError
 
 __all__ = ["PAIRING_RULE", "CameraError", "EndOfSource", "FrameSource", "SourceDisconnected", "StaleFrameError",
@@ -40,8 +40,8 @@ PAIRING_RULE = "newest frame not older than max_age"
 """How a control tick is paired with a camera frame (module docstring); recorded with the episode."""
 
 
-class StaleFrameError(UserError, RuntimeError):
-    """The newest frame of a camera is older than the ``max_age`` a tick accepts."""
+class StaleFrameError(UserError, DeviceFaultError):
+    """The newest frame of a camera is older than the ``max_age`` a tick accepts (recording aborts the episode)."""
 
 
 class CameraError(UserError, RuntimeError):
