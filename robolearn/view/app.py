@@ -133,9 +133,11 @@ async def _plain(send, status: int, text: str) -> None:
 
 
 def make_app(store: str | None = None, run: str | Path | None = None, storage_options: dict | None = None,
-             token: str | None = None):
+             token: str | None = None, extra_routes=()):
     """The Starlette app serving `store` (a local path or URL) and/or `run` (a local run or eval folder).
-    `token`: required on every request (remote use); None: loopback Host names only."""
+    `token`: required on every request (remote use); None: loopback Host names only. `extra_routes`: Starlette
+    routes a plug-in serves beside the pages (e.g. the phone teleop page and its websocket,
+    `robolearn_hardware.teleop.phone`)."""
     _starlette()
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -147,7 +149,7 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
 
     from robolearn.view import data, runs
 
-    if store is None and run is None:
+    if store is None and run is None and not extra_routes:
         raise UserError("robolearn view needs a store or a run folder to show")
     state = ViewState(store, run, storage_options)
 
@@ -205,6 +207,7 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
         Route("/api/episodes/{ep:int}/frame/{key:path}/{index:int}", api_frame),
         Route("/api/run", api_run),
         Route("/api/run/file/{path:path}", api_run_file),
+        *extra_routes,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard, token=token)],

@@ -56,15 +56,19 @@ def resolve_target(path: str, storage_options: dict | None = None) -> tuple[str 
 
 class ViewServer:
     """uvicorn serving an app on (host, port) in a thread, stopped by its handle (`stop`). Port 0 picks a
-    free port (`port`, `url` once started)."""
+    free port (`port`, `url` once started). With `ssl_certfile` and `ssl_keyfile` it serves HTTPS."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+                 ssl_certfile: str | Path | None = None, ssl_keyfile: str | Path | None = None):
         try:
             import uvicorn
         except ImportError as e:
             raise MissingExtraError("robolearn view needs uvicorn: pip install 'robolearn[view]'") from e
         self.host = host
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", access_log=False)
+        self.scheme = "https" if ssl_certfile else "http"
+        tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile else {}
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", access_log=False,
+                                **tls)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -75,7 +79,7 @@ class ViewServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def start(self, timeout_s: float = 15.0) -> "ViewServer":
         self._thread = threading.Thread(target=self._server.run, name="robolearn-view", daemon=True)

@@ -1,0 +1,98 @@
+"""`ActionMapper`: how a teleop device's per-tick command becomes an action of the env's space.
+
+A device reports motion as values in [-1, 1] per axis (a stick, a SpaceMouse cap, keys) and optionally a
+gripper value in [0, 1] (0 open, 1 closed). The mapper puts them into the env's action (Da,):
+
+- ``mode="delta"``: action[:k] = motion * step (k motion axes), the rest 0; None when the device gives no
+  motion and its gripper never changed (the loop then holds the robot);
+- ``mode="absolute"``: a target that starts where the robot is (``origin(obs)``: the env's ``hold_action``)
+  and moves by motion * step per tick;
+- ``gripper_axis`` (default: none): that axis gets the gripper value mapped onto its [low, high] bounds and is
+  not a motion axis.
+
+``axes`` picks and signs the device axes per action axis: ``axes=(1, -0, 2)`` puts device axis 1 on action
+axis 0, minus device axis 0 on action axis 1, device axis 2 on action axis 2 (use ``-0.0`` or a string "-0"
+for a negated axis 0); default: device axis i on action axis i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from robolearn.errors import InvalidValueError
+
+__all__ = ["MODES", "ActionMapper"]
+
+MODES = ("delta", "absolute")
+
+
+class ActionMapper:
+    """Device command -> action (module docstring).
+
+    Args:
+        action_space: the env's 1-D Box action space.
+        mode: "delta" or "absolute".
+        step: action units per tick at full deflection (default: a quarter of the smallest motion axis range
+            in delta mode, 2% of it in absolute mode).
+        axes: device axis (with sign) per motion action axis, as strings "i" / "-i" or ints.
+        gripper_axis: the action axis of the gripper (negative counts from the end), or None.
+        origin: ``origin(obs) -> (Da,)`` where an absolute target starts (default: the middle of the bounds).
+    """
+
+    def __init__(self, action_space: gym.spaces.Box, mode: str = "delta", step: float | None = None,
+                 axes: Sequence[int | str] | None = None, gripper_axis: int | None = None,
+                 origin: Callable[[dict], np.ndarray] | None = None) -> None:
+        if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
+            raise InvalidValueError(f"teleop needs a 1-D Box action space, got {action_space}.")
+        if mode not in MODES:
+            raise InvalidValueError(f"teleop mode={mode!r} is not supported; accepted values: {', '.join(MODES)}.")
+        da = action_space.shape[0]
+        self.action_space, self.mode, self.origin = action_space, mode, origin
+        self.gripper_axis = None if gripper_axis is None else int(gripper_axis) % da
+        motion_axes = [i for i in range(da) if i != self.gripper_axis]
+        specs = [str(a) for a in (axes if axes is not None else range(len(motion_axes)))]
+        if len(specs) > len(motion_axes):
+            raise InvalidValueError(f"teleop axes={list(axes)!r} name {len(specs)} motion axes; the action space "
+                                    f"{action_space} has {len(motion_axes)} besides the gripper.")
+        self.targets = motion_axes[:len(specs)]
+        self.sources = [int(s.lstrip("+-")) for s in specs]
+        self.signs = np.array([-1.0 if s.startswith("-") else 1.0 for s in specs])
+        span = (action_space.high - action_space.low)[self.targets].astype(np.float64)
+        if not np.all(np.isfinite(span)):
+            raise InvalidValueError(f"teleop needs finite action bounds on the motion axes, got {action_space}.")
+        self.step = float(step) if step is not None else float(span.min()) * (0.02 if mode == "absolute" else 0.25)
+        self.reset()
+
+    def reset(self) -> None:
+        self._target: np.ndarray | None = None
+        self._gripper: float | None = None
+
+    def __call__(self, obs: dict, motion: np.ndarray | None, gripper: float | None = None) -> np.ndarray | None:
+        """The action for one tick: `motion` (device axes, each in [-1, 1] for a stick; a key pressed twice
+        since the last tick gives 2), or None: no motion; `gripper` in [0, 1] or None (unchanged)."""
+        low, high = self.action_space.low, self.action_space.high
+        if gripper is not None:
+            self._gripper = float(np.clip(gripper, 0.0, 1.0))
+        moved = motion is not None and np.any(np.asarray(motion) != 0)
+        if self.mode == "delta":
+            if not moved and self._gripper is None:
+                return None
+            action = np.zeros(self.action_space.shape, np.float64)
+        else:
+            if self._target is None:
+                self._target = (np.asarray(self.origin(obs), np.float64).copy() if self.origin is not None
+                                else (low.astype(np.float64) + high) / 2)
+            action = self._target
+        if moved:
+            m = np.asarray(motion, np.float64)
+            action[self.targets] += self.signs * m[self.sources] * self.step
+        if self.gripper_axis is not None and self._gripper is not None:
+            g = self.gripper_axis
+            action[g] = low[g] + self._gripper * (high[g] - low[g])
+        action = np.clip(action, low, high)
+        if self.mode == "absolute":
+            self._target = action
+        return action.astype(np.float32)

@@ -1,0 +1,149 @@
+"""`TerminalTeleop`: keys typed into a terminal drive the robot; works over SSH (no X, no uinput, no root).
+
+``connect()`` puts the terminal (stdin, or any tty descriptor) into cbreak mode without echo and restores it
+on ``disconnect()``. A terminal sends no key-up events, so each key press moves its axis by one ``step``
+(auto-repeat of a held key keeps moving it); presses between two ticks add up.
+
+Keys::
+
+    arrows  action axes 0 (left/right) and 1 (up/down)       w / s  axis 2 (+/-)      a / d  axis 3 (+/-)
+    space   toggle the gripper (gripper_axis)                Enter  save            Backspace  discard
+    r       re-record                                        q, Esc, Ctrl-C  quit
+
+Example (what `robolearn teleop --device terminal` does over SSH)::
+
+    with TerminalTeleop(env.action_space) as dev:
+        action = dev.get_action(obs)      # None when no key was pressed since the last tick
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import termios
+import tty
+
+import gymnasium as gym
+import numpy as np
+
+from robolearn.devices.base import DeviceBase
+from robolearn.errors import UserError
+
+from .mapping import ActionMapper
+
+__all__ = ["KEYS", "TerminalTeleop", "parse_keys"]
+
+# key -> (axis, direction) for motion; str -> episode key
+KEYS: dict[str, tuple[int, float] | str] = {
+    "right": (0, 1.0), "left": (0, -1.0), "up": (1, 1.0), "down": (1, -1.0),
+    "w": (2, 1.0), "s": (2, -1.0), "d": (3, 1.0), "a": (3, -1.0),
+    "enter": "save", "backspace": "discard", "r": "rerecord", "q": "quit", "esc": "quit", "ctrl-c": "quit",
+    "space": "gripper",
+}
+_ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right",
+            "OD": "left"}
+_SINGLE = {"\r": "enter", "\n": "enter", "\x7f": "backspace", "\x08": "backspace", "\x03": "ctrl-c", " ": "space"}
+
+
+def parse_keys(data: str) -> list[str]:
+    """Key names in a chunk of terminal input: arrows from their escape sequences, a lone Esc as "esc"."""
+    keys, i = [], 0
+    while i < len(data):
+        c = data[i]
+        if c == "\x1b":
+            seq = data[i + 1:i + 3]
+            if seq in _ESCAPES:
+                keys.append(_ESCAPES[seq])
+                i += 3
+                continue
+            if seq[:1] == "[":  # another CSI sequence (F-keys, Home...): skip to its final byte
+                j = i + 2
+                while j < len(data) and not ("@" <= data[j] <= "~"):
+                    j += 1
+                i = j + 1
+                continue
+            keys.append("esc")
+        else:
+            keys.append(_SINGLE.get(c, c.lower()))
+        i += 1
+    return keys
+
+
+class TerminalTeleop(DeviceBase):
+    """A `Teleop` reading key presses from a terminal (module docstring).
+
+    Args:
+        action_space: the env's action space.
+        fd: the terminal's descriptor (default: stdin), e.g. the slave side of a pty in tests.
+        mode, step, gripper_axis, origin: see `ActionMapper` (motion axes 0-3 are the first four non-gripper
+            action axes).
+    """
+
+    def __init__(self, action_space: gym.spaces.Box, fd: int | None = None, mode: str = "delta",
+                 step: float | None = None, gripper_axis: int | None = None, origin=None,
+                 name: str = "terminal") -> None:
+        super().__init__(name)
+        self.action_space = action_space
+        self.fd = fd
+        motion_axes = action_space.shape[0] - (gripper_axis is not None) if len(action_space.shape) == 1 else 0
+        self.n_axes = max(1, min(4, motion_axes))
+        self.mapper = ActionMapper(action_space, mode, step, range(self.n_axes), gripper_axis, origin)
+        self._saved = None
+        self._motion = np.zeros(self.n_axes)
+        self._pending: list[str] = []
+        self._gripper: float | None = None
+
+    def _open(self) -> None:
+        fd = sys.stdin.fileno() if self.fd is None else self.fd
+        if not os.isatty(fd):
+            raise UserError(f"TerminalTeleop {self.name!r}: descriptor {fd} is not a terminal; run it in a terminal "
+                            "(an SSH session works) or pick another --device.")
+        self._fd = fd
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd, termios.TCSANOW)
+        attrs = termios.tcgetattr(fd)
+        attrs[3] &= ~(termios.ECHO | termios.ISIG)  # Ctrl-C arrives as a key (quit), not SIGINT mid-write
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        self._blocking = os.get_blocking(fd)
+        os.set_blocking(fd, False)
+        self._motion[:] = 0
+        self._pending, self._gripper = [], None
+
+    def _close(self) -> None:
+        os.set_blocking(self._fd, self._blocking)
+        termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+        self._saved = None
+
+    def _poll(self) -> None:
+        chunks = []
+        while True:
+            try:
+                data = os.read(self._fd, 1024)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not data:
+                break
+            chunks.append(data)
+        for key in parse_keys(b"".join(chunks).decode("utf-8", "replace")):
+            what = KEYS.get(key)
+            if isinstance(what, tuple) and what[0] < self.n_axes:
+                self._motion[what[0]] += what[1]
+            elif what == "gripper":
+                self._gripper = 0.0 if self._gripper == 1.0 else 1.0
+            elif isinstance(what, str):
+                self._pending.append(what)
+
+    def reset(self) -> None:
+        self.mapper.reset()
+
+    def get_action(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        self._require_connected("get_action()")
+        self._poll()
+        motion, self._motion = self._motion, np.zeros(self.n_axes)
+        return self.mapper(obs, motion if np.any(motion) else None, self._gripper)
+
+    def events(self) -> list[str]:
+        self._require_connected("events()")
+        self._poll()
+        out, self._pending = self._pending, []
+        return out
