@@ -173,7 +173,11 @@ SO101 = gym.spaces.Box(-np.pi, np.pi, (6,), np.float32)   # 5 arm joints + gripp
 @pytest.fixture(scope="module")
 def ik():
     from robolearn_hardware.teleop.phone import TwinIK
-    return TwinIK.for_twin("so101")
+    specs = pytest.importorskip("robolearn_hardware.twins.specs", reason="the SO-101 twin (issue 12 part 3)")
+    try:
+        return TwinIK.for_twin("so101")
+    except specs.TwinUnavailableError as e:
+        pytest.skip(str(e))
 
 
 def make_phone(ik, tmp_path, **kw):
@@ -269,7 +273,8 @@ def test_certificate_pair_is_never_half_replaced(tmp_path):
 
 def test_phone_passes_check_device_and_is_registered(ik, tmp_path):
     check_device(make_phone(ik, tmp_path))
-    dev = make_device("phone", action_space=SO101, arm_axes=(0, 1, 2, 3), host="127.0.0.1", port=0)
+    dev = make_device("phone", action_space=SO101, arm_axes=(0, 1, 2, 3), host="127.0.0.1", port=0,
+                      cert_folder=tmp_path / "cert")
     assert dev.ik.joints == ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex") and not dev.is_connected
     assert {"spacemouse", "gamepad", "terminal-teleop", "phone"} <= set(__import__("robolearn.devices",
                                                                                    fromlist=["device_ids"]).device_ids())
