@@ -76,3 +76,27 @@ def test_rtc_overhead_benchmark_smoke(tmp_path):
         assert r["plain"]["calls"] == 2 and r["plain"]["cpu_p50_ms"] > 0
         assert {"overhead_p50", "overhead_cpu_p50"} <= set(r["guided"]) and "overhead_cpu_p50" in r["trained"]
     assert isinstance(data["met"]["guided"], bool) and data["machine"]["torch"]
+
+
+@pytest.mark.slow
+def test_deploy_benchmark_smoke(tmp_path):
+    results, work = tmp_path / "results", tmp_path / "work"
+    common = ["--results", str(results), "--workdir", str(work)]
+    run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "train", "--part", "success", "--part", "summary",
+        "--policies", "flow", "--methods", "rtc", "--delays", "4", "--episodes", "2", "--episodes-quarter", "2",
+        "--demos", "4", "--train-steps", "20", *common, cwd=tmp_path)
+    cell = json.loads((results / "deploy" / "cells" / "flow-rtc-D4.json").read_text())
+    assert cell["episodes"] == 2 and len(cell["per_episode_success"]) == 2 and cell["rtc_variant"] == "guided"
+    assert 0.0 <= cell["ci95"][0] <= cell["success_rate"] <= cell["ci95"][1] <= 1.0
+    assert cell["scheduler"]["merged"] > 0 and cell["seams"]["n_seams"] > 0
+    data = json.loads((results / "deploy.json").read_text())
+    assert [(r["method"], r["delay"]) for r in data["success_vs_delay"]] == [("rtc", 4)]
+    assert (results / "deploy_success_vs_delay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # resumable: a second run reuses the finished cell (same weights) instead of recomputing it
+    before = (results / "deploy" / "cells" / "flow-rtc-D4.json").stat().st_mtime_ns
+    run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "success", "--policies", "flow", "--methods", "rtc",
+        "--delays", "4", "--episodes", "2", "--episodes-quarter", "2", *common, cwd=tmp_path)
+    assert (results / "deploy" / "cells" / "flow-rtc-D4.json").stat().st_mtime_ns == before
+    run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "watchdog", "--watchdog-trials", "3", *common, cwd=tmp_path)
+    wd = json.loads((results / "deploy" / "watchdog.json").read_text())
+    assert wd["loop_check"]["n"] == 3 and wd["thread"]["n"] == 3 and wd["budget_ms"] == 25.0
