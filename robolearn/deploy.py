@@ -228,10 +228,15 @@ def _backend_factory(cfg: DeployConfig, chunks: Any, clock: Any):
 
 def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None = None,
                       env_kwargs: dict | None = None, out: str | Path | None = None, resume: bool = False,
-                      overwrite: bool = False, progress: bool = True) -> dict:
+                      overwrite: bool = False, progress: bool = True, view: Any = None, live: Any = None) -> dict:
     """Run the policy in `checkpoint` (EMA weights when saved) for `cfg.episodes` episodes on `env` (default:
     the env it was trained on); record them into the store `out` when given. Returns the summary: success
-    rate with its Wilson 95% interval, holds, skipped/late counts, latency p50/p99 and per-episode results."""
+    rate with its Wilson 95% interval, holds, skipped/late counts, latency p50/p99 and per-episode results.
+
+    `view` (a `robolearn.view.live.LiveViewConfig`): serve the run live (cameras, timing, safety/watchdog
+    events) with episode keys as buttons: save (end the episode now and keep it), discard (next seed),
+    re-record (the same seed again), stop (the episode in progress is dropped); `live`: the session to feed
+    (default: a new one)."""
     import torch
 
     from robolearn.env.registry import load_env_plugins, make_env
@@ -245,6 +250,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
 
     if out is not None:
         check_output(out, "store", resume=resume, overwrite=overwrite)  # before anything is built
+    if view is not None:
+        view.check()  # the live view's address and key file, before anything is built
     run = read_run_config(checkpoint)
     env_id = env or run.get("env_id")
     if not env_id:
@@ -266,7 +273,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         compiling["seconds"] = time.perf_counter() - t_compile
     load_env_plugins()
     the_env = make_env(env_id, **kwargs)
-    writer = recorder = server = rt = rt_report = None
+    writer = recorder = server = rt = rt_report = live_view = None
     try:
         check_compatible(policy, the_env.observation_space, the_env.action_space)
         base = the_env.unwrapped
@@ -310,28 +317,60 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                                  resume=resume, overwrite=overwrite)
             recorder = Recorder(writer, fps=hz, task=task, source=f"policy:{Path(checkpoint).name}")
             on_step = recorder.add_step
+        session = None
+        if view is not None:
+            from robolearn.view.live import LiveView
+
+            live_view = LiveView(view, f"deploy {Path(checkpoint).name} on {env_id}", hz, session=live)
+            session = live_view.session
+            on_step = session.on_step if on_step is None else _both(on_step, session.on_step)
         loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
-                          watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps)
+                          watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps,
+                          stop_when=None if session is None else session.stop_when)
+        if live_view is not None:
+            session.attach(clock=clock, safety=safety, watchdog=loop.watchdog)
+            live_view.serve(out)
         episodes, latencies = [], []
+        keys = {"discarded": 0, "rerecorded": 0, "quit": False}
         if rt is not None:
             rt.freeze_gc()  # everything built and warm: later collections walk only what episodes allocate
         t0 = time.perf_counter()
-        for i in range(cfg.episodes):
-            seed = cfg.seed + i
+        n = 0  # seed offset: a re-recorded episode runs its seed again
+        while len(episodes) < cfg.episodes:
+            seed = cfg.seed + n
             if recorder is not None:
                 recorder.start_episode(seed=seed)
+            if session is not None:
+                session.start_episode(len(episodes), seed, task=task, recording=recorder is not None)
             result = loop.run_episode(seed)
-            if recorder is not None:
-                from robolearn.record.recorder import loop_status
+            ended = None if session is None else session.ended_by(None)  # a key pressed in the live view
+            event, e = ended or "save", result.episode
+            if event == "save" and e.steps > 0:
+                if recorder is not None:
+                    from robolearn.record.recorder import loop_status
 
-                e = result.episode
-                recorder.save_episode(success=e.success, missed=e.missed_ticks, held=e.holds,
-                                      status=loop_status(e, cfg.max_steps))
-            episodes.append(result.to_json())
-            latencies.extend(loop.source.latencies_ns)
+                    # the operator ended it: "ok", as in teleop; else what ended the loop says
+                    status = "ok" if ended == "save" else loop_status(e, cfg.max_steps)
+                    recorder.save_episode(success=e.success, missed=e.missed_ticks, held=e.holds, status=status)
+                episodes.append(result.to_json())
+                latencies.extend(loop.source.latencies_ns)
+                n += 1
+            else:  # discard, re-record, stop, or saved before its first tick
+                if recorder is not None:
+                    recorder.discard_episode()
+                if event == "rerecord":
+                    keys["rerecorded"] += 1
+                elif event != "quit":
+                    keys["discarded"] += 1
+                    n += 1
+            if session is not None:
+                session.end_episode(event, saved=len(episodes), success=bool(e.success))
             if progress:
-                print(f"deploy: episode {i + 1}/{cfg.episodes} seed {seed} success={result.episode.success} "
-                      f"steps={result.episode.steps} holds={result.episode.holds}", file=sys.stderr, flush=True)
+                print(f"deploy: episode {len(episodes)}/{cfg.episodes} seed {seed} {event} success={e.success} "
+                      f"steps={e.steps} holds={e.holds}", file=sys.stderr, flush=True)
+            if event == "quit":
+                keys["quit"] = True
+                break
     finally:
         try:
             if recorder is not None:
@@ -339,6 +378,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         finally:
             if writer is not None:
                 writer.close()
+            if live_view is not None:
+                live_view.close()
             if server is not None:
                 server.close()
             if rt is not None:
@@ -346,6 +387,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 rt.__exit__(None, None, None)
             the_env.close()
     n_ok = sum(e["success"] for e in episodes)
+    n_run = max(len(episodes), 1)  # a live view's stop may end the run before an episode is kept
 
     def total(group: str, key: str) -> int:
         return int(sum(e[group].get(key, 0) for e in episodes))
@@ -355,7 +397,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         "checkpoint": str(Path(checkpoint).resolve()), "env": env_id, "episodes": len(episodes),
         "inference": cfg.inference, "join": cfg.join, "backend": cfg.backend_name, "realtime": cfg.realtime,
         "rtc_variant": policy.rtc_variant if cfg.join == "rtc" else None, "fps": hz, "safety": preset, "seed": cfg.seed,
-        "success_rate": n_ok / len(episodes), "ci95": list(wilson_interval(n_ok, len(episodes))),
+        "success_rate": n_ok / n_run, "ci95": list(wilson_interval(n_ok, len(episodes))),
         "holds": sum(e["holds"] for e in episodes), "missed_ticks": sum(e["missed_ticks"] for e in episodes),
         "skipped_executed": total("scheduler", "skipped_executed"),
         "excess_actions": total("scheduler", "excess_actions"), "dropped_late": total("scheduler", "dropped_late"),
@@ -373,4 +415,14 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                               "rt": rt_report}
     if out is not None:
         summary["store"] = str(out) if "://" in str(out) else str(Path(out).resolve())
+    if view is not None:
+        summary["live"] = {"url": session.url, **keys}
     return summary
+
+
+def _both(first, second):
+    """One on_step that calls two (the recorder first: what the live view shows is already on its way)."""
+    def on_step(rec):
+        first(rec)
+        second(rec)
+    return on_step

@@ -196,10 +196,25 @@ def deploy(
     resume: bool = typer.Option(False, "--resume", help="Append to the robolearn store at OUT (same features)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace the robolearn store at OUT (only its own files are deleted)."),
+    view: bool = typer.Option(False, "--view", help="Serve the run live in the browser: cameras, tick lateness, "
+                                                    "safety/watchdog events, latency per stage; episode keys as "
+                                                    "buttons (save, discard, re-record, stop)."),
+    view_host: str = typer.Option("127.0.0.1", "--view-host", help="--view: address to bind (loopback unless "
+                                                                   "--allow-remote)."),
+    view_port: int = typer.Option(8765, "--view-port", help="--view: TCP port (0: a free one; the URL is printed)."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="--view: permit a --view-host that is not "
+                                                                    "loopback; every request then needs the token of "
+                                                                    "--view-key-file (not encrypted)."),
+    view_key_file: Optional[Path] = typer.Option(None, "--view-key-file", help="--view --allow-remote: the token's "
+                                                 "key file (mode 0600, created if missing; default "
+                                                 "~/.config/robolearn/view.key)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Run a trained policy in the deploy loop: the policy computes while the env ticks, every action passes the
     safety filter; success rate with a Wilson 95% interval, holds, skipped/late counts and latency p50/p99."""
+    from robolearn.view.live import LiveViewConfig
+
+    live = LiveViewConfig.from_flags(view, view_host, view_port, allow_remote, view_key_file)
     from robolearn.deploy import DeployConfig, deploy_checkpoint
     from robolearn.experiment import build_config
 
@@ -210,7 +225,7 @@ def deploy(
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
                         rt_priority=rt_priority, require_rt=require_rt)
     summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,
-                                overwrite=overwrite, progress=not as_json)
+                                overwrite=overwrite, progress=not as_json, view=live)
     _emit(summary, as_json)
 
 

@@ -218,11 +218,13 @@ class DeployLoop:
         watchdog_periods: N, periods without an executed action before the watchdog trips.
         on_step: gets each ``StepRecord`` with its ``timing`` (e.g. ``Recorder.add_step``).
         max_steps: stop an episode after this many steps (None: the env decides).
+        stop_when: asked before each tick; True ends the episode there (``ControlLoop``'s ``stop_when``).
     """
 
     def __init__(self, env: gym.Env, policy: DeployPolicy, clock: Clock, backend: Callable[[], InferenceBackend],
                  scheduler: ChunkScheduler, safety: SafetyFilter, *, watchdog_periods: int = 3,
-                 on_step: Callable[[StepRecord], None] | None = None, max_steps: int | None = None) -> None:
+                 on_step: Callable[[StepRecord], None] | None = None, max_steps: int | None = None,
+                 stop_when: Callable[[], bool] | None = None) -> None:
         self.clock = clock
         self.virtual = isinstance(clock, VirtualClock)
         self._period_ns = round(clock.period * _NS)
@@ -231,7 +233,7 @@ class DeployLoop:
         self.source = ChunkedSource(policy, scheduler, backend, self.watchdog, time_ns)
         self.safety = safety
         self.on_step = on_step
-        self.loop = ControlLoop(env, self.source, clock, self._stepped, max_steps, safety=safety)
+        self.loop = ControlLoop(env, self.source, clock, self._stepped, max_steps, safety=safety, stop_when=stop_when)
 
     def _captured_ns(self) -> int:
         # Virtual: the observation after the step at tick k is the sim's state at tick k + 1.

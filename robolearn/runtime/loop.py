@@ -104,6 +104,9 @@ class ControlLoop:
         safety: every action passes this filter before ``env.step`` (a missing command becomes its
             ``hold()``); it is reset to ``hold_action(env)`` at each episode start. None: actions go to the
             env as the source gave them.
+        stop_when: asked before each tick; True ends the episode there, like ``max_steps`` (an operator's
+            episode key from a live view: ``robolearn.view.live.LiveSession.poll``). Called in the loop's
+            thread, so it must be quick.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class ControlLoop:
         *,
         record_video: bool = False,
         safety: SafetyFilter | None = None,
+        stop_when: Callable[[], bool] | None = None,
     ) -> None:
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"ControlLoop: max_steps must be >= 1 or None, got {max_steps}")
@@ -126,6 +130,7 @@ class ControlLoop:
         self.max_steps = max_steps
         self.record_video = record_video
         self.safety = safety
+        self.stop_when = stop_when
 
     def run_episode(self, seed: int | None = None, *, record_video: bool | None = None) -> EpisodeResult:
         """Reset env and source with ``seed`` and run until the episode ends."""
@@ -145,6 +150,8 @@ class ControlLoop:
         self.clock.start()
         while not (terminated or truncated):
             if self.max_steps is not None and steps >= self.max_steps:
+                break
+            if self.stop_when is not None and self.stop_when():
                 break
             tick = self.clock.wait_next_tick()
             t = self.clock.now()

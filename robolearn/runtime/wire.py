@@ -331,8 +331,9 @@ def default_key_file() -> Path:
     return Path(base) / "robolearn" / "policy-server.key"
 
 
-def load_key(path: str | os.PathLike, create: bool = True) -> tuple[bytes, bool]:
-    """The key in ``path`` and whether this call created it.
+def load_key(path: str | os.PathLike, create: bool = True, what: str = "policy server key") -> tuple[bytes, bool]:
+    """The key in ``path`` and whether this call created it (``what`` names it in messages: the policy
+    server's HMAC key, or the live view's token).
 
     A missing file is created (with ``create``) with mode 0600 through ``O_CREAT | O_EXCL``, so an
     existing file is never overwritten, and its path is printed to stderr. A file others may read or
@@ -356,8 +357,9 @@ def load_key(path: str | os.PathLike, create: bool = True) -> tuple[bytes, bool]
             finally:
                 os.close(fd)
             created = True
-            print(f"robolearn: created the policy server key file {path} (mode 0600); give the robot's client "
-                  "the same file (--key-file)", file=sys.stderr)
+            hint = "give the robot's client the same file (--key-file)" if what == "policy server key" else \
+                "the URL printed at start carries it"
+            print(f"robolearn: created the {what} file {path} (mode 0600); {hint}", file=sys.stderr)
     return _read_key(path), created
 
 

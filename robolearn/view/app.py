@@ -12,7 +12,13 @@ Routes (GET only):
 /api/episodes/<e>/frame/<key>/<i>             frame i of episode e for an image/depth/tactile key
 /api/run                                      run config, metrics columns, evaluations
 /api/run/file/<path>                          a video, plot or JSON file of the run folder
+/live, /api/live                              a live session (`robolearn.view.live`): its page and snapshot
+/api/live/frame/<key>                         the newest frame of a camera of the live session (JPEG)
+POST /api/live/key/<key>                      an episode key for the loop: save, discard, rerecord, quit (stop)
 ```
+
+The one POST needs the header ``X-Robolearn-Live: 1`` (a page of another site cannot send it without a CORS
+preflight, which this app never grants), so a web page elsewhere cannot press the buttons.
 
 Frames are read when asked (one chunk per request) and cached by the browser: committed frames never
 change. Blocking store reads run in Starlette's thread pool (the endpoints are plain functions).
@@ -133,11 +139,11 @@ async def _plain(send, status: int, text: str) -> None:
 
 
 def make_app(store: str | None = None, run: str | Path | None = None, storage_options: dict | None = None,
-             token: str | None = None, extra_routes=()):
-    """The Starlette app serving `store` (a local path or URL) and/or `run` (a local run or eval folder).
-    `token`: required on every request (remote use); None: loopback Host names only. `extra_routes`: Starlette
-    routes a plug-in serves beside the pages (e.g. the phone teleop page and its websocket,
-    `robolearn_hardware.teleop.phone`)."""
+             token: str | None = None, live=None, extra_routes=()):
+    """The Starlette app serving `store` (a local path or URL) and/or `run` (a local run or eval folder) and/or
+    `live` (a `robolearn.view.live.LiveSession`). `token`: required on every request (remote use); None:
+    loopback Host names only. `extra_routes`: Starlette routes a plug-in serves beside the pages (e.g. the phone
+    teleop page and its websocket, `robolearn_hardware.teleop.phone`)."""
     _starlette()
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -149,7 +155,7 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
 
     from robolearn.view import data, runs
 
-    if store is None and run is None and not extra_routes:
+    if store is None and run is None and live is None and not extra_routes:
         raise UserError("robolearn view needs a store or a run folder to show")
     state = ViewState(store, run, storage_options)
 
@@ -159,7 +165,7 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
         return endpoint
 
     def index(request: Request):
-        return RedirectResponse("/store" if state.store_path is not None else "/run")
+        return RedirectResponse("/live" if live is not None else "/store" if state.store_path is not None else "/run")
 
     def as_json(obj) -> Response:
         return Response(json.dumps(obj, allow_nan=False, separators=(",", ":")), media_type="application/json",
@@ -167,7 +173,7 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
 
     def api_store(request: Request):
         s = state.store(refresh=True)
-        return as_json({**data.store_summary(s), "run": state.run is not None})
+        return as_json({**data.store_summary(s), "run": state.run is not None, "live": live is not None})
 
     def api_stats(request: Request):
         return as_json(state.stats())
@@ -183,12 +189,32 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
     def api_run(request: Request):
         if state.run is None:
             raise UserError("no run is open in this view: start `robolearn view RUN`")
-        return as_json({**runs.run_summary(state.run), "has_store": state.store_path is not None})
+        return as_json({**runs.run_summary(state.run), "has_store": state.store_path is not None,
+                        "live": live is not None})
 
     def api_run_file(request: Request):
         if state.run is None:
             raise UserError("no run is open in this view: start `robolearn view RUN`")
         return FileResponse(runs.run_file(state.run, request.path_params["path"]))
+
+    def the_live():
+        if live is None:
+            raise UserError("no live session in this view: start `robolearn teleop|deploy ... --view`")
+        return live
+
+    def api_live(request: Request):
+        return as_json({**the_live().snapshot(), "store": state.store_path})
+
+    def api_live_frame(request: Request):
+        blob, meta = the_live().frame_jpeg(request.path_params["key"])
+        return Response(blob, media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", **{f"X-Frame-{k.title()}": str(v) for k, v in meta.items()}})
+
+    def api_live_key(request: Request):
+        if request.headers.get("x-robolearn-live") != "1":
+            return JSONResponse({"error": "an episode key needs the header X-Robolearn-Live: 1 (sent by the live page)"},
+                                status_code=403)
+        return as_json({"queued": the_live().press(request.path_params["key"])})
 
     async def user_error(request: Request, exc: Exception):
         return JSONResponse({"error": str(exc)}, status_code=404)
@@ -207,6 +233,10 @@ def make_app(store: str | None = None, run: str | Path | None = None, storage_op
         Route("/api/episodes/{ep:int}/frame/{key:path}/{index:int}", api_frame),
         Route("/api/run", api_run),
         Route("/api/run/file/{path:path}", api_run_file),
+        Route("/live", page("live.html")),
+        Route("/api/live", api_live),
+        Route("/api/live/frame/{key:path}", api_live_frame),
+        Route("/api/live/key/{key}", api_live_key, methods=["POST"]),
         *extra_routes,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

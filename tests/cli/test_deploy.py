@@ -103,6 +103,43 @@ def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
     assert again.exit_code == 2 and "--resume" in again.output and out["store"] == str(store.resolve())
 
 
+def test_live_view_keys_end_episodes(runs, tmp_path):
+    """deploy --view: the live session's keys (queued here as the page's buttons would) discard and re-record
+    episodes and save one early; the store keeps exactly the saved ones; the page's address was served."""
+    from robolearn.deploy import DeployConfig, deploy_checkpoint
+    from robolearn.store.reader import Store
+    from robolearn.view.live import LiveSession, LiveViewConfig
+
+    live = LiveSession("deploy", fps=10)
+    pressed = iter(["discard", "rerecord", None, "save"])  # one key per episode, at its 4th tick (None: runs out)
+    on_step = live.on_step
+
+    def press_at_fourth_tick(rec):
+        on_step(rec)
+        if live.snapshot()["frames"] == 4:
+            key = next(pressed, None)
+            if key:
+                live.press(key)
+    live.on_step = press_at_fourth_tick
+    store = tmp_path / "live.zarr"
+    out = deploy_checkpoint(runs / "flow", DeployConfig(inference="async", backend="sim:1", episodes=2, seed=5,
+                                                        max_steps=12, compile=False),
+                            env_kwargs={"cameras": []}, out=store, progress=False, view=LiveViewConfig(port=0), live=live)
+    assert out["live"]["discarded"] == 1 and out["live"]["rerecorded"] == 1 and not out["live"]["quit"]
+    assert out["live"]["url"].startswith("http://127.0.0.1:") and out["live"]["url"].endswith("/live")
+    assert [e["seed"] for e in out["per_episode"]] == [6, 7] and [e["steps"] for e in out["per_episode"]] == [12, 4]
+    s = Store.open(store)
+    assert s.lengths.tolist() == [12, 4] and s.episodes["seed"].tolist() == [6, 7]
+    assert s.episodes["status"].tolist() == [2, 0]  # max_steps cut the first ("truncated"); the operator saved the second ("ok")
+    snap = live.snapshot()
+    assert snap["phase"] == "stopped" and [h["event"] for h in snap["history"]] == ["save", "save", "rerecord", "discard"]
+    assert "inference_start→inference_end" in snap["timing"]["stages_ms"]
+    bad = deploy(*TASK, "--checkpoint", runs / "flow", "--allow-remote", ok=False)
+    assert bad.exit_code == 2 and "--allow-remote configure the live view: add --view" in bad.output
+    bad = deploy(*TASK, "--checkpoint", runs / "flow", "--view", "--view-host", "0.0.0.0", ok=False)
+    assert bad.exit_code == 2 and "not a loopback address" in bad.output
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--join", "rtc"], "--join rtc needs --inference async"),
     (["--inference", "async", "--backend", "thread"], "add --realtime"),

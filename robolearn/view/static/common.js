@@ -41,6 +41,7 @@ RL.header = function (active, info) {
   const links = [];
   if (info.store) links.push(`<a href="/store" ${active === "store" ? 'style="color:#fff"' : ""}>store</a>`);
   if (info.run) links.push(`<a href="/run" ${active === "run" ? 'style="color:#fff"' : ""}>run</a>`);
+  if (info.live) links.push(`<a href="/live" ${active === "live" ? 'style="color:#fff"' : ""}>live</a>`);
   h.innerHTML = `<span class="brand">robolearn view</span>${links.join(" ")}<span class="path">${RL.esc(info.path || "")}</span>`;
 };
 

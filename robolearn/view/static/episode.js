@@ -215,7 +215,7 @@ async function main() {
   EP.d = d;
   EP.refKey = ["action", "state"].find((k) => d.timestamps[k]) || Object.keys(d.timestamps)[0];
   RL.header("episode", { store: true, run: false, path: `episode ${d.episode}` });
-  RL.getJSON("/api/store").then((s) => RL.header("episode", { store: true, run: s.run, path: `${s.path} \u00b7 episode ${d.episode}` })).catch(() => {});
+  RL.getJSON("/api/store").then((s) => RL.header("episode", { store: true, run: s.run, live: s.live, path: `${s.path} \u00b7 episode ${d.episode}` })).catch(() => {});
   document.title = `robolearn view: episode ${d.episode}`;
   info(d);
   cameras(d);

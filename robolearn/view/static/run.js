@@ -86,7 +86,7 @@ function evaluation(ev, n) {
 async function main() {
   const d = await RL.getJSON("/api/run");
   RUN.d = d;
-  RL.header("run", { store: d.has_store, run: true, path: d.path });
+  RL.header("run", { store: d.has_store, run: true, live: d.live, path: d.path });
   document.title = `robolearn view: ${d.name}`;
   summary(d);
   curves(d.metrics);

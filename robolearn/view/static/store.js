@@ -141,7 +141,7 @@ async function main() {
   const d = await RL.getJSON("/api/store");
   STORE.marks.api = performance.now();
   STORE.data = d;
-  RL.header("store", { store: true, run: d.run, path: d.path });
+  RL.header("store", { store: true, run: d.run, live: d.live, path: d.path });
   document.title = `robolearn view: ${d.path}`;
   cards(d);
   const statusSel = document.getElementById("f-status");
