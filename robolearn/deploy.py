@@ -85,8 +85,14 @@ class DeployConfig:
     """process: run the loop's thread at SCHED_FIFO with this priority (1..99); None: normal priority."""
     require_rt: bool = False
     """Refuse to run when SCHED_FIFO at rt_priority is not permitted (default: a note, then normal priority)."""
+    robot: str | None = None
+    """A robot config (configs/robot/<name>.yaml or a YAML file): deploy on its RobotEnv instead of an env, with
+    its safety preset unless ``safety`` names one; needs ``realtime`` (a robot runs on the wall clock)."""
 
     def __post_init__(self) -> None:
+        if self.robot is not None and not self.realtime:
+            raise InvalidValueError("--robot runs on the wall clock: add --realtime (with --inference sync, or "
+                                    "--inference async --backend thread|process|server)")
         if self.inference not in INFERENCE:
             raise InvalidValueError(f"--inference {self.inference!r} is not accepted; use one of: {', '.join(INFERENCE)}")
         if self.join not in JOINS:
@@ -144,11 +150,13 @@ def parse_backend(value: str) -> tuple[str, int]:
                             "(D: delay in ticks, an integer >= 0)")
 
 
-def _safety_preset(name: str | None, env_id: str) -> str:
+def _safety_preset(name: str | None, env_id: str, robot: Any = None) -> str:
     from robolearn.config import configs_dir
 
     if name is not None:
         return name
+    if robot is not None:  # a RobotConfig: its own preset
+        return robot.safety
     own = env_id.rsplit("/", 1)[-1]
     return own if (configs_dir() / "safety" / f"{own}.yaml").is_file() else "default"
 
@@ -252,8 +260,15 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         check_output(out, "store", resume=resume, overwrite=overwrite)  # before anything is built
     if view is not None:
         view.check()  # the live view's address and key file, before anything is built
+    robot = None
+    if cfg.robot is not None:
+        from robolearn.devices.robot_config import load_robot_config
+
+        if env is not None:
+            raise InvalidValueError(f"name one of --env {env} and --robot {cfg.robot}, not both")
+        robot = load_robot_config(cfg.robot)  # validated before the policy loads
     run = read_run_config(checkpoint)
-    env_id = env or run.get("env_id")
+    env_id = f"robot:{robot.name}" if robot is not None else env or run.get("env_id")
     if not env_id:
         raise InvalidValueError(f"{checkpoint}/config.json names no env_id; pass --env")
     kwargs = {**(run.get("env_kwargs") or {}), **(env_kwargs or {})}
@@ -272,7 +287,12 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         compiling["compiled"] = compile_if_supported(policy)
         compiling["seconds"] = time.perf_counter() - t_compile
     load_env_plugins()
-    the_env = make_env(env_id, **kwargs)
+    if robot is not None:
+        from robolearn.devices.robot_config import build_robot_env
+
+        the_env = build_robot_env(robot, fps=cfg.fps)
+    else:
+        the_env = make_env(env_id, **kwargs)
     writer = recorder = server = rt = rt_report = live_view = None
     try:
         check_compatible(policy, the_env.observation_space, the_env.action_space)
@@ -303,7 +323,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             if note:
                 rt.note(note)
         clock = RealClock(hz) if cfg.realtime else VirtualClock(hz)
-        preset = _safety_preset(cfg.safety, env_id)
+        preset = _safety_preset(cfg.safety, env_id, robot)
         safety = SafetyFilter.for_env(the_env, load_safety_config(preset))
         make_backend, delay = _backend_factory(cfg, chunks, clock)
         on_step = None

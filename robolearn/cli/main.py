@@ -171,6 +171,9 @@ def deploy(
     overrides: Optional[list[str]] = OVERRIDES,
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Run directory written by `robolearn train`."),
     env: Optional[str] = typer.Option(None, "--env", help="Env id (default: the one the policy was trained on)."),
+    robot: Optional[str] = typer.Option(None, "--robot", help="Robot config (configs/robot/<name> or a YAML file): "
+                                                              "deploy on the robot, with its safety preset; needs "
+                                                              "--realtime."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Control rate in Hz (default: the env's control_hz)."),
     inference: str = typer.Option("sync", "--inference", help="sync (inside the tick) | async (in a backend)."),
     join: str = typer.Option("naive", "--join", help="naive | ensemble | rtc (Real-Time Chunking, async only)."),
@@ -223,7 +226,7 @@ def deploy(
                         key_file=None if key_file is None else str(key_file), realtime=realtime, fps=fps,
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
-                        rt_priority=rt_priority, require_rt=require_rt)
+                        rt_priority=rt_priority, require_rt=require_rt, robot=robot)
     summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,
                                 overwrite=overwrite, progress=not as_json, view=live)
     _emit(summary, as_json)

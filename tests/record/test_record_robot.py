@@ -174,7 +174,7 @@ def test_replay_sends_the_recorded_actions(emulator, tmp_path):  # noqa: F811
     summary = last_json(result.output)
     sent = np.array(summary["sent"], np.float32)
     assert summary["safety"]["clipped_velocity"] >= 1 and summary["max_abs_error"] > 1.0  # 300 deg/s = 10/tick
-    assert np.all(np.abs(np.diff(sent, axis=0)) <= 10.0 + 1e-3)  # so101.yaml: 10 degrees per tick at most
+    assert np.all(np.abs(np.diff(sent, axis=0)) <= 10.0 + DEG_PER_TICK)  # so101.yaml: 10 deg/tick, servo rounding
 
 
 def test_replay_of_a_missing_episode_is_one_sentence(emulator, tmp_path):  # noqa: F811
