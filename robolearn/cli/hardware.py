@@ -1,4 +1,4 @@
-"""Setup commands for servo arms: `find-port`, `setup-motors`, `calibrate`, `doctor`.
+"""Setup commands for servo arms and cameras: `find-port`, `find-cameras`, `setup-motors`, `calibrate`, `doctor`.
 
 They need the robolearn-hardware distribution; `register(app)` adds them to the `robolearn` command (the
 hardware hook), and each one imports robolearn_hardware only when it runs. A bus failure (no reply, a
@@ -72,6 +72,32 @@ def find_port(
     print(json.dumps({"port": changed[0]})) if as_json else typer.echo(f"the board's port is {changed[0]}")
 
 
+def find_cameras(
+    device: Optional[list[str]] = typer.Option(None, "--device", help="Probe only these (an index or a path; "
+                                                                      "repeatable). Default: every /dev/video* on "
+                                                                      "Linux, indices 0..--max-index-1 elsewhere."),
+    measure_s: float = typer.Option(1.0, "--measure-s", help="Seconds of frames read to measure each one's rate."),
+    max_index: int = typer.Option(10, "--max-index", help="OpenCV indices to try where there is no /dev/video*."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """List the cameras that open and stream: OpenCV index or video device, resolution, reported and measured fps."""
+    _hw()
+    from robolearn_hardware.cameras.find import find_cameras as find
+
+    if not measure_s > 0:
+        raise InvalidValueError(f"--measure-s must be > 0, got {measure_s}")
+    devices = None if not device else [int(d) if d.isdigit() else d for d in device]
+    found = find(devices, measure_s=measure_s, max_index=max_index)
+    if as_json:
+        print(json.dumps({"cameras": [c.to_json() for c in found]}))
+        return
+    if not found:
+        typer.echo("no camera opened and streamed (is it plugged in, and are you in the video group?)")
+    for c in found:
+        typer.echo(f"{c.device}: {c.width}x{c.height}, {c.fps_measured:.1f} fps measured ({c.fps_reported:g} "
+                   f"reported, {c.backend}); robot config: device: {c.device!r}, size: [{c.height}, {c.width}]")
+
+
 def setup_motors(
     device: str = typer.Argument(..., help=ARM_HELP),
     port: str = typer.Option(..., "--port", help="Serial port of the controller board."),
@@ -133,6 +159,6 @@ def doctor(
 
 def register(app: typer.Typer) -> None:
     """Add the hardware setup commands to the `robolearn` command."""
-    for fn, name in ((find_port, "find-port"), (setup_motors, "setup-motors"), (calibrate, "calibrate"),
-                     (doctor, "doctor")):
+    for fn, name in ((find_port, "find-port"), (find_cameras, "find-cameras"), (setup_motors, "setup-motors"),
+                     (calibrate, "calibrate"), (doctor, "doctor")):
         app.command(name)(friendly(fn))
