@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from robolearn.cli.data import app as data_app
+from robolearn.cli import live_options
 from robolearn.cli.errors import friendly
 from robolearn.cli.hardware import register as register_hardware
 from robolearn.cli.record import register as register_record
@@ -199,18 +200,11 @@ def deploy(
     resume: bool = typer.Option(False, "--resume", help="Append to the robolearn store at OUT (same features)."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace the robolearn store at OUT (only its own files are deleted)."),
-    view: bool = typer.Option(False, "--view", help="Serve the run live in the browser: cameras, tick lateness, "
-                                                    "safety/watchdog events, latency per stage; episode keys as "
-                                                    "buttons (save, discard, re-record, stop)."),
-    view_host: str = typer.Option("127.0.0.1", "--view-host", help="--view: address to bind (loopback unless "
-                                                                   "--allow-remote)."),
-    view_port: int = typer.Option(8765, "--view-port", help="--view: TCP port (0: a free one; the URL is printed)."),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="--view: permit a --view-host that is not "
-                                                                    "loopback; every request then needs the token of "
-                                                                    "--view-key-file (not encrypted)."),
-    view_key_file: Optional[Path] = typer.Option(None, "--view-key-file", help="--view --allow-remote: the token's "
-                                                 "key file (mode 0600, created if missing; default "
-                                                 "~/.config/robolearn/view.key)."),
+    view: bool = live_options.VIEW,
+    view_host: str = live_options.VIEW_HOST,
+    view_port: int = live_options.VIEW_PORT,
+    allow_remote: bool = live_options.ALLOW_REMOTE,
+    view_key_file: Optional[Path] = live_options.VIEW_KEY_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Run a trained policy in the deploy loop: the policy computes while the env ticks, every action passes the

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from robolearn.cli import live_options
 from robolearn.cli.errors import friendly
 from robolearn.errors import InvalidValueError
 
@@ -57,6 +58,11 @@ def record(
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace the robolearn store at OUT (only its own files are deleted)."),
     no_record: bool = typer.Option(False, "--no-record", help="Run the session and write nothing (check a setup)."),
+    view: bool = live_options.VIEW,
+    view_host: str = live_options.VIEW_HOST,
+    view_port: int = live_options.VIEW_PORT,
+    allow_remote: bool = live_options.ALLOW_REMOTE,
+    view_key_file: Optional[Path] = live_options.VIEW_KEY_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Teleoperate an env or a robot and record the episodes you keep (keyboard/mouse: s/Enter save,
@@ -64,7 +70,10 @@ def record(
 
     On a robot every action passes the config's safety filter (action and action_commanded are stored); a
     device unplugged mid-episode ends it as 'aborted', committed with what it recorded."""
+    from robolearn.view.live import LiveViewConfig
+
     _one_target(env, robot)
+    live = LiveViewConfig.from_flags(view, view_host, view_port, allow_remote, view_key_file)
     if out is None and not no_record:
         raise InvalidValueError("name the store to write with --out STORE (or run with --no-record)")
     if env is not None:
@@ -74,7 +83,8 @@ def record(
             raise InvalidValueError("--reset-s and --episode-s apply to --robot; a simulated env resets at once "
                                     "and ends its episodes itself")
         summary = record_teleop(env, out, device=teleop or "keyboard", episodes=episodes, fps=fps, seed=seed,
-                                clock=clock, resume=resume, overwrite=overwrite, task=task, record=not no_record)
+                                clock=clock, resume=resume, overwrite=overwrite, task=task, record=not no_record,
+                                view=live)
         _emit(summary, as_json)
         return
     from robolearn.devices.robot_config import load_robot_config
@@ -85,7 +95,7 @@ def record(
     try:
         summary = record_robot(load_robot_config(robot), out, teleop=teleop, episodes=episodes, fps=fps, task=task,
                                episode_s=episode_s, reset_s=reset_s, seed=seed, resume=resume, overwrite=overwrite,
-                               record=not no_record, progress=not as_json)
+                               record=not no_record, progress=not as_json, view=live)
     except RecordingAborted as e:
         _emit(e.summary, as_json)  # what was saved, then the one-sentence error
         raise

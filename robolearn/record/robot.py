@@ -83,7 +83,7 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
                  episodes: int | None = None, fps: float | None = None, task: str | None = None,
                  episode_s: float | None = None, reset_s: float | None = None, seed: int = 0,
                  resume: bool = False, overwrite: bool = False, record: bool = True,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, view: Any = None, live: Any = None) -> dict[str, Any]:
     """Record teleoperated episodes on the robot of `cfg` into the store at `out` (module docstring).
 
     Args:
@@ -98,6 +98,9 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
         episode_s, reset_s: episode length and reset period in seconds (default: the config's).
         seed: the n-th episode is stored with seed + n.
         record: False runs the same session and writes nothing (checking a setup).
+        view: a `robolearn.view.live.LiveViewConfig`: serve the session live (cameras, tick lateness, safety
+            events, the episode) with save / discard / re-record / stop buttons as episode keys (also during the
+            reset period: save ends it early, stop ends the session); `live`: the `LiveSession` to feed.
     Returns: store, episodes (saved), aborted, discarded, rerecorded, frames, missed_ticks, held_ticks, quit,
         cameras (per camera over the session: pairing rule and counters), seconds.
     """
@@ -109,6 +112,8 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
         if out is None:
             raise InvalidValueError("recording needs --out STORE (or --no-record to run without writing)")
         check_output(out, "store", resume=resume, overwrite=overwrite)  # before any device opens
+    if view is not None:
+        view.check()  # the live view's address and key file, before any device opens
     if episodes is not None and episodes < 1:
         raise InvalidValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}")
     changes: dict[str, Any] = {}
@@ -126,7 +131,7 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
     env = build_robot_env(cfg)
     dev, dev_name = _teleop(cfg, teleop, env)
     safety = SafetyFilter.for_env(env, load_safety_config(cfg.safety))
-    writer = recorder = None
+    writer = recorder = live_view = None
     closing_errors: list[str] = []
     try:
         env.connect()  # before the store exists: a robot that is not there leaves nothing behind
@@ -137,8 +142,14 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
             writer = StoreWriter(out, features_from_space(env.observation_space, env.action_space, commanded=True),
                                  fps=rec_hz, attrs=attrs, resume=resume, overwrite=overwrite)
             recorder = Recorder(writer, fps=rec_hz, task=cfg.task, source=f"teleop:{dev_name}:{cfg.name}")
+        if view is not None:
+            from robolearn.view.live import LiveView
+
+            live_view = LiveView(view, f"record {cfg.name} ({dev_name})", hz, session=live)
+            live_view.session.attach(safety=safety)
+            live_view.serve(out if record else None)
         summary = _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_steps, every, seed,
-                           progress)
+                           progress, None if live_view is None else live_view.session)
     finally:
         try:
             if recorder is not None:
@@ -146,6 +157,8 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
         finally:
             if writer is not None:
                 writer.close()
+            if live_view is not None:
+                live_view.close()
             for device in (dev, env):  # a device that failed may fail again on its way out: say so, go on
                 try:
                     device.disconnect() if device is dev else device.close()
@@ -163,8 +176,9 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
 
 
 def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_steps, every, seed,
-             progress) -> dict[str, Any]:
-    """The episodes and reset periods of one session (`record_robot`); returns its counts."""
+             progress, live=None) -> dict[str, Any]:
+    """The episodes and reset periods of one session (`record_robot`); returns its counts. `live`: a
+    `LiveSession` fed every tick, whose buttons are episode keys."""
     from robolearn.runtime import ControlLoop, RealClock
 
     hz = float(cfg.control_fps)
@@ -176,15 +190,27 @@ def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_ste
             recorder.add_step(rec)
             ep["frames"] += 1
         ep["steps"] += 1
+        if live is not None:
+            live.on_step(rec)
+
+    def live_keys(obs, tick):
+        key = live.poll()  # a button of the live page: an episode key like the device's
+        if key is not None:
+            raise EpisodeEvent(key)
 
     clk = RealClock(hz)
-    loop = ControlLoop(env, TeleopSource(dev), clk, on_step=on_step, safety=safety)
+    loop = ControlLoop(env, TeleopSource(dev, None if live is None else live_keys), clk, on_step=on_step,
+                       safety=safety)
+    if live is not None:
+        live.attach(clock=clk)
     fault, quit_, n, t0 = None, False, 0, time.perf_counter()
     session_start = env.camera_report()
     while episodes is None or counts["episodes"] < episodes:
         if counts["episodes"] or counts["discarded"] or counts["rerecorded"]:  # a reset period between episodes
             ep["recording"] = False
             loop.max_steps = max(reset_steps, 1)
+            if live is not None:
+                live.set_phase("reset")
             if reset_steps > 0:
                 try:
                     loop.run_episode(seed=None)
@@ -200,6 +226,8 @@ def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_ste
         loop.max_steps = episode_steps
         if recorder is not None:
             recorder.start_episode(seed=seed + n)
+        if live is not None:
+            live.start_episode(counts["episodes"], seed + n, task=cfg.task, recording=recorder is not None)
         event, status, missed, held = "save", "ok", 0, 0
         try:
             result = loop.run_episode(seed=seed + n)
@@ -215,6 +243,9 @@ def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_ste
         extra = {"cameras": _episode_cameras(before, env.camera_report()), "teleop": type(dev).__name__}
         counts["missed_ticks"] += missed
         counts["held_ticks"] += held
+        if live is not None:
+            kept = event == "save" and bool(ep["frames"] or recorder is None)
+            live.end_episode(event, saved=counts["episodes"] + kept, status=status)
         if event == "abort":
             if recorder is not None and ep["frames"]:
                 recorder.abort_episode(fault["reason"], missed=missed, held=held, extra=extra)

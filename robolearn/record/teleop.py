@@ -70,7 +70,8 @@ class TeleopSource:
 def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episodes: int | None = None,
                   fps: float | None = None, seed: int = 0, env_kwargs: dict | None = None,
                   clock: str = "real", max_steps: int | None = None, resume: bool = False,
-                  overwrite: bool = False, task: str | None = None, record: bool = True) -> dict:
+                  overwrite: bool = False, task: str | None = None, record: bool = True, view: Any = None,
+                  live: Any = None) -> dict:
     """Record teleoperated episodes of `env_id` into the store at `out` (created; appended to with `resume`).
 
     Args:
@@ -87,12 +88,17 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
             refused (robolearn.output), and without either flag so is an existing store.
         task: the instruction stored with each episode (default: the env's `task_description`).
         record: False runs the same session and writes nothing (`out` may be None): checking a setup.
+        view: a `robolearn.view.live.LiveViewConfig`: serve the session live (cameras, timing, the episode),
+            its buttons save / discard / re-record / stop acting as the episode keys; `live`: the
+            `LiveSession` to feed (default: a new one).
     Returns: a summary: store, episodes (saved), discarded, rerecorded, successes, frames, missed_ticks, quit.
     """
     from robolearn.runtime import ControlLoop, RealClock, VirtualClock, hold_action
 
     if record:
         check_output(out, "store", resume=resume, overwrite=overwrite)  # before the env and the device open
+    if view is not None:
+        view.check()  # the live view's address and key file, before anything opens
     if episodes is not None and episodes < 1:
         raise InvalidValueError(f"episodes must be >= 1 (or omitted to record until quit), got {episodes}.")
     if clock not in CLOCKS:
@@ -127,6 +133,9 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
     ep = {"index": 0, "frames": 0, "success": False}
 
     def on_tick(obs, tick):
+        key = None if session is None else session.poll()  # a button of the live page
+        if key is not None:
+            raise EpisodeEvent(key)
         lines = [f"{env_id}   episode {ep['index']}   frame {ep['frames']}",
                  f"saved {counts['episodes']}" + (f" of {episodes}" if episodes else "")]
         dev.viewer.show(env.render(), lines, recording=True)
@@ -136,16 +145,29 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
             recorder.add_step(rec)
         ep["frames"] += 1
         ep["success"] = ep["success"] or bool(rec.info.get("success", False))
+        if session is not None:
+            session.on_step(rec)
 
     clk = RealClock(hz) if clock == "real" else VirtualClock(hz)
     loop = ControlLoop(env, TeleopSource(dev, on_tick), clk, on_step=on_step, max_steps=max_steps)
+    live_view = session = None
     quit_, n, t0 = False, 0, time.perf_counter()
     try:
+        if view is not None:
+            from robolearn.view.live import LiveView
+
+            live_view = LiveView(view, f"teleop {env_id} ({device.split(':', 1)[0]})", hz, session=live)
+            session = live_view.session
+            session.attach(clock=clk)
+            live_view.serve(out if record else None)
         with dev:  # disconnects on the way out
             while episodes is None or counts["episodes"] < episodes:
                 ep.update(index=counts["episodes"], frames=0, success=False)
                 if recorder is not None:
                     recorder.start_episode(seed=seed + n)
+                if session is not None:
+                    session.start_episode(counts["episodes"], seed + n, task=recorder.task if recorder else "",
+                                          recording=recorder is not None)
                 try:
                     result = loop.run_episode(seed=seed + n)
                     event, missed = "save", result.missed_ticks
@@ -155,6 +177,9 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
                     held, status = 0, "ok"  # the operator ended it; the loop's hold count went with the run
                 assert event in EVENTS
                 counts["missed_ticks"] += missed
+                if session is not None:
+                    kept = event == "save" and ep["frames"] > 0
+                    session.end_episode(event, saved=counts["episodes"] + kept, success=ep["success"], status=status)
                 if event == "save" and ep["frames"] > 0:
                     if recorder is not None:
                         recorder.save_episode(success=ep["success"], missed=missed, held=held, status=status)
@@ -182,6 +207,11 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
         finally:
             if writer is not None:
                 writer.close()
+            if live_view is not None:
+                live_view.close()
             env.close()
     store = None if not record else str(out) if "://" in str(out) else str(Path(out).resolve())
-    return {"store": store, **counts, "quit": quit_, "seconds": time.perf_counter() - t0}
+    summary = {"store": store, **counts, "quit": quit_, "seconds": time.perf_counter() - t0}
+    if session is not None:
+        summary["live"] = session.url
+    return summary

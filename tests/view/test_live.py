@@ -219,3 +219,63 @@ def test_browser_shows_a_live_frame_and_save_commits_the_episode(browser, tmp_pa
     assert diff[1] < 6.0 and min(diff[0], diff[2]) > 20.0  # JPEG error only around the white digits
     assert np.abs(pixels[0, 0].astype(int) - frames[frame][0, 0]).max() <= 4
     assert s.episodes["status"].tolist() == [0]
+
+
+def test_teleop_view_buttons_are_episode_keys(tmp_path, monkeypatch):
+    """`robolearn teleop --view` (record_teleop): a scripted device idles on a real clock; the live page's POSTs
+    discard the first episode and save the second, which is what the store keeps."""
+    pytest.importorskip("gym_pusht")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    from robolearn.record.teleop import record_teleop
+    from robolearn.store import Store
+
+    script = tmp_path / "idle.json"
+    script.write_text(json.dumps({"device": "keyboard", "events": [], "idle_ticks": 3000}))
+    live = LiveSession("teleop", fps=30)
+    result = {}
+
+    def run():
+        result["summary"] = record_teleop("robolearn/pusht", tmp_path / "t.zarr", device=f"scripted:{script}",
+                                          episodes=1, fps=30, clock="real", view=LiveViewConfig(port=0), live=live)
+
+    loop = threading.Thread(target=run, daemon=True)
+    loop.start()
+
+    def press_after(frames, key, ended):
+        """Press `key` once `ended` episodes have ended and the next one has `frames` frames."""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            snap = live.snapshot()
+            if len(snap["history"]) == ended and snap["frames"] >= frames and snap["phase"] == "recording":
+                break
+            time.sleep(0.02)
+        status, body, _ = _request(live.url.replace("/live", f"/api/live/key/{key}"), "POST", {"X-Robolearn-Live": "1"})
+        assert status == 200, body
+
+    try:
+        press_after(3, "discard", 0)
+        press_after(4, "save", 1)
+        loop.join(20)
+    finally:
+        live.press("stop")
+        loop.join(20)
+    summary = result["summary"]
+    assert summary["episodes"] == 1 and summary["discarded"] == 1 and not summary["quit"]
+    assert summary["live"].startswith("http://127.0.0.1:")
+    store = Store.open(tmp_path / "t.zarr")
+    assert store.n_episodes == 1 and store.episodes["seed"].tolist() == [1] and store.lengths[0] >= 4
+    assert [h["event"] for h in live.snapshot()["history"]] == ["save", "discard"]
+    assert live.snapshot()["phase"] == "stopped"
+
+
+def test_record_and_teleop_take_the_view_flags():
+    from typer.testing import CliRunner
+
+    from robolearn.cli.main import app
+
+    for command in ("record", "teleop"):
+        res = CliRunner().invoke(app, [command, "--env", "robolearn/pusht", "--no-record", "--view-port", "9000"])
+        assert res.exit_code == 2 and "--view-port configure the live view: add --view" in res.output
+        res = CliRunner().invoke(app, [command, "--env", "robolearn/pusht", "--no-record", "--view",
+                                       "--view-host", "0.0.0.0"])
+        assert res.exit_code == 2 and "not a loopback address" in res.output and "--allow-remote" in res.output
