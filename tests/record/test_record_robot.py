@@ -183,3 +183,15 @@ def test_replay_of_a_missing_episode_is_one_sentence(emulator, tmp_path):  # noq
     record_robot(load_robot_config(rig.config), out, episodes=1, progress=False)
     result = run("replay", out, "--episode", 4, "--robot", rig.config)
     assert result.exit_code == 2 and f"--episode 4 is not in {out}: it holds episodes 0..0" in result.output
+
+
+@pytest.mark.parametrize("config", ["so101-emulated", "koch-emulated"])
+def test_record_on_a_shipped_emulated_robot(tmp_path, config):
+    pytest.importorskip("robolearn_hardware.twins", reason="the MuJoCo twins behind `port: emulate`")
+    out = tmp_path / "demos.zarr"
+    result = run("record", "--robot", config, "--out", out, "--episodes", 1, "--episode-s", 0.3, "--json")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    store = open_store(out)
+    assert store.n_episodes == 1 and store.lengths.tolist() == [9] and store.episodes["status"].tolist() == [0]
+    assert store.features["images/front"].shape == (96, 128, 3) and store.features["state"].shape == (6,)
+    assert store.info["robot"] == config and store.episode_extra(0)["cameras"]["front"]["camera_fps"] == 30.0
