@@ -42,6 +42,8 @@ import numpy as np
 STATE = "state"
 ACTION = "action"
 ACTION_COMMANDED = "action_commanded"
+INTERVENTION = "intervention"
+"""Per frame, bool: a person had taken over from the policy (`robolearn deploy --teleop`); see `robolearn.store.layout`."""
 REWARD = "reward"
 FORCE = "force"
 TASK_EMBEDDING = "task_embedding"
@@ -102,19 +104,19 @@ def key_name(key: str) -> str:
 
 OBSERVATION_FAMILIES = ("state", "images", "depth", "tactile", "force")
 """What an env's observation space may hold."""
-FRAME_FAMILIES = (*OBSERVATION_FAMILIES, "action", "action_commanded", "reward", "timing")
+FRAME_FAMILIES = (*OBSERVATION_FAMILIES, "action", "action_commanded", "reward", "timing", "intervention")
 """What a store holds per frame."""
 FAMILIES = (*FRAME_FAMILIES, "task_embedding")
 """Every family of the vocabulary."""
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _PLAIN = {STATE: "state", FORCE: "force", ACTION: "action", ACTION_COMMANDED: "action_commanded",
-          REWARD: "reward", TASK_EMBEDDING: "task_embedding"}
+          REWARD: "reward", TASK_EMBEDDING: "task_embedding", INTERVENTION: "intervention"}
 _PREFIXED = {IMAGES: "images", DEPTH: "depth", TACTILE: "tactile", TIMING: "timing"}
 _PATTERN = {"state": STATE, "images": f"{IMAGES}<camera>", "depth": f"{DEPTH}<camera>",
             "tactile": f"{TACTILE}<sensor>", "force": FORCE, "action": ACTION,
             "action_commanded": ACTION_COMMANDED, "reward": REWARD, "timing": f"{TIMING}<stage>",
-            "task_embedding": TASK_EMBEDDING}
+            "task_embedding": TASK_EMBEDDING, "intervention": INTERVENTION}
 
 FAMILY_RULES = {
     "state": "float32 with shape (Do,)",
@@ -127,6 +129,7 @@ FAMILY_RULES = {
     "reward": "a float scalar of shape () or (1,)",
     "timing": "a float64 scalar (shape ()) per tick, NaN where the stage did not happen on that tick",
     "task_embedding": "float32 with shape (D,)",
+    "intervention": "a bool scalar (shape ()) per tick: True where a person had taken over from the policy",
 }
 """The rule each family follows, as the sentence errors quote."""
 
@@ -176,6 +179,8 @@ def _family_ok(family: str, shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return dtype.kind == "f" and shape in ((), (1,))
     if family == "timing":
         return dtype == np.float64 and shape == ()
+    if family == "intervention":
+        return dtype == np.bool_ and shape == ()
     raise AssertionError(f"no rule for family {family!r}")
 
 

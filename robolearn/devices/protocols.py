@@ -36,10 +36,13 @@ from typing import Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["EVENTS", "Camera", "Device", "DeviceFaultError", "DeviceNotConnectedError", "ForceTorqueSensor",
-           "PairedCamera", "Reading", "Robot", "Sensor", "TactileSensor", "Teleop"]
+__all__ = ["EVENTS", "TAKEOVER", "Camera", "Device", "DeviceFaultError", "DeviceNotConnectedError", "DrivableTeleop",
+           "ForceTorqueSensor", "PairedCamera", "Reading", "Robot", "Sensor", "TactileSensor", "Teleop"]
 
-EVENTS = ("save", "discard", "rerecord", "quit")
+TAKEOVER = "takeover"
+"""The key that hands control between the policy and the teleop device during ``robolearn deploy --teleop``
+(`robolearn.runtime.takeover`); recording ignores it."""
+EVENTS = ("save", "discard", "rerecord", "quit", TAKEOVER)
 """Episode keys a teleop device reports through ``events()``."""
 
 
@@ -166,3 +169,17 @@ class Teleop(Device, Protocol):
 
     def events(self) -> list[str]:
         """Episode keys pressed since the last call, oldest first, each one of `EVENTS`."""
+
+
+@runtime_checkable
+class DrivableTeleop(Teleop, Protocol):
+    """A teleop device that can be moved by its own motors (a leader arm with torque): before a takeover hands it
+    control, the deploy loop drives it to the robot's pose so the handover cannot jump
+    (`robolearn.runtime.takeover`)."""
+
+    def drive_to(self, target: np.ndarray) -> None:
+        """Servo the device towards ``target`` (an action of ``action_space``) under torque; returns at once
+        (called once per tick until ``get_action`` agrees with the target)."""
+
+    def release(self) -> None:
+        """Let go: torque off (what was on before ``drive_to`` stays on), so the person moves the device again."""

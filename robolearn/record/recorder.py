@@ -17,7 +17,9 @@ What a tick records (the store's rules: `robolearn.store.layout`):
 - `action_commanded`, when the store has that key (created for filtered recording): what the source asked
   for, stamped like `action`; every tick of such a store must give it;
 - `timing/<stage>` for each stage the store declares: the tick's `timing[stage]`, NaN when absent (a stage
-  that did not run on that tick), stamped like `action`; stages the store does not declare are not kept.
+  that did not run on that tick), stamped like `action`; stages the store does not declare are not kept;
+- `intervention`, when the store has that key (`robolearn deploy --teleop`): whether a person drove that tick;
+  each committed episode's extra then counts its `takeovers` and `intervention_steps`.
 
 How an episode ends: `save_episode(success, status=...)` commits it; `discard_episode` drops it (the
 operator threw it away: nothing of it was wanted); `abort_episode(reason)` commits what was recorded with
@@ -34,8 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robolearn.spaces import ACTION, ACTION_COMMANDED, TIMING
+from robolearn.spaces import ACTION, ACTION_COMMANDED, INTERVENTION, TIMING
 from robolearn.store import EpisodeMeta, StoreWriter
+from robolearn.store.intervention import takeover_count
 from robolearn.store.layout import status_code
 
 _MAX_BLOCK_TICKS = 64  # ticks written in one block at most (bounds the memory of one np.stack)
@@ -48,6 +51,7 @@ class _Episode:
     meta: EpisodeMeta
     stream: object = None  # EpisodeStream, opened at the first tick
     action_stamps: list[float] = field(default_factory=list)
+    interventions: list[bool] = field(default_factory=list)
     failed: bool = False  # a block could not be written: the episode is dropped, the error surfaced
 
 
@@ -87,7 +91,7 @@ def tick_of(rec) -> dict:
     if applied_at is not None:
         stamps[ACTION] = float(applied_at)
     return {"obs": rec.obs, "action": rec.action, "t": rec.t, "stamps": stamps, "commanded": rec.commanded,
-            "timing": dict(rec.timing)}
+            "timing": dict(rec.timing), "intervention": bool(rec.intervention)}
 
 
 class Recorder:
@@ -107,6 +111,7 @@ class Recorder:
         self.writer, self.fps, self.task, self.source = writer, float(fps), task, source
         self.commanded = ACTION_COMMANDED in writer.features
         self.timing_stages = {k[len(TIMING):]: k for k in writer.features if k.startswith(TIMING)}
+        self.intervention = INTERVENTION in writer.features
         self.aborted: list[tuple[int, str]] = []
         self._recording = False
         self._ticks = 0
@@ -128,17 +133,21 @@ class Recorder:
         self._queue.put(("start", meta))
 
     def add_tick(self, obs: dict, action, t: float, stamps: dict[str, float] | None = None, *,
-                 commanded=None, timing: dict[str, float] | None = None) -> None:
+                 commanded=None, timing: dict[str, float] | None = None, intervention: bool = False) -> None:
         """One tick: the observation the action was computed from, the action actually applied, the tick
         time `t`; `stamps` the capture time per key (and "action": its application time), `commanded` the
-        source's action, `timing` the loop's stage times (see the module docstring)."""
+        source's action, `timing` the loop's stage times, `intervention` whether a person drove it (see the
+        module docstring)."""
         if not self._recording:
             raise RuntimeError("add_tick before start_episode")
         if self.commanded and commanded is None:
             raise ValueError(f"{self.writer.path} records {ACTION_COMMANDED!r} (a store recorded through a "
                              f"filter): every tick needs the commanded action (add_tick(..., commanded=...))")
+        if intervention and not self.intervention:
+            raise ValueError(f"{self.writer.path} has no {INTERVENTION!r} key to mark a taken-over tick: create the "
+                             f"store with features_from_space(..., intervention=True)")
         self._ticks += 1
-        self._queue.put(("tick", obs, action, t, stamps, commanded, timing))
+        self._queue.put(("tick", obs, action, t, stamps, commanded, timing, bool(intervention)))
 
     def add_step(self, rec) -> None:
         """One `ControlLoop` tick (a `StepRecord`): pass this method as the loop's `on_step`."""
@@ -262,7 +271,7 @@ class Recorder:
         try:
             frames: dict[str, list] = {}
             stamps: dict[str, list] = {}
-            for _, obs, action, t, st, commanded, timing in ticks:
+            for _, obs, action, t, st, commanded, timing, intervention in ticks:
                 st = st or {}
                 for key, value in obs.items():
                     frames.setdefault(key, []).append(value)
@@ -274,6 +283,9 @@ class Recorder:
                 timing = timing or {}
                 for stage, key in self.timing_stages.items():
                     extra[key] = np.float64(timing.get(stage, np.nan))
+                if self.intervention:
+                    extra[INTERVENTION] = np.bool_(intervention)
+                    ep.interventions.append(bool(intervention))
                 for key, value in extra.items():
                     frames.setdefault(key, []).append(value)
                     stamps.setdefault(key, []).append(applied_at)
@@ -294,6 +306,9 @@ class Recorder:
             return
         try:
             meta = ep.meta
+            if self.intervention:  # counted from the mask written, so the two always agree
+                extra = {**extra, "takeovers": takeover_count(np.asarray(ep.interventions, dtype=bool)),
+                         "intervention_steps": int(sum(ep.interventions))}
             meta.success, meta.status, meta.extra = success, status, extra
             stamps = np.asarray(ep.action_stamps, dtype=np.float64)
             meta.achieved_fps = rate = achieved_rate(stamps)

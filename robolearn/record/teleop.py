@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.devices.protocols import TAKEOVER
 from robolearn.devices.teleop import EVENTS, make_teleop
 from robolearn.env.registry import make_env
 from robolearn.errors import InvalidValueError
@@ -48,7 +49,7 @@ class TeleopSource:
     """A teleop device as the loop's `ActionSource`: its action, or None when it gives none (the loop holds).
 
     `act` raises `EpisodeEvent` when an episode key was pressed since the previous tick; that tick is
-    not stepped. `on_tick(obs, tick)` runs first each tick (the recorder refreshes its viewer there).
+    not stepped. The takeover key (`robolearn.devices.protocols.TAKEOVER`) means nothing while recording: ignored. `on_tick(obs, tick)` runs first each tick (the recorder refreshes its viewer there).
     """
 
     def __init__(self, device: Any, on_tick=None) -> None:
@@ -61,7 +62,7 @@ class TeleopSource:
         if self.on_tick is not None:
             self.on_tick(obs, tick)
         action = self.device.get_action(obs)
-        events = self.device.events()
+        events = [e for e in self.device.events() if e != TAKEOVER]
         if events:
             raise EpisodeEvent(events[0])
         return None if action is None else np.asarray(action, dtype=np.float32)

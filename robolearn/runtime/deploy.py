@@ -42,10 +42,12 @@ import numpy as np
 
 from robolearn.runtime.backends import ChunkRequest, InferenceBackend
 from robolearn.runtime.clock import Clock, VirtualClock
+from robolearn.runtime.hold import hold_action
 from robolearn.runtime.loop import ControlLoop, EpisodeResult, StepRecord
 from robolearn.runtime.predictor import ObservationHistory
 from robolearn.runtime.safety import SafetyFilter
 from robolearn.runtime.scheduler import ChunkScheduler
+from robolearn.runtime.takeover import Takeover, TakeoverSource
 from robolearn.runtime.watchdog import Watchdog
 
 __all__ = ["TIMING_STAGES", "ChunkedSource", "DeployLoop", "DeployPolicy", "DeployResult", "clock_ns", "latency_summary"]
@@ -179,13 +181,16 @@ class DeployResult:
     """``Watchdog.stats()``: trips, reaction times."""
     latency_ms: dict[str, float] = field(default_factory=dict)
     """p50/p99 of observation-to-action latency (per executed action) and of the stages (per chunk)."""
+    takeover: dict[str, Any] = field(default_factory=dict)
+    """``TakeoverSource.stats()`` when a person could take over (takeovers, intervention_steps, ...); else {}."""
 
     def to_json(self) -> dict[str, Any]:
         e = self.episode
         return {"seed": e.seed, "success": bool(e.success), "steps": e.steps, "reward": e.total_reward,
                 "holds": e.holds, "missed_ticks": e.missed_ticks, "duration_s": e.duration_s,
                 "scheduler": self.scheduler, "safety": self.safety, "watchdog": self.watchdog,
-                "latency_ms": self.latency_ms, "clock": e.clock_stats}
+                "latency_ms": self.latency_ms, "clock": e.clock_stats,
+                **({"takeover": self.takeover} if self.takeover else {})}
 
 
 def _percentiles(name: str, values_ns: list[int] | np.ndarray) -> dict[str, float]:
@@ -219,21 +224,26 @@ class DeployLoop:
         on_step: gets each ``StepRecord`` with its ``timing`` (e.g. ``Recorder.add_step``).
         max_steps: stop an episode after this many steps (None: the env decides).
         stop_when: asked before each tick; True ends the episode there (``ControlLoop``'s ``stop_when``).
+        takeover: a person may take over with a teleop device (`robolearn.runtime.takeover`); the ticks they
+            drive reach ``on_step`` with ``intervention=True``.
     """
 
     def __init__(self, env: gym.Env, policy: DeployPolicy, clock: Clock, backend: Callable[[], InferenceBackend],
                  scheduler: ChunkScheduler, safety: SafetyFilter, *, watchdog_periods: int = 3,
                  on_step: Callable[[StepRecord], None] | None = None, max_steps: int | None = None,
-                 stop_when: Callable[[], bool] | None = None) -> None:
+                 stop_when: Callable[[], bool] | None = None, takeover: Takeover | None = None) -> None:
         self.clock = clock
         self.virtual = isinstance(clock, VirtualClock)
         self._period_ns = round(clock.period * _NS)
         time_ns = clock_ns(clock)
         self.watchdog = Watchdog(clock.period, watchdog_periods, time_ns=time_ns)
         self.source = ChunkedSource(policy, scheduler, backend, self.watchdog, time_ns)
+        self.takeover = None if takeover is None else TakeoverSource(
+            self.source, takeover, env.action_space, lambda: hold_action(env), time_ns)
         self.safety = safety
         self.on_step = on_step
-        self.loop = ControlLoop(env, self.source, clock, self._stepped, max_steps, safety=safety, stop_when=stop_when)
+        self.loop = ControlLoop(env, self.takeover or self.source, clock, self._stepped, max_steps, safety=safety,
+                                stop_when=stop_when)
 
     def _captured_ns(self) -> int:
         # Virtual: the observation after the step at tick k is the sim's state at tick k + 1.
@@ -242,7 +252,9 @@ class DeployLoop:
     def _stepped(self, rec: StepRecord) -> None:
         self.source.capture_ns = self._captured_ns()
         if self.on_step is not None:
-            self.on_step(dataclasses.replace(rec, timing=self.source.timing))
+            t = self.takeover
+            self.on_step(dataclasses.replace(rec, timing=self.source.timing if t is None else t.timing,
+                                             intervention=t is not None and t.intervention))
 
     def run_episode(self, seed: int | None = None) -> DeployResult:
         try:
@@ -251,7 +263,8 @@ class DeployLoop:
             self.source.close()
         src = self.source
         return DeployResult(episode, src.scheduler.stats(), self.safety.stats(), self.watchdog.stats(),
-                            latency_summary(src.latencies_ns, src.chunks))
+                            latency_summary(src.latencies_ns, src.chunks),
+                            {} if self.takeover is None else self.takeover.stats())
 
     def close(self) -> None:
         self.source.close()

@@ -65,6 +65,8 @@ class StepRecord:
     """The action the source asked for, before the env's clipping or any filter (``action`` is what was applied)."""
     timing: dict[str, float] = field(default_factory=dict)
     """Per-tick loop timing, stage -> monotonic seconds (stored as ``timing/<stage>``); empty where not measured."""
+    intervention: bool = False
+    """A person drove this tick instead of the policy (a takeover during deploy; stored as ``intervention``)."""
 
 
 @dataclass(slots=True)

@@ -263,6 +263,18 @@ class ChunkScheduler:
         self.n_excess_chunks = self.n_excess_actions = 0
         """Chunks whose real delay exceeded the estimate they were conditioned on, and the actions beyond it."""
 
+    def restart(self) -> None:
+        """Plan afresh from the next observation, mid-episode (a person hands control back after a takeover):
+        every planned action and every request in flight is dropped -- their results are counted as
+        ``dropped_stale`` when they arrive -- so nothing planned from before is executed. The counters, the
+        execution index and the delay estimate are kept."""
+        self._queue.clear()
+        self._seq_start = self._next_seq
+        self._newest_merged = -1
+        self._last_request_mark = None
+        self._request_ticks.clear()
+        self.last = None
+
     @property
     def in_flight(self) -> int:
         return len(self._request_ticks)

@@ -23,6 +23,12 @@ Feature keys follow DESIGN.md and `robolearn.spaces`: `state`, `images/<camera>`
   applied). NaN where the stage did not happen on a tick (no inference that tick) -- the only keys that may
   hold NaN. Declared when the store is created (`features_from_space(..., timing=stages)`). They are not
   model inputs: samplers and statistics leave them out unless asked by name.
+- `intervention`: a bool scalar per tick, True where a person had taken over from the policy (`robolearn deploy
+  --teleop`: the action came from the teleop device). Declared when the store is created
+  (`features_from_space(..., intervention=True)`); a store without it (every store recorded otherwise, and
+  every store from before it existed) reads as all False (`robolearn.store.intervention.intervention_mask`).
+  Each episode's extra (`EPISODE_EXTRA`) counts its `takeovers` and `intervention_steps`. Not a model input:
+  samplers weight or select windows by it (`robolearn.sampling.interventions`).
 
 Timestamps (one rule): `timestamps/<key>` is the capture time of that stream's frame, as the env or
 device that produced it reported it in ``info["timestamps"][key]`` -- each stream measured on its own, not
@@ -58,7 +64,7 @@ import numpy as np
 
 from robolearn.errors import UserError
 from robolearn import spaces
-from robolearn.spaces import ACTION, ACTION_COMMANDED, TIMING
+from robolearn.spaces import ACTION, ACTION_COMMANDED, INTERVENTION, TIMING
 
 SCHEMA_VERSION = 2
 ROOT_ATTR = "robolearn_store"
@@ -161,12 +167,13 @@ class Feature:
 
 def features_from_space(observation_space, action_space, image_codec: str = "zstd",
                         image_quality: int = 90, commanded: bool = False,
-                        timing: tuple[str, ...] | list[str] = ()) -> dict[str, Feature]:
+                        timing: tuple[str, ...] | list[str] = (), intervention: bool = False) -> dict[str, Feature]:
     """Derive store features from a gymnasium Dict observation space and a Box action space.
 
     `image_codec` ("zstd" lossless or "jpeg" at `image_quality`) applies to `images/<camera>` only;
     depth, tactile and low-dim keys stay lossless. `commanded` adds `action_commanded` (a store recorded
-    through a filter); `timing` declares the `timing/<stage>` keys (float64 scalars per tick).
+    through a filter); `timing` declares the `timing/<stage>` keys (float64 scalars per tick); `intervention`
+    adds the per-tick takeover mask (bool scalars).
     """
     if image_codec not in ("zstd", "jpeg"):
         raise StoreError(f"unknown image codec {image_codec!r}: use 'zstd' (lossless) or 'jpeg'")
@@ -183,6 +190,8 @@ def features_from_space(observation_space, action_space, image_codec: str = "zst
         key = f"{TIMING}{stage}"
         check_key(key)
         feats[key] = Feature((), "float64")
+    if intervention:
+        feats[INTERVENTION] = Feature((), "bool")
     return feats
 
 

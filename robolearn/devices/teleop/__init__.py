@@ -11,7 +11,8 @@ shows the current frame scaled up with the recording state and the keys overlaid
 - `MouseTeleop`: the pointer over the frame is the target (absolute-target envs such as PushT).
 
 Episode keys (both devices): s / Enter = save, d / Backspace = discard, r = re-record, q / Esc = quit
-(closing the window quits too). With `wasd=True`, s and d move the target, so save and discard are on
+(closing the window quits too); t = takeover (during `robolearn deploy --teleop`: hand control between the
+policy and the device; ignored while recording). With `wasd=True`, s and d move the target, so save and discard are on
 Enter and Backspace only.
 
 How a device maps to an env's actions comes from the env's optional `teleop_mapping` dict (keyword

@@ -15,7 +15,7 @@ from robolearn.errors import CannotCompleteError, MissingExtraError
 
 __all__ = ["KEYS_HELP", "TeleopViewer"]
 
-KEYS_HELP = "s/Enter save   d/Backspace discard   r re-record   q/Esc quit"
+KEYS_HELP = "s/Enter save   d/Backspace discard   r re-record   q/Esc quit   t takeover (deploy)"
 
 
 def _pygame() -> Any:

@@ -69,7 +69,7 @@ class _WindowTeleop(DeviceBase):
     def _episode_key(self, key: int) -> str | None:
         pg = _pygame()
         table = {pg.K_RETURN: "save", pg.K_KP_ENTER: "save", pg.K_BACKSPACE: "discard", pg.K_r: "rerecord",
-                 pg.K_q: "quit", pg.K_ESCAPE: "quit"}
+                 pg.K_q: "quit", pg.K_ESCAPE: "quit", pg.K_t: "takeover"}
         if not self.wasd:
             table.update({pg.K_s: "save", pg.K_d: "discard"})
         return table.get(key)
