@@ -257,14 +257,17 @@ def view(
     port: int = typer.Option(8765, "--port", "-p", help="TCP port (0: a free one; the URL is printed)."),
     allow_remote: bool = typer.Option(False, "--allow-remote",
                                       help="Permit a --host that is not loopback; every request then needs the "
-                                           "token printed in the URL (traffic is not encrypted)."),
+                                           "token of --key-file, printed in the URL (traffic is not encrypted)."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="--allow-remote: the token's key file (mode "
+                                            "0600, created if missing; default ~/.config/robolearn/view.key)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line when stopped."),
 ):
     """Look at a store or a run in the browser: episode table, cameras and streams on one cursor, training
     curves and rollout videos. Serves until Ctrl-C/SIGTERM; everything is served locally (no network)."""
     from robolearn.view import serve
 
-    summary = serve(path, host, port, allow_remote=allow_remote, announce=lambda line: typer.echo(line, err=True))
+    summary = serve(path, host, port, allow_remote=allow_remote, key_file=key_file,
+                    announce=lambda line: typer.echo(line, err=True))
     _emit(summary, as_json)
 
 

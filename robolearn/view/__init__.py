@@ -32,8 +32,12 @@ Why these parts (the `view` extra):
   (no frame data), so a 1000-episode store renders in well under a second (benchmarks/view.py).
 
 Security: binds loopback by default and answers only requests whose Host is a loopback name (no DNS
-rebinding); another address needs ``--allow-remote`` and then every request carries the token printed
-at start (a cookie after the first visit). Traffic is not encrypted.
+rebinding); another address needs ``--allow-remote`` and then every request carries the token held in a key
+file of mode 0600 (``--key-file``, default ``~/.config/robolearn/view.key``, created if missing: the policy
+server's rule), printed once in the URL (a cookie after the first visit). Traffic is not encrypted.
+
+Live sessions (`robolearn.view.live`): `record`/`teleop`/`deploy --view` serve the same app with a ``/live``
+page fed by the running loop, whose buttons are the loop's episode keys.
 """
 
 from robolearn.view.app import make_app

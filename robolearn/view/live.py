@@ -30,15 +30,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robolearn.errors import InvalidValueError
 
-__all__ = ["EPISODE_KEYS", "LATENESS_EDGES_MS", "LiveSession", "LiveView", "LiveViewConfig",
-           "default_view_key_file", "start_live_view"]
+__all__ = ["EPISODE_KEYS", "LATENESS_EDGES_MS", "LiveSession", "LiveView", "LiveViewConfig", "start_live_view"]
 
 EPISODE_KEYS = ("save", "discard", "rerecord", "quit")
 """What the buttons send back to the loop (the teleop keys of `robolearn.record.teleop`)."""
@@ -46,12 +44,6 @@ BUTTONS = {"save": "save", "discard": "discard", "rerecord": "re-record", "quit"
 LATENESS_EDGES_MS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, math.inf)
 """Bins of the lateness histogram: how long after its deadline each tick fired."""
 _JPEG_QUALITY = 85
-
-
-def default_view_key_file() -> Path:
-    """``$XDG_CONFIG_HOME/robolearn/view.key`` (``~/.config/...`` when unset)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "robolearn" / "view.key"
 
 
 @dataclass(frozen=True)
@@ -65,7 +57,7 @@ class LiveViewConfig:
     allow_remote: bool = False
     """Permit a host that is not loopback; every request then needs the token of `key_file`."""
     key_file: str | None = None
-    """The token's key file (mode 0600, created if missing); None: `default_view_key_file()`."""
+    """The token's key file (mode 0600, created if missing); None: `robolearn.view.server.default_key_file()`."""
 
     @classmethod
     def from_flags(cls, view: bool, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False,
@@ -82,17 +74,9 @@ class LiveViewConfig:
     def check(self) -> tuple[str, str | None]:
         """(address to bind, token or None) -- checked before the loop opens anything: a host that is not
         loopback without `allow_remote` is refused; a remote one reads (or creates) the key file."""
-        import ipaddress
+        from robolearn.view.server import bind_and_token
 
-        from robolearn.runtime import wire
-        from robolearn.view.server import check_view_host
-
-        bind = check_view_host(self.host, self.allow_remote)
-        if ipaddress.ip_address(bind).is_loopback:
-            return bind, None
-        key, _ = wire.load_key(Path(self.key_file).expanduser() if self.key_file else default_view_key_file(),
-                               what="view token")
-        return bind, key.hex()
+        return bind_and_token(self.host, self.allow_remote, self.key_file)
 
 
 def start_live_view(live: LiveSession, cfg: LiveViewConfig, store: str | None = None,

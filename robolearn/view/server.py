@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
+import os
 import threading
 import time
 from pathlib import Path
@@ -24,7 +24,26 @@ DEFAULT_PORT = 8765
 def check_view_host(host: str, allow_remote: bool) -> str:
     """The address to bind: loopback (127.0.0.1, ::1, localhost) unless `allow_remote`; UserError otherwise."""
     return check_bind_host(host, allow_remote, "robolearn view",
-                           "then every request needs the printed token; traffic is not encrypted")
+                           "then every request needs the token of its key file; traffic is not encrypted")
+
+
+def default_key_file() -> Path:
+    """``$XDG_CONFIG_HOME/robolearn/view.key`` (``~/.config/...`` when unset): the view's token for remote use."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "robolearn" / "view.key"
+
+
+def bind_and_token(host: str, allow_remote: bool, key_file: str | os.PathLike | None = None) -> tuple[str, str | None]:
+    """(address to bind, token or None): the policy server's rule (`robolearn serve`). Loopback needs no token;
+    another address needs `allow_remote`, and then every request carries the token held in `key_file` (default
+    `default_key_file()`): mode 0600, owned by this user, created if missing, never overwritten."""
+    from robolearn.runtime import wire
+
+    bind = check_view_host(host, allow_remote)
+    if ipaddress.ip_address(bind).is_loopback:
+        return bind, None
+    key, _ = wire.load_key(Path(key_file).expanduser() if key_file else default_key_file(), what="view token")
+    return bind, key.hex()
 
 
 def resolve_target(path: str, storage_options: dict | None = None) -> tuple[str | None, Path | None]:
@@ -106,15 +125,16 @@ class ViewServer:
 
 
 def serve(path: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, allow_remote: bool = False,
-          storage_options: dict | None = None, announce: Callable[[str], None] = print) -> dict:
+          key_file: str | os.PathLike | None = None, storage_options: dict | None = None,
+          announce: Callable[[str], None] = print) -> dict:
     """`robolearn view PATH`: serve the store or run at PATH until Ctrl-C/SIGTERM. The address is checked
-    before anything is opened; a non-loopback address gets a fresh token, printed in the URL."""
+    before anything is opened; a non-loopback address needs the token of `key_file` (`bind_and_token`),
+    printed once in the URL."""
     from robolearn.view.app import make_app
 
-    bind = check_view_host(host, allow_remote)
+    bind, token = bind_and_token(host, allow_remote, key_file)
     store, run = resolve_target(path, storage_options)
-    remote = not ipaddress.ip_address(bind).is_loopback
-    token = secrets.token_urlsafe(24) if remote else None
+    remote = token is not None
     server = ViewServer(make_app(store, run, storage_options, token=token), bind, port).start()
     bound = server.port
     announce(f"robolearn view: {store or run} on {server.url}/" + (f"?token={token}" if token else "") +

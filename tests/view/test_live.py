@@ -88,6 +88,9 @@ def test_remote_binding_needs_allow_remote_and_a_private_key_file(tmp_path):
     bind, token = LiveViewConfig(host="0.0.0.0", allow_remote=True, key_file=str(made)).check()
     assert oct(made.stat().st_mode & 0o777) == "0o600" and token == made.read_text().strip()
     assert LiveViewConfig().check() == ("127.0.0.1", None)
+    from robolearn.view.server import bind_and_token  # `robolearn view --allow-remote` follows the same rule
+
+    assert bind_and_token("0.0.0.0", True, str(key)) == ("0.0.0.0", "ab" * 32)
     with pytest.raises(UserError, match="--allow-remote, --view-key-file configure the live view: add --view"):
         LiveViewConfig.from_flags(False, allow_remote=True, key_file="k")
     assert LiveViewConfig.from_flags(False) is None
