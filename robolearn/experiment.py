@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robolearn.config import ConfigError, from_dict, load_preset, merge, parse_override, set_dotted
+from robolearn.sampling.interventions import DataConfig
 from robolearn.train.config import TrainConfig
 
 
@@ -62,6 +63,9 @@ class ExperimentConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    """Which windows training draws, and how often: ``data.intervention_weight=W`` (windows overlapping a
+    person's takeover W times as often), ``data.select=interventions`` (only those)."""
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

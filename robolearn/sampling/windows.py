@@ -90,6 +90,10 @@ class WindowSampler:
                 self._cache[key] = read_latents(store, key) if is_latent_key(key) else store.read_all(key)
                 budget -= nbytes
 
+    def action_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per window: the first store frame its action steps read and one past the last (before padding)."""
+        return self._anchor, np.minimum(self._anchor + self.T, self._end)
+
     @staticmethod
     def _path(key: str) -> str:
         return key if is_latent_key(key) else f"data/{key}"

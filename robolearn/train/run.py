@@ -12,6 +12,7 @@ from robolearn.experiment import ExperimentConfig
 from robolearn.output import check_output, claim_output
 from robolearn.policies.base import Model
 from robolearn.sampling import WindowSampler, split_episodes
+from robolearn.sampling.interventions import DataConfig, WeightedWindows, intervention_windows
 from robolearn.sampling.tasks import with_task_embeddings
 from robolearn.sampling.windows import usable_episodes
 from robolearn.store import Store, StoreError, ensure_stats
@@ -58,9 +59,12 @@ class RunParts:
                 "parameters": int(sum(p.numel() for p in self.policy.parameters()))}
 
 
-def samplers_for(model: Model, store: Store, val_ratio: float, seed: int, include_aborted: bool = False):
+def samplers_for(model: Model, store: Store, val_ratio: float, seed: int, include_aborted: bool = False,
+                 data: DataConfig | None = None):
     """Train/val window samplers with what `model.data_requirements` asks for (cached latents it accepts,
-    future frames, episode columns, task embeddings); returns (train, val or None, train_eps, val_eps)."""
+    future frames, episode columns, task embeddings), selected and weighted by `data` (the store's interventions:
+    `robolearn.sampling.interventions`; validation is selected, never weighted); returns (train, val or None,
+    train_eps, val_eps)."""
     req = model.data_requirements(cached_latents(store))
     kw = {"future_keys": dict(req.future_keys), "episode_columns": tuple(req.episode_columns),
           "include_aborted": include_aborted}
@@ -73,6 +77,10 @@ def samplers_for(model: Model, store: Store, val_ratio: float, seed: int, includ
     train_s = WindowSampler(store, obs_keys, To, T, episodes=train_eps, **kw)
     val_s = (WindowSampler(store, obs_keys, To, T, episodes=val_eps, cache_bytes=1 << 30, **kw)
              if len(val_eps) else None)
+    if data is not None and data.active:
+        train_s = WeightedWindows.for_config(train_s, data)
+        if val_s is not None and data.select != "all":
+            val_s = WeightedWindows.for_config(val_s, data, weight=False) if intervention_windows(val_s).any() else None
     train_s, val_s = with_task_embeddings(model, store, train_s, val_s)
     return train_s, val_s, train_eps, val_eps
 
@@ -89,7 +97,7 @@ def build_run(cfg: ExperimentConfig, store_path: str) -> RunParts:
     torch.manual_seed(cfg.train.seed)  # weight init is part of the run's determinism
     policy = make_policy(cfg.policy, features, stats, **cfg.model)
     train_s, val_s, train_eps, val_eps = samplers_for(policy, store, cfg.train.val_ratio, cfg.train.seed,
-                                                      cfg.train.include_aborted)
+                                                      cfg.train.include_aborted, cfg.data)
     env_id = store.info.get("env_id", cfg.task.env)
     extra = {"env_id": env_id, "env_kwargs": store.info.get("env_kwargs", cfg.task.env_kwargs),
              "store": str(store_path), "experiment": asdict(cfg)}
