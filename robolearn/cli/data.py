@@ -168,6 +168,26 @@ def filter_(store: str = typer.Argument(..., help="Source store."),
                           _episode_list(episodes) if episodes else None, action_free, overwrite=overwrite), as_json)
 
 
+@app.command()
+@friendly
+def migrate(src: str = typer.Argument(..., help="Store to rewrite into the sharded layout."),
+            out: Optional[str] = typer.Option(None, "--out", help="New store to create (the source is left as it is)."),
+            in_place: bool = typer.Option(False, "--in-place",
+                                          help="Rewrite SRC itself: shards are written beside the old files, "
+                                               "checked, then each array's metadata is switched in one atomic write."),
+            shard_frames: Optional[int] = typer.Option(None, "--shard-frames", min=1,
+                                                       help="Frames per shard (default: from the frame size, ~32 MB)."),
+            overwrite: bool = typer.Option(False, "--overwrite",
+                                           help="Replace a robolearn store at OUT (only its own files are deleted)."),
+            as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
+    """Rewrite a store's image arrays into shards (many frames per file), verified bit for bit.
+
+    Give exactly one of --out DST (a new store; SRC is not touched) or --in-place."""
+    from robolearn.store.migrate import migrate as run_migrate
+
+    _summary(run_migrate(src, out, in_place=in_place, overwrite=overwrite, shard_frames=shard_frames), as_json)
+
+
 def _episode_list(spec: str) -> list[int]:
     """'0:20,25,30:40' -> [0..19, 25, 30..39]; a malformed part is a BadParameter naming it."""
     out: list[int] = []

@@ -1,11 +1,18 @@
 """torch loading: a Dataset whose items are whole batches (one vectorised gather per batch), so
-DataLoader workers and the in-process path share the same code."""
+DataLoader workers and the in-process path share the same code.
+
+When a sampler reads frames from the store (they do not fit its in-memory cache), each process gathers
+the next batch it will be asked for in a background thread while the current one is consumed (the
+frames' reads and decodes run in the store's decoding threads, `robolearn.store.frames`)."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from robolearn.errors import InvalidValueError
 from robolearn.sampling.windows import WindowSampler
@@ -24,12 +31,18 @@ class BatchDataset(Dataset):
     """
 
     def __init__(self, sampler: WindowSampler, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = True, rank: int = 0, world_size: int = 1):
+                 drop_last: bool = True, rank: int = 0, world_size: int = 1, prefetch: bool | None = None):
+        """`prefetch`: gather the next batch in the background (default: when the sampler reads frames
+        from the store, `WindowSampler.reads_store`)."""
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.sampler, self.batch_size, self.shuffle, self.seed = sampler, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.drop_last = drop_last and len(sampler) >= batch_size
+        self.prefetch = sampler.reads_store if prefetch is None else bool(prefetch)
+        self._pending: dict[int, Future] = {}
+        self._pid = os.getpid()
+        self._executor: ThreadPoolExecutor | None = None
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -43,12 +56,25 @@ class BatchDataset(Dataset):
                 raise InvalidValueError(f"{n} training windows make {len(self.batches)} batches of {self.batch_size}: "
                                  f"too few for {self.world_size} workers (lower train.batch_size or --workers)")
             self.batches = self.batches[self.rank:usable:self.world_size]
+        self._pending = {}
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return to_torch(self.sampler.get_batch(self.batches[i]))
+        if not self.prefetch:
+            return to_torch(self.sampler.get_batch(self.batches[i]))
+        if self._pid != os.getpid():  # a DataLoader worker: the parent's thread and futures are not ours
+            self._pid, self._pending, self._executor = os.getpid(), {}, None
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="robolearn-prefetch")
+        fut = self._pending.pop(i, None)
+        batch = fut.result() if fut is not None else self.sampler.get_batch(self.batches[i])
+        info = get_worker_info()
+        nxt = i + (info.num_workers if info is not None else 1)  # workers take batches in turn
+        if nxt < len(self.batches) and nxt not in self._pending:
+            self._pending[nxt] = self._executor.submit(self.sampler.get_batch, self.batches[nxt])
+        return to_torch(batch)
 
 
 def make_loader(sampler: WindowSampler, batch_size: int, shuffle: bool = True, seed: int = 0,

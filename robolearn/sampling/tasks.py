@@ -22,6 +22,10 @@ class TaskEmbeddingSampler:
     def __len__(self) -> int:
         return len(self.sampler)
 
+    @property
+    def reads_store(self) -> bool:
+        return self.sampler.reads_store
+
     def get_batch(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         batch = self.sampler.get_batch(windows)
         batch[TASK_EMBEDDING_KEY] = self.table[batch["episode_index"]]

@@ -90,6 +90,11 @@ class WindowSampler:
                 self._cache[key] = read_latents(store, key) if is_latent_key(key) else store.read_all(key)
                 budget -= nbytes
 
+    @property
+    def reads_store(self) -> bool:
+        """Whether batches read frames from the store (some key did not fit the in-memory cache)."""
+        return any(k not in self._cache for k in dict.fromkeys([self.action_key, *self.obs_keys, *self.future_keys]))
+
     def action_frames(self) -> tuple[np.ndarray, np.ndarray]:
         """Per window: the first store frame its action steps read and one past the last (before padding)."""
         return self._anchor, np.minimum(self._anchor + self.T, self._end)
@@ -106,11 +111,7 @@ class WindowSampler:
             return self._cache[key][idx]
         flat = idx.reshape(-1)
         uniq, inverse = np.unique(flat, return_inverse=True)
-        try:
-            got = np.asarray(self.store.root[self._path(key)].get_orthogonal_selection((uniq,)))
-        except Exception as e:
-            ep = int(np.searchsorted(self.store.episode_ends, uniq[0], side="right"))
-            raise StoreError(f"corrupt data near episode {ep}, key {key!r}: {e}") from e
+        got = self.store.read_frames(key, uniq)  # images: ranged reads, decoded in threads (store.frames)
         return got[inverse].reshape(*idx.shape, *got.shape[1:])
 
     def get_batch(self, windows: np.ndarray) -> dict[str, np.ndarray]:

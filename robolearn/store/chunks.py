@@ -20,6 +20,7 @@ from zarr.core.sync import sync as zsync
 
 from robolearn.store.codecs import JpegCodec
 from robolearn.store.layout import ROOT_ATTR, Feature, episode_columns
+from robolearn.store.shards import is_sharded
 
 _ROWS_PER_CHUNK_BYTES = 1 << 20  # low-dim chunks of ~1 MiB along time
 
@@ -39,7 +40,13 @@ def store_key(arr: zarr.Array, coords: tuple[int, ...]) -> str:
 
 
 def frame_chunked(arr: zarr.Array) -> bool:
-    """Whether `arr` is stored one whole frame per chunk (images): chunk i holds frame i."""
+    """Whether `arr` is stored one whole frame per chunk file (images of the older layout, and stage/):
+    chunk i holds frame i. A sharded array is not (`shards`: many frames per file)."""
+    return not is_sharded(arr) and arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
+
+
+def frame_inner(arr: zarr.Array) -> bool:
+    """Whether every frame of `arr` is one chunk, in its own file or as an inner chunk of a shard."""
     return arr.chunks[0] == 1 and tuple(arr.chunks[1:]) == tuple(arr.shape[1:])
 
 

@@ -1,7 +1,8 @@
 """Cached image latents beside a store's frames: ``latents/<camera>``, one row per frame of data/.
 
 ```
-<store>/latents/<camera>   float16|float32 (n_frames, C, h, w): the scaled latent of data/images/<camera>
+<store>/latents/<camera>   float16|float32 (n_frames, C, h, w): the scaled latent of data/images/<camera>;
+                           sharded (`store.shards`): one frame per inner chunk, many frames per file
                            attrs["robolearn_latents"] = {"frames", "camera", "autoencoder", "fingerprint", "scale"}
 ```
 
@@ -21,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -30,8 +32,10 @@ from zarr.codecs import ZstdCodec
 from robolearn.output import OutputError, inspect_output
 from robolearn.store.layout import Feature, StoreError
 from robolearn.store.reader import Store
+from robolearn.store.shards import frame_array_kwargs, shard_rows
 
 LATENT_PREFIX = "latents/"
+_CHUNK_FILE = re.compile(r"^c(\.\d+)+$")  # a shard file (chunk keys with the "." separator)
 LATENT_ATTR = "robolearn_latents"
 OWN_ATTR = "robolearn_latents_cache"
 """Written when a latent array is created: the array is robolearn's to replace, committed or not."""
@@ -98,20 +102,28 @@ def write_latents(path, camera: str, batches: Iterable[np.ndarray], shape: tuple
         n = w.n_frames
         if f"images/{camera}" not in w.features:
             raise StoreError(f"store {path} has no key 'images/{camera}' (it has {', '.join(sorted(w.features))})")
-        chunk_rows = max(1, (1 << 20) // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))
+        shape = tuple(int(x) for x in shape)
+        feat = Feature(shape, dtype)
         name = f"latents/{camera}"
         if _own_slot(w.root, str(path), camera):  # an earlier cache of this camera, robolearn's: replaced
             del w.root[name]
-        arr = w.root.create_array(name, shape=(n, *shape), chunks=(chunk_rows, *shape), dtype=dtype,
-                                  fill_value=0, compressors=ZstdCodec(level=3), attributes={OWN_ATTR: True})
-        row = 0
-        for block in batches:
-            block = np.asarray(block, dtype=dtype)
-            if tuple(block.shape[1:]) != tuple(shape) or row + len(block) > n:
-                raise StoreError(f"latents/{camera}: block of shape {list(block.shape)} does not fit "
-                                 f"({n} frames of {list(shape)}, {row} written)")
-            arr[row: row + len(block)] = block
-            row += len(block)
+        arr = w.root.create_array(name, shape=(n, *shape), dtype=dtype, fill_value=0, attributes={OWN_ATTR: True},
+                                  **frame_array_kwargs(feat, {"compressors": ZstdCodec(level=3)}, True))
+        rows = shard_rows(arr)
+        row, pending = 0, []  # whole shards at a time: zarr rewrites a shard on any partial write
+        for block in [*batches, None]:
+            if block is not None:
+                block = np.asarray(block, dtype=dtype)
+                if tuple(block.shape[1:]) != shape or row + sum(map(len, pending)) + len(block) > n:
+                    raise StoreError(f"latents/{camera}: block of shape {list(block.shape)} does not fit "
+                                     f"({n} frames of {list(shape)}, {row + sum(map(len, pending))} written)")
+                pending.append(block)
+            held = sum(map(len, pending))
+            if held and (held >= rows or block is None):
+                data = np.concatenate(pending)
+                upto = len(data) if block is None else len(data) // rows * rows
+                arr[row: row + upto] = data[:upto]
+                row, pending = row + upto, [data[upto:]] if upto < len(data) else []
         if row != n:
             raise StoreError(f"latents/{camera}: {row} rows written, the store has {n} committed frames")
         w._sync()
@@ -137,7 +149,7 @@ def _own_slot(root, path: str, camera: str) -> bool:
         return False
     node = root.get(name) if found.what == "zarr" else None
     if isinstance(node, zarr.Array) and {LATENT_ATTR, OWN_ATTR} & set(node.attrs):
-        extra = [e for e in found.entries if e not in ("zarr.json", "c/")]
+        extra = [e for e in found.entries if e not in ("zarr.json", "c/") and not _CHUNK_FILE.match(e)]
         if not extra:
             return True
         why = f"it holds {', '.join(extra)} beside the array's own files"

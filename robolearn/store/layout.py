@@ -1,10 +1,12 @@
-"""The on-disk layout of a robolearn demonstration store (zarr v3), schema version 2.
+"""The on-disk layout of a robolearn demonstration store (zarr v3), schema version 3.
 
 ```
 <store>/
   zarr.json                 root attrs: {"robolearn_store": {"version", "fps", "features", "tasks", "sources",
-                            "status_names", ...}}
-  data/<key>                time-major arrays, one row per frame, for every feature key
+                            "status_names", "frame_layout", ...}}
+  data/<key>                time-major arrays, one row per frame, for every feature key; image keys
+                            sharded (frame_layout "sharded": many frames per file, see `store.shards`)
+  stage/<key>               image frames waiting for their shard, one file per frame (sharded image keys)
   timestamps/<key>          float64 capture times, one per frame, for every feature key
   meta/episodes/<column>    the per-episode table (EPISODE_COLUMNS: length, task_index, success, status, ...)
   meta/episode_ends         int64 cumulative frame counts: the commit marker, written last
@@ -66,7 +68,9 @@ from robolearn.errors import UserError
 from robolearn import spaces
 from robolearn.spaces import ACTION, ACTION_COMMANDED, INTERVENTION, TIMING
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+FRAME_LAYOUTS = ("sharded", "files")
+"""How image arrays are stored: many frames per shard file, or (schema <= 2) one file per frame."""
 ROOT_ATTR = "robolearn_store"
 LOCK_NAME = ".robolearn.lock"
 

@@ -22,7 +22,8 @@ import numpy as np
 from robolearn.errors import InvalidValueError
 from robolearn.output import check_output
 from robolearn.store.backend import is_url
-from robolearn.store.chunks import frame_chunked
+from robolearn.store.chunks import frame_inner
+from robolearn.store.frames import inner_codecs
 from robolearn.store.layout import ACTION_KEY, EpisodeMeta, StoreError
 from robolearn.store.reader import Store
 from robolearn.store.writer import StoreWriter
@@ -59,22 +60,24 @@ def _meta(src: Store, e: int, action_free: bool = False) -> EpisodeMeta:
 _BLOCK = 256  # frames per block: a long episode is copied without holding it in memory
 
 
-def _same_encoding(a, b) -> bool:
-    """Whether two arrays store a frame as the same chunk bytes."""
-    da, db = a.metadata.to_dict(), b.metadata.to_dict()
-    for d in (da, db):
-        for k in ("shape", "attributes", "dimension_names", "storage_transformers"):
-            d.pop(k, None)
-    return da == db
+def frame_encoding(arr) -> tuple | None:
+    """How `arr` encodes one frame (dtype, frame shape, fill value, the frame chunk's codecs), whether it
+    is sharded or one file per frame; None if a frame is not one chunk."""
+    if not frame_inner(arr):
+        return None
+    meta = arr.metadata.to_dict()
+    return (str(meta["data_type"]), tuple(arr.shape[1:]), str(meta["fill_value"]),
+            tuple(repr(c.to_dict()) for c in inner_codecs(arr)))
 
 
 def raw_copy_keys(src: Store, w: StoreWriter) -> list[str]:
-    """Keys of `src` whose chunks `w` takes as they are: frame-chunked in both, encoded the same way."""
+    """Keys of `src` whose frames `w` takes as their stored bytes: one frame per chunk in both (in a
+    shard or a file of its own), encoded the same way."""
     keys = []
     for k in w.features:
         if k in src.features:
-            a, b = src.root[f"data/{k}"], w._array(f"data/{k}")
-            if frame_chunked(a) and frame_chunked(b) and _same_encoding(a, b):
+            a, b = frame_encoding(src.root[f"data/{k}"]), frame_encoding(w._array(f"data/{k}"))
+            if a is not None and a == b and src.frame_reader(k) is not None:
                 keys.append(k)
     return keys
 

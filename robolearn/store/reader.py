@@ -11,7 +11,8 @@ import numpy as np
 import zarr
 
 from robolearn.store.backend import is_url, open_root
-from robolearn.store.chunks import committed_extent, frame_chunk_keys, get_raw
+from robolearn.store.chunks import committed_extent, frame_inner
+from robolearn.store.frames import FrameReader, frame_decoder
 from robolearn.store.layout import (
     EPISODE_COLUMNS,
     EPISODE_EXTRA,
@@ -21,6 +22,7 @@ from robolearn.store.layout import (
     StoreError,
     episode_columns,
 )
+from robolearn.store.shards import is_sharded, stage_path
 
 __all__ = ["Store", "committed_extent", "open_store"]
 
@@ -47,6 +49,9 @@ class Store:
         self.episode_ends = (np.asarray(root["meta/episode_ends"][: self.n_episodes], dtype=np.int64)
                              if self.n_episodes else np.zeros(0, np.int64))  # a store cut off while created has none
         self.episode_starts = np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
+        self._frame_readers: dict[str, FrameReader | None] = {}
+        self._storage_options: dict | None = None
+        self._pid = os.getpid()
 
     @classmethod
     def open(cls, path: str | os.PathLike, storage_options: dict | None = None) -> "Store":
@@ -56,7 +61,9 @@ class Store:
             root = open_root(path, "r", storage_options)
         except Exception as e:  # zarr raises several types for "not a group"
             raise StoreError(f"cannot open {path} as a robolearn store: {e}") from e
-        return cls(root, str(path))
+        store = cls(root, str(path))
+        store._storage_options = storage_options
+        return store
 
     # -- metadata -------------------------------------------------------------------------------
     @property
@@ -106,26 +113,59 @@ class Store:
         if not 0 <= episode < self.n_episodes:
             raise StoreError(f"episode {episode} does not exist: {self.path} has {self.n_episodes} episodes")
 
-    def read(self, key: str, start: int, stop: int, episode: int | None = None) -> np.ndarray:
-        """Frames [start, stop) of data/<key>; a corrupt chunk raises StoreError naming episode and key."""
+    def frame_reader(self, key: str) -> FrameReader | None:
+        """The fast reader (`store.frames`) of a key stored one frame per chunk (images, cached latents
+        ``latents/<camera>``), sharded or not; None for other keys (read those through zarr)."""
+        if self._pid != os.getpid():  # a forked DataLoader worker: the parent's connections are not ours
+            self._pid, self._frame_readers = os.getpid(), {}
+            if is_url(self.path):
+                self.root = open_root(self.path, "r", self._storage_options)
+        if key not in self._frame_readers:
+            arr = self.root[key if key.startswith("latents/") else f"data/{key}"]
+            reader = None
+            if arr.ndim >= 2 and frame_inner(arr) and (frame_decoder(arr) is not None or is_sharded(arr)):
+                stage = self.root[stage_path(key)] if is_sharded(arr) and stage_path(key) in self.root else None
+                reader = FrameReader(arr, stage)
+            self._frame_readers[key] = reader
+        return self._frame_readers[key]
+
+    def _known(self, key: str) -> None:
         if key not in self.features:
             raise StoreError(f"unknown key {key!r}: {self.path} has {', '.join(sorted(self.features))}")
+
+    def read(self, key: str, start: int, stop: int, episode: int | None = None) -> np.ndarray:
+        """Frames [start, stop) of data/<key>; a corrupt chunk raises StoreError naming episode and key."""
+        self._known(key)
         try:
+            reader = self.frame_reader(key)
+            if reader is not None:
+                return reader.read(np.arange(start, stop))
             return np.asarray(self.root[f"data/{key}"][start:stop])
         except Exception as e:
             ep = episode if episode is not None else int(np.searchsorted(self.episode_ends, start, side="right"))
             raise StoreError(f"corrupt data in episode {ep}, key {key!r} (frames {start}..{stop}): {e}") from e
 
+    def read_frames(self, key: str, frames: np.ndarray) -> np.ndarray:
+        """Frames at the given indices of data/<key> (or ``latents/<camera>``), any order: the sampler's read."""
+        frames = np.asarray(frames, dtype=np.int64)
+        try:
+            reader = self.frame_reader(key)
+            if reader is not None:
+                return reader.read(frames)
+            return np.asarray(self.root[key if key.startswith("latents/") else f"data/{key}"]
+                              .get_orthogonal_selection((frames,)))
+        except Exception as e:
+            ep = int(np.searchsorted(self.episode_ends, frames.min(), side="right")) if len(frames) else 0
+            raise StoreError(f"corrupt data near episode {ep}, key {key!r}: {e}") from e
+
     def chunk_bytes(self, key: str, start: int, stop: int) -> list[bytes | None]:
         """The stored (encoded) chunks of frames [start, stop) of a key kept one frame per chunk (images),
-        as they are on disk: no decoding. None for a chunk never written (all fill value)."""
-        if key not in self.features:
-            raise StoreError(f"unknown key {key!r}: {self.path} has {', '.join(sorted(self.features))}")
-        arr = self.root[f"data/{key}"]
-        keys = frame_chunk_keys(arr, start, stop)
-        if keys is None:
+        as they are on disk (a file, or a shard's byte range): no decoding. None for a chunk never written."""
+        self._known(key)
+        reader = self.frame_reader(key)
+        if reader is None:
             raise StoreError(f"key {key!r} of {self.path} is not stored one frame per chunk")
-        return get_raw(arr, keys)
+        return reader.raw(np.arange(start, stop))
 
     def read_all(self, key: str) -> np.ndarray:
         return self.read(key, 0, self.n_frames)

@@ -2,6 +2,8 @@
 
 A store whose creation was cut off (its root attrs written, some arrays not yet) gets the missing arrays
 first (`create.ensure_arrays`), so every kill -9 leaves nothing, or a store that repair makes whole.
+Committed frames of a sharded image array still staged (a writer killed before it packed them) are
+packed into their shards (`shards.pack_staged`); staged frames past the committed ones are deleted.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import re
 from pathlib import Path
 
 import zarr
+from zarr.core.sync import sync as zsync
 
 from robolearn.output import claim_output
 from robolearn.store.backend import is_url
 from robolearn.store.chunks import committed_extent, set_rows
 from robolearn.store.create import ensure_arrays
 from robolearn.store.layout import ROOT_ATTR, Feature, StoreError, episode_columns
+from robolearn.store.shards import is_sharded, pack_staged, stage_path
 
 _TEMP_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")  # zarr's LocalStore writes <name>.<uuid hex>.partial, then renames
 
@@ -23,12 +27,18 @@ _TEMP_FILE = re.compile(r"\.[0-9a-f]{32}\.partial$")  # zarr's LocalStore writes
 def repair_root(root: zarr.Group, path) -> dict:
     n_eps, n_frames = committed_extent(root)
     cut_frames = 0
-    for group in ("data", "timestamps"):
+    packed = 0
+    for group in ("data", "timestamps", "stage"):
         for key in root.attrs[ROOT_ATTR]["features"]:
+            if group == "stage" and not _has_stage(root, key):
+                continue
             arr = root[f"{group}/{key}"]
             if arr.shape[0] != n_frames:
-                cut_frames = max(cut_frames, arr.shape[0] - n_frames)
+                if group != "stage":
+                    cut_frames = max(cut_frames, arr.shape[0] - n_frames)
                 set_rows(arr, n_frames)  # deletes the chunks past the committed frames
+            if group == "stage":
+                packed += zsync(pack_staged(root[f"data/{key}"], arr, n_frames))
     cut_eps = 0
     version = root.attrs[ROOT_ATTR].get("version", 1)
     for name in [f"meta/episodes/{c}" for c in episode_columns(version)] + ["meta/episode_ends"]:
@@ -43,7 +53,14 @@ def repair_root(root: zarr.Group, path) -> dict:
                 tmp.unlink(missing_ok=True)
                 removed += 1
     return {"episodes": n_eps, "frames": n_frames, "cut_frames": int(cut_frames), "cut_episodes": int(cut_eps),
-            "removed_partial_files": removed}
+            "removed_partial_files": removed, "packed_frames": int(packed)}
+
+
+def _has_stage(root: zarr.Group, key: str) -> bool:
+    try:
+        return is_sharded(root[f"data/{key}"]) and isinstance(root[stage_path(key)], zarr.Array)
+    except KeyError:
+        return False
 
 
 def repair(path, storage_options: dict | None = None) -> dict:

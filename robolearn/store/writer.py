@@ -17,6 +17,11 @@ Commit order (what makes a kill -9 lose at most the episode in progress):
 Aborting a stream (a discarded or re-recorded episode) cuts every array back to the committed frames
 and deletes the chunks past them; a kill before that leaves a tail that `repair` (and the next writer,
 which repairs on open) cuts back the same way.
+
+Sharded image arrays (`store.shards`): the frames of the episode in progress are written one file each
+into ``stage/<key>``; after the commit marker, every shard whose frames are all committed is packed
+(written once, whole), and when the writer closes, the last, partly filled shard too. A kill while
+packing loses nothing: the staged copies go only once their shard is on disk.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from robolearn.store.layout import (
     status_code,
 )
 from robolearn.store.lock import StoreLock
+from robolearn.store.shards import is_sharded, pack_shard, shard_rows, stage_path
 
 def validate_episode(features: dict[str, Feature], frames: dict[str, np.ndarray],
                      allow_empty: bool = False, first_frame: int = 0) -> dict[str, np.ndarray]:
@@ -111,8 +117,9 @@ class _Pending:
     """One array of a stream: rows are written as soon as they complete a chunk (every frame for images),
     the rest at commit. Frame-chunked arrays are grown ahead of the frames and trimmed at commit."""
 
-    def __init__(self, arr: zarr.Array, pos: int):
-        self.arr, self.pos, self.chunk = arr, pos, int(arr.chunks[0])
+    def __init__(self, arr: zarr.Array, pos: int, mirror: zarr.Array | None = None):
+        # `mirror`: a sharded data/<key> whose frames are staged in `arr`; its shape follows arr's.
+        self.arr, self.pos, self.chunk, self.mirror = arr, pos, int(arr.chunks[0]), mirror
         self.ahead = _GROW_AHEAD if frame_chunked(arr) else 0
         self.jpeg = jpeg_quality(arr)
         self.parts: list[np.ndarray] = []
@@ -140,6 +147,8 @@ class _Pending:
     async def grow(self, stop: int) -> None:
         if self.arr.shape[0] < stop:
             await set_rows_async(self.arr, stop + self.ahead)
+            if self.mirror is not None:  # only its shape: its shards are packed after the commit
+                await set_rows_async(self.mirror, stop + self.ahead, written=0)
 
     async def write(self, start: int, data, encoded: bool = False) -> None:
         """Write rows [start, start + len(data)): `data` holds the rows, or with `encoded` (frame-chunked
@@ -152,8 +161,14 @@ class _Pending:
 
     async def trim(self) -> None:
         """Cut the grown-ahead rows: nothing was written past `pos`, so only the shape changes."""
-        if self.arr.shape[0] != self.pos:
-            await set_rows_async(self.arr, self.pos, written=self.pos)
+        await self.cut(self.pos)
+
+    async def cut(self, n: int) -> None:
+        """Cut to n rows, deleting what this stream wrote past n (nothing exists past `pos`)."""
+        if self.arr.shape[0] != n:
+            await set_rows_async(self.arr, n, written=self.pos)
+        if self.mirror is not None and self.mirror.shape[0] != n:
+            await set_rows_async(self.mirror, n, written=min(n, self.mirror.shape[0]))
 
 
 class EpisodeStream:
@@ -177,7 +192,7 @@ class EpisodeStream:
         self._last_sync = time.monotonic()
         self._open = True
         self._broken = False
-        self._data = {k: _Pending(writer._array(f"data/{k}"), self.start) for k in writer.features}
+        self._data = {k: writer._pending_data(k, self.start) for k in writer.features}
         self._stamps = {k: _Pending(writer._array(f"timestamps/{k}"), self.start) for k in writer.features}
 
     @property
@@ -288,6 +303,7 @@ class EpisodeStream:
             raise
         self._open = False
         self.writer._stream = None
+        self.writer._pack(final=False)  # after the marker: the episode is committed whatever happens here
         return idx
 
     def abort(self) -> None:
@@ -301,7 +317,7 @@ class EpisodeStream:
         for pend in pends:
             pend.parts, pend.rows = [], 0
         # Chunks exist only below each array's write position: nothing past it needs deleting.
-        zsync(gather(set_rows_async(p.arr, w.n_frames, written=p.pos) for p in pends if p.arr.shape[0] != w.n_frames))
+        zsync(gather(p.cut(w.n_frames) for p in pends))
 
     def __enter__(self) -> "EpisodeStream":
         return self
@@ -341,15 +357,19 @@ class StoreWriter:
 
     def __init__(self, path: str | Path, features: dict[str, Feature] | None = None, fps: float | None = None,
                  attrs: dict | None = None, storage_options: dict | None = None, *, resume: bool | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, frame_layout: str = "sharded", shard_frames: int | None = None):
         """Open the store at `path` for appending, or create it.
 
         What may be at `path` is the output guard's rule (`robolearn.output.claim_output`, kind "store"):
         nothing, an empty folder, or, with `resume`, a robolearn store to append to (`resume` defaults to
         true when no `features` are given: the store must exist then), or, with `overwrite`, a robolearn
         store to replace (only the store's own entries are deleted). Anything else is refused, and a store
-        whose metadata cannot be read is an error, never taken for "no store"."""
+        whose metadata cannot be read is an error, never taken for "no store".
+        A new store's image arrays are sharded (`shard_frames` frames per shard, default from the frame
+        size; `frame_layout` "files": one file per frame, the layout of schema 2); an existing store keeps
+        the layout it has."""
         self.path = path
+        self._staged_from: dict[str, int] = {}  # sharded key -> first frame not yet in a packed shard
         self._stream: EpisodeStream | None = None
         self._arrays: dict[str, zarr.Array] = {}
         self._lock = None if is_url(path) else StoreLock(Path(path))
@@ -373,10 +393,12 @@ class StoreWriter:
                                      f"nothing was written") from e
                 self._load_existing(features, fps)
             else:
-                self.root = create_root(path, features, float(fps), attrs, storage_options)
+                self.root = create_root(path, features, float(fps), attrs, storage_options, frame_layout,
+                                        shard_frames)
                 self.info = dict(self.root.attrs[ROOT_ATTR])
                 self.features = dict(features)
                 self.n_episodes, self.n_frames = 0, 0
+            self._staged_from = {k: self.n_frames for k in self.features if self._sharded(k)}
         except BaseException:
             self.close()
             if made_dir:  # a creation that failed before writing anything leaves no folder behind
@@ -398,6 +420,7 @@ class StoreWriter:
         # A writer starts from the last committed episode: cut an uncommitted tail back first.
         repair_root(self.root, self.path)
         self.n_episodes, self.n_frames = committed_extent(self.root)
+        self._staged_from = {k: self.n_frames for k in self.features if self._sharded(k)}
         if upgrade_columns(self.root, self.n_episodes):
             self._sync()
             self.info = dict(self.root.attrs[ROOT_ATTR])
@@ -455,6 +478,36 @@ class StoreWriter:
         self._sync()
         return i
 
+    def _sharded(self, key: str) -> bool:
+        return self.features[key].is_image and is_sharded(self._array(f"data/{key}"))
+
+    def _pending_data(self, key: str, start: int) -> _Pending:
+        """Where a stream writes the frames of `key`: data/<key>, or for a sharded key stage/<key>."""
+        data = self._array(f"data/{key}")
+        if self._sharded(key):
+            return _Pending(self._array(stage_path(key)), start, mirror=data)
+        return _Pending(data, start)
+
+    def _pack(self, final: bool) -> None:
+        """Write every shard whose frames are all committed and still staged (`final`: the partly filled
+        last shard too), then delete those staged frames (`shards.pack_shard`)."""
+        jobs = []
+        for key, first in self._staged_from.items():
+            data, stage = self._array(f"data/{key}"), self._array(stage_path(key))
+            S, n = shard_rows(data), self.n_frames
+            stop = n if final else n // S * S
+            if stop <= first:
+                continue
+            jobs.append(self._pack_key(data, stage, first, stop))
+            self._staged_from[key] = stop
+        if jobs:
+            zsync(gather(jobs))
+
+    async def _pack_key(self, data: zarr.Array, stage: zarr.Array, first: int, stop: int) -> None:
+        S = shard_rows(data)
+        for j in range(first // S, -(-stop // S)):
+            await pack_shard(data, stage, j, stop, set(range(max(first, j * S), min(stop, (j + 1) * S))))
+
     def _array(self, name: str) -> zarr.Array:
         """The writer's own handle on an array (its metadata is only changed through these handles)."""
         arr = self._arrays.get(name)
@@ -499,10 +552,13 @@ class StoreWriter:
         self.root["meta/stats"].attrs["stats"] = stats
 
     def close(self) -> None:
-        """Abort an open episode stream (what it streamed is cut back), then release the lock."""
+        """Abort an open episode stream (what it streamed is cut back), pack the committed frames still
+        staged into the last shard, then release the lock."""
         try:
             if getattr(self, "_stream", None) is not None:
                 self._stream.abort()
+            if getattr(self, "root", None) is not None and self._staged_from:
+                self._pack(final=True)
         finally:
             if self._lock is not None:
                 self._lock.release()

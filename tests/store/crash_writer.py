@@ -1,12 +1,14 @@
 """A store writer to be killed: appends deterministic episodes until it is stopped.
 
-    python -m tests.store.crash_writer STORE PROGRESS [--episodes N]
+    python -m tests.store.crash_writer STORE PROGRESS [--episodes N] [--layout sharded|files]
 
 Every frame's values are a formula of (episode, frame) (`crash_episode`), so a checker can tell
 exactly what a committed episode must hold. Episodes are written three ways, by episode index mod 3:
 whole (`add_episode`), streamed in blocks of two frames (`begin_episode`), and streamed after a take
 that is streamed and then aborted (a re-record: its frames are longer or shorter and must vanish). PROGRESS gets one fsync'd line per event:
 `ready` once the store exists, `start E` before episode E is written, `done E` after it committed.
+A sharded store (the default layout) has CRASH_SHARD_FRAMES frames per shard, so commits pack shards
+often and a kill lands in packing too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CRASH_FEATURES = {
     "images/wrist": Feature((16, 16, 3), "uint8", "jpeg", 90),
     "action": Feature((2,), "float32"),
 }
+
+
+CRASH_SHARD_FRAMES = 8
 
 
 def crash_length(e: int) -> int:
@@ -69,8 +74,10 @@ def main(argv=None) -> None:
     p.add_argument("store")
     p.add_argument("progress")
     p.add_argument("--episodes", type=int, default=10**9)
+    p.add_argument("--layout", choices=["sharded", "files"], default="sharded")
     args = p.parse_args(argv)
-    with open(args.progress, "a") as log, StoreWriter(args.store, CRASH_FEATURES, fps=10.0) as w:
+    with open(args.progress, "a") as log, StoreWriter(args.store, CRASH_FEATURES, fps=10.0, frame_layout=args.layout,
+                                                      shard_frames=CRASH_SHARD_FRAMES) as w:
         _log(log, "ready")
         for _ in range(args.episodes):
             e = w.n_episodes

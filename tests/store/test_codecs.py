@@ -23,9 +23,9 @@ def natural_frames(n: int, h: int = 96, w: int = 128, seed: int = 0) -> np.ndarr
     return out
 
 
-def _write(path, codec, frames, quality=90):
+def _write(path, codec, frames, quality=90, layout="sharded"):
     feats = {"images/front": Feature(frames.shape[1:], "uint8", codec, quality), "action": Feature((2,), "float32")}
-    with StoreWriter(path, feats, fps=10) as w:
+    with StoreWriter(path, feats, fps=10, frame_layout=layout) as w:
         w.add_episode({"images/front": frames, "action": np.zeros((len(frames), 2), np.float32)})
     return path
 
@@ -44,7 +44,9 @@ def test_jpeg_roundtrip_error_and_size(tmp_path):
     assert jpeg.root["data/images/front"].nbytes_stored() < 0.5 * zstd.root["data/images/front"].nbytes_stored()
     # quality is stored in the array metadata and in the feature
     meta = json.loads((tmp_path / "j.zarr" / "data" / "images" / "front" / "zarr.json").read_text())
-    assert meta["codecs"] == [{"name": "robolearn.jpeg", "configuration": {"quality": 90}}]
+    [shard] = meta["codecs"]  # sharded: JPEG is the codec of each frame, the inner chunk of a shard
+    assert shard["name"] == "sharding_indexed" and shard["configuration"]["chunk_shape"] == [1, 96, 128, 3]
+    assert shard["configuration"]["codecs"] == [{"name": "robolearn.jpeg", "configuration": {"quality": 90}}]
     assert jpeg.features["images/front"].quality == 90 and jpeg.features["images/front"].codec == "jpeg"
 
 
@@ -96,7 +98,7 @@ def test_jpeg_store_readable_by_a_fresh_process(tmp_path):
 
 
 def test_corrupt_jpeg_chunk_names_episode_and_key(tmp_path):
-    path = _write(tmp_path / "j.zarr", "jpeg", natural_frames(3))
+    path = _write(tmp_path / "j.zarr", "jpeg", natural_frames(3), layout="files")  # one file per frame
     chunk = path / "data" / "images" / "front" / "c" / "1" / "0" / "0" / "0"
     chunk.write_bytes(chunk.read_bytes()[:40])  # truncated
     with pytest.raises(StoreError, match=r"episode 0, key 'images/front'"):

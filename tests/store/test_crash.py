@@ -16,7 +16,7 @@ import pytest
 from robolearn.store import EpisodeMeta, Store, StoreWriter, repair
 from robolearn.store.codecs import decode_jpeg, encode_jpeg
 from robolearn.store.info import validate_store
-from tests.store.crash_writer import CRASH_FEATURES, crash_episode, crash_length, crash_timestamps
+from tests.store.crash_writer import CRASH_FEATURES, CRASH_SHARD_FRAMES, crash_episode, crash_length, crash_timestamps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,8 +31,11 @@ def expected_episode(e: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _start_writer(store: Path, progress: Path, episodes: int | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "tests.store.crash_writer", str(store), str(progress)]
+LAYOUTS = ["sharded", "files"]
+
+
+def _start_writer(store: Path, progress: Path, episodes: int | None = None, layout: str = "sharded") -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "tests.store.crash_writer", str(store), str(progress), "--layout", layout]
     if episodes is not None:
         cmd += ["--episodes", str(episodes)]
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -68,9 +71,9 @@ def check_committed(store: Store, first: int = 0) -> None:
         assert store.task(e) == f"task{e % 3}"
 
 
-def crash_trial(tmp: Path, rng: np.random.Generator, max_delay: float = 0.5) -> dict:
+def crash_trial(tmp: Path, rng: np.random.Generator, max_delay: float = 0.5, layout: str = "sharded") -> dict:
     store, progress = tmp / "s.zarr", tmp / "progress.log"
-    proc = _start_writer(store, progress)
+    proc = _start_writer(store, progress, layout=layout)
     _wait_ready(proc, progress)
     time.sleep(float(rng.uniform(0.0, max_delay)))
     os.kill(proc.pid, signal.SIGKILL)
@@ -90,9 +93,16 @@ def crash_trial(tmp: Path, rng: np.random.Generator, max_delay: float = 0.5) -> 
     first = repair(store)
     assert first["episodes"] == s.n_episodes
     again = repair(store)
-    assert (again["cut_frames"], again["cut_episodes"], again["removed_partial_files"]) == (0, 0, 0)
+    assert (again["cut_frames"], again["cut_episodes"], again["removed_partial_files"], again["packed_frames"]) == \
+        (0, 0, 0, 0)
     assert validate_store(store)["ok"]
     assert not list(store.rglob("*.partial"))
+    check_committed(Store.open(store))  # packing what was staged changed no frame
+    if layout == "sharded":  # every committed frame is in a shard now: nothing staged, one file per shard
+        for key in ("images/front", "images/wrist"):
+            assert [p.name for p in (store / "stage" / key).iterdir()] == ["zarr.json"]
+            shards = sorted(p.name for p in (store / "data" / key).iterdir() if p.name != "zarr.json")
+            assert shards == sorted(f"c.{j}.0.0.0" for j in range(-(-s.n_frames // CRASH_SHARD_FRAMES)))
 
     with StoreWriter(store) as w:  # a new writer continues where the committed prefix ends
         e = w.n_episodes
@@ -104,32 +114,35 @@ def crash_trial(tmp: Path, rng: np.random.Generator, max_delay: float = 0.5) -> 
     return {"committed": s.n_episodes, "reported": len(done), "cut_frames": first["cut_frames"]}
 
 
-def test_sigkill_fast(tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sigkill_fast(tmp_path, layout):
     rng = np.random.default_rng(1234)
     results = []
     for i in range(3):
         trial = tmp_path / f"t{i}"
         trial.mkdir()
-        results.append(crash_trial(trial, rng))
+        results.append(crash_trial(trial, rng, layout=layout))
     assert all(r["committed"] >= r["reported"] for r in results)
 
 
 @pytest.mark.slow
-def test_sigkill_200(tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_sigkill_200(tmp_path, layout):
     rng = np.random.default_rng(2026)
     results = []
     for i in range(200):
         trial = tmp_path / f"t{i}"
         trial.mkdir()
-        results.append(crash_trial(trial, rng, max_delay=1.5))
+        results.append(crash_trial(trial, rng, max_delay=1.5, layout=layout))
     # The kills landed at different moments: some trials lost an episode in progress, some committed many.
     assert len({r["committed"] for r in results}) >= 4
     assert any(r["cut_frames"] > 0 for r in results)
 
 
-def test_reader_in_other_process_never_sees_half_written_episode(tmp_path):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_reader_in_other_process_never_sees_half_written_episode(tmp_path, layout):
     store, progress = tmp_path / "s.zarr", tmp_path / "progress.log"
-    proc = _start_writer(store, progress, episodes=15)
+    proc = _start_writer(store, progress, episodes=15, layout=layout)
     _wait_ready(proc, progress)
     seen, polls = 0, 0
     try:

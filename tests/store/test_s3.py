@@ -174,3 +174,45 @@ def test_transient_s3_error_is_an_error_not_absent(s3, s3_store, monkeypatch):
     monkeypatch.undo()
     assert _objects(s3, "stores/demo.zarr/") == before
     assert Store.open(s3_store, storage_options=s3).n_episodes == 3
+
+
+def test_sharded_frames_are_ranged_reads_of_their_shards(s3, monkeypatch):
+    from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+    from zarr.storage import FsspecStore
+
+    url = f"s3://{BUCKET}/stores/sharded.zarr"
+    # episodes 1..3: no frame is all zeros (the fill value, which zarr does not store)
+    want = np.concatenate([episode_frames(e, n)["images/front"] for e, n in enumerate([5, 7, 4], 1)])
+    with StoreWriter(url, FEATURES, fps=10.0, storage_options=s3, shard_frames=4) as w:
+        for e, n in enumerate([5, 7, 4], 1):
+            w.add_episode(episode_frames(e, n))
+            if e == 1:  # frames 4.. wait in stage/ for their shard: a reader finds them there
+                s = Store.open(url, storage_options=s3)
+                np.testing.assert_array_equal(s.read_frames("images/front", np.array([4, 1])), want[[4, 1]])
+    keys = _objects(s3, "stores/sharded.zarr/").keys()
+    assert sorted(k.split("/")[-1] for k in keys if "/data/images/front/" in k) == \
+        ["c.0.0.0.0", "c.1.0.0.0", "c.2.0.0.0", "c.3.0.0.0", "zarr.json"]  # 16 frames, 4 objects
+    assert [k for k in keys if "/stage/images/front/" in k] == ["stores/sharded.zarr/stage/images/front/zarr.json"]
+
+    gets = []
+    orig = FsspecStore.get
+
+    async def spy(self, key, prototype=None, byte_range=None):
+        gets.append((key.split("sharded.zarr/", 1)[-1], byte_range))
+        return await orig(self, key, prototype, byte_range)
+
+    monkeypatch.setattr(FsspecStore, "get", spy)
+    s = Store.open(url, storage_options=s3)
+    gets.clear()
+    idx = np.array([15, 0, 9, 10, 3, 9])
+    np.testing.assert_array_equal(s.read_frames("images/front", idx), want[idx])
+    shard_gets = [(k, r) for k, r in gets if k.startswith("data/images/front/c.")]
+    assert not [k for k, _ in gets if k.startswith("stage/images/front/c")]  # every frame is in a shard
+    assert shard_gets and all(isinstance(r, (RangeByteRequest, SuffixByteRequest)) for _, r in shard_gets)
+    indexes = sum(isinstance(r, SuffixByteRequest) for _, r in shard_gets)
+    assert indexes == 3  # shards 0, 2, 3: each index read once (complete shards' indexes are kept)
+    gets.clear()
+    np.testing.assert_array_equal(s.read_frames("images/front", idx[::-1]), want[idx[::-1]])
+    assert not any(isinstance(r, SuffixByteRequest) for _, r in gets)
+    b = WindowSampler(s, ["images/front"], 2, 4, cache_bytes=0).get_batch(np.array([0, 5, 11]))
+    np.testing.assert_array_equal(b["images/front"][:, 1], want[[0, 5, 11]])

@@ -8,6 +8,7 @@ import zarr
 from robolearn.output import OutputError
 from robolearn.store import EpisodeMeta, Store, StoreError, StoreWriter, ensure_stats, repair
 from robolearn.store.info import store_info, validate_store
+from robolearn.store.shards import index_nbytes, parse_index
 from tests.conftest import FEATURES, episode_frames
 
 
@@ -26,7 +27,7 @@ def test_roundtrip_values_and_table(make_store):
         ts = s.timestamps("state", e)
         assert ts.shape == (n,) and np.all(np.diff(ts) > 0)
     root = zarr.open_group(str(path), mode="r")
-    assert root.attrs["robolearn_store"]["version"] == 2
+    assert root.attrs["robolearn_store"]["version"] == 3 and root.attrs["robolearn_store"]["frame_layout"] == "sharded"
     assert root.attrs["robolearn_store"]["status_names"] == {"ok": 0, "aborted": 1, "truncated": 2}
     assert s.episodes["status"].tolist() == [0, 0, 0] and s.episodes["missed_ticks"].tolist() == [0, 0, 0]
     assert root["data/images/front"].chunks == (1, 8, 8, 3)  # one frame per chunk
@@ -86,6 +87,22 @@ def test_uncommitted_tail_is_invisible_and_repair_is_idempotent(make_store):
 
 def test_corrupt_chunk_names_episode_and_key(make_store):
     path = make_store((3, 3))
+    shard = path / "data" / "images" / "front" / "c.0.0.0.0"  # sharded: frame 4 is a byte range of shard 0
+    rows = zarr.open_array(str(path / "data" / "images" / "front"), mode="r").shards[0]
+    blob = bytearray(shard.read_bytes())
+    off, n = parse_index(bytes(blob[-index_nbytes(rows):]), rows)[4]
+    blob[int(off): int(off) + int(n)] = b"\x00" * int(n)
+    shard.write_bytes(bytes(blob))
+    with pytest.raises(StoreError, match=r"episode 1, key 'images/front'"):
+        Store.open(path).episode(1)
+    assert not validate_store(path)["ok"]
+
+
+def test_corrupt_chunk_of_one_file_per_frame_store(tmp_path):
+    path = tmp_path / "files.zarr"
+    with StoreWriter(path, FEATURES, fps=10.0, frame_layout="files") as w:
+        for e in range(2):
+            w.add_episode(episode_frames(e, 3))
     chunk = path / "data" / "images" / "front" / "c" / "4" / "0" / "0" / "0"
     assert chunk.is_file()
     chunk.write_bytes(b"garbage")

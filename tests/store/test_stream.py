@@ -3,12 +3,16 @@ to readers until committed, and an abort (discard / re-record) leaves nothing be
 
 from pathlib import Path
 
+import re
+
 import numpy as np
 import pytest
+import zarr
 
 from robolearn.store import EpisodeMeta, Feature, Store, StoreError, StoreWriter, repair
 from robolearn.store.codecs import decode_jpeg, encode_jpeg
 from robolearn.store.info import validate_store
+from robolearn.store.shards import split_shard
 from robolearn.store.writer import set_rows
 
 # force: 16 KiB rows, so 64 rows per chunk: episodes cross chunk boundaries and start mid-chunk.
@@ -53,7 +57,14 @@ def stream(w: StoreWriter, e: int, n: int, blocks=(1, 3, 5, 64, 7), meta: Episod
 
 
 def chunk_files(path: Path, key: str) -> list[Path]:
-    return sorted(p for p in (path / "data" / key / "c").rglob("*") if p.is_file())
+    """The files holding key's frames: chunk files of data/<key> (shards of image keys) and, for a sharded
+    image key, its frames still staged (one file each in stage/<key>), in frame order."""
+    def order(p: Path):
+        return (p.relative_to(path).parts[0] == "stage", [int(x) for x in re.findall(r"\d+", str(p.relative_to(path)))])
+
+    files = [p for d in (path / "data" / key, path / "stage" / key) if d.is_dir()
+             for p in d.rglob("*") if p.is_file() and p.name != "zarr.json"]
+    return sorted(files, key=order)
 
 
 def expected(e: int, n: int) -> dict[str, np.ndarray]:
@@ -113,8 +124,8 @@ def test_abort_cuts_back_and_the_next_take_overwrites(tmp_path):
             for key in FEATS:
                 assert w.root[f"{group}/{key}"].shape[0] == 70, (group, key)
         for key in ("images/front", "images/wrist"):
-            assert len(chunk_files(path, key)) == 70  # the take's chunk files are gone...
-            assert len(list((path / "data" / key / "c").iterdir())) == 70  # ...and their folders
+            assert len(chunk_files(path, key)) == 70  # the take's staged files are gone
+            assert len(list((path / "stage" / key).iterdir())) == 71  # one file per frame (+ zarr.json)
         with pytest.raises(StoreError, match="already committed or aborted"):
             st.append(frames_of(9, 1), stamps_of(9, 1))
         stream(w, 1, 40)  # the re-recorded take: shorter than the discarded one
@@ -127,9 +138,9 @@ def test_abort_cuts_back_and_the_next_take_overwrites(tmp_path):
         for k, want in expected(e, n).items():
             assert np.array_equal(got[k], want), (e, k)
     assert validate_store(path)["ok"]
-    assert len(chunk_files(path, "images/wrist")) == 110
+    assert [p.name for p in chunk_files(path, "images/wrist")] == ["c.0.0.0.0"]  # packed into one shard at close
     assert repair(path) == {"episodes": 2, "frames": 110, "cut_frames": 0, "cut_episodes": 0,
-                            "removed_partial_files": 0, "created_arrays": []}
+                            "removed_partial_files": 0, "packed_frames": 0, "created_arrays": []}
 
 
 def test_stream_refuses_bad_blocks_and_keeps_going(tmp_path):
@@ -175,7 +186,8 @@ def test_encoded_chunks_are_stored_as_given(tmp_path):
         st = w.begin_episode()
         st.append({k: v for k, v in fr.items() if k != "images/wrist"}, ts, chunks={"images/wrist": blobs})
         st.commit()
-    assert [p.read_bytes() for p in chunk_files(path, "images/wrist")] == blobs
+    [shard] = chunk_files(path, "images/wrist")  # packed at close, the bytes as given
+    assert split_shard(shard.read_bytes(), zarr.open_array(str(path / "data/images/wrist")).shards[0])[:4] == blobs
     s = Store.open(path)
     assert s.chunk_bytes("images/wrist", 0, 4) == blobs
     want = np.stack([decode_jpeg(b, (16, 24, 3)) for b in blobs])
@@ -184,7 +196,7 @@ def test_encoded_chunks_are_stored_as_given(tmp_path):
 
 def test_set_rows_shrinks_without_leaving_chunks(tmp_path):
     path = tmp_path / "s.zarr"
-    with StoreWriter(path, FEATS, fps=10) as w:
+    with StoreWriter(path, FEATS, fps=10, frame_layout="files") as w:  # one file per frame
         stream(w, 0, 10)
         arr = w.root["data/images/front"]
         set_rows(arr, 4)
