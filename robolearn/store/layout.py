@@ -56,6 +56,12 @@ their defaults (`EPISODE_COLUMNS`: status ok, counters 0); a writer that opens o
 default (the arrays' fill value: no chunk is written), then writes version 2 into the root attrs. A kill
 between the two steps leaves a store that reads the same and is upgraded again on the next open. A store
 of a newer version than `SCHEMA_VERSION` is refused.
+
+Version 3 adds sharded image arrays (``frame_layout`` "sharded", the default of new stores): committed
+frames of a sharded array may still wait in ``stage/<key>`` (`store.shards`), which a reader must know,
+so an older robolearn refuses version 3. Stores without ``frame_layout`` keep one file per frame and read
+and append as they are (a writer that opens one writes version 3 with the rest of its upgrade);
+`robolearn data migrate` rewrites one into shards.
 """
 
 from __future__ import annotations
