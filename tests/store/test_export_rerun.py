@@ -13,6 +13,7 @@ from robolearn.output import OutputError
 from robolearn.store import Store
 from robolearn.store.interop import export_dataset
 from robolearn.store.interop.rerun_rrd import APP_ID, recording_id
+from tests.store.test_s3 import s3, s3_store  # noqa: F401  (moto's server on loopback, a 3-episode store)
 from tests.view.conftest import FEATURES, LENGTHS, TASKS, episode, make_view_store
 
 rd = pytest.importorskip("rerun.dataframe", reason="the rerun extra is installed by `make install`")
@@ -120,3 +121,18 @@ def test_export_claims_its_output(exported, tmp_path):
 
         import_dataset(rrd, tmp_path / "back.zarr", "rerun")
     assert Store.open(store).n_episodes == 3
+
+
+def test_an_s3_store_exports_too(s3, s3_store, tmp_path):
+    """A store on S3 (moto's server on loopback: the fixtures of test_s3) exports like a local one."""
+    from robolearn.store.interop.rerun_rrd import export_rerun
+
+    out = export_rerun(s3_store, tmp_path / "s3.rrd", storage_options=s3)
+    assert out["episodes"] == 3
+    recordings = {r.recording_id(): r for r in rd.load_archive(str(tmp_path / "s3.rrd")).all_recordings()}
+    assert set(recordings) == {recording_id(s3_store, e) for e in range(3)}
+    store = Store.open(s3_store, storage_options=s3)
+    table = recordings[recording_id(s3_store, 1)].view(index="frame", contents="/**").select().read_all()
+    _, t, state = _by_entity(table, "state", "Scalar")
+    np.testing.assert_allclose(np.array(state), store.episode(1)["state"], rtol=1e-6)
+    np.testing.assert_allclose(t, store.timestamps("state", 1), rtol=0, atol=1e-9)
