@@ -88,8 +88,19 @@ class DeployConfig:
     robot: str | None = None
     """A robot config (configs/robot/<name>.yaml or a YAML file): deploy on its RobotEnv instead of an env, with
     its safety preset unless ``safety`` names one; needs ``realtime`` (a robot runs on the wall clock)."""
+    teleop: str | None = None
+    """A teleop device a person can take over with (`robolearn.runtime.takeover`): keyboard | mouse |
+    scripted:<script.json>, or with ``robot`` the config's leader (a device id picks another); None: no takeover."""
+    takeover_key: str = "takeover"
+    """The device's episode key that hands control between the policy and the device (``t`` in the keyboard
+    window sends ``takeover``; e.g. ``save`` for a device whose only button is that)."""
+    takeover_tolerance: float = 0.05
+    """A takeover waits until the device's command agrees with the robot's target within this fraction of each
+    action axis's range (a leader with motors is driven there first)."""
 
     def __post_init__(self) -> None:
+        if self.teleop is None and self.takeover_key != "takeover":
+            raise InvalidValueError("--takeover-key applies to --teleop DEVICE (the device a person takes over with)")
         if self.robot is not None and not self.realtime:
             raise InvalidValueError("--robot runs on the wall clock: add --realtime (with --inference sync, or "
                                     "--inference async --backend thread|process|server)")
@@ -293,7 +304,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         the_env = build_robot_env(robot, fps=cfg.fps)
     else:
         the_env = make_env(env_id, **kwargs)
-    writer = recorder = server = rt = rt_report = live_view = None
+    writer = recorder = server = rt = rt_report = live_view = teleop_device = None
     try:
         check_compatible(policy, the_env.observation_space, the_env.action_space)
         base = the_env.unwrapped
@@ -326,13 +337,18 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         preset = _safety_preset(cfg.safety, env_id, robot)
         safety = SafetyFilter.for_env(the_env, load_safety_config(preset))
         make_backend, delay = _backend_factory(cfg, chunks, clock)
+        takeover = None
+        if cfg.teleop is not None:
+            takeover = _takeover(cfg, robot, the_env)
+            teleop_device = takeover.device
+            teleop_device.connect()  # before the store exists: a device that is not there leaves nothing behind
         on_step = None
         if out is not None:
             from robolearn.record.recorder import Recorder
             from robolearn.store import StoreWriter, features_from_space
 
             feats = features_from_space(the_env.observation_space, the_env.action_space, commanded=True,
-                                        timing=TIMING_STAGES)
+                                        timing=TIMING_STAGES, intervention=takeover is not None)
             writer = StoreWriter(out, feats, fps=hz, attrs={"env_id": env_id, "env_kwargs": kwargs},
                                  resume=resume, overwrite=overwrite)
             recorder = Recorder(writer, fps=hz, task=task, source=f"policy:{Path(checkpoint).name}")
@@ -346,7 +362,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             on_step = session.on_step if on_step is None else _both(on_step, session.on_step)
         loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
                           watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps,
-                          stop_when=None if session is None else session.stop_when)
+                          stop_when=None if session is None else session.stop_when, takeover=takeover)
         if live_view is not None:
             session.attach(clock=clock, safety=safety, watchdog=loop.watchdog)
             live_view.serve(out)
@@ -387,7 +403,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 session.end_episode(event, saved=len(episodes), success=bool(e.success))
             if progress:
                 print(f"deploy: episode {len(episodes)}/{cfg.episodes} seed {seed} {event} success={e.success} "
-                      f"steps={e.steps} holds={e.holds}", file=sys.stderr, flush=True)
+                      f"steps={e.steps} holds={e.holds}" + _takeover_line(result.takeover), file=sys.stderr,
+                      flush=True)
             if event == "quit":
                 keys["quit"] = True
                 break
@@ -405,6 +422,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             if rt is not None:
                 rt_report = rt.report()
                 rt.__exit__(None, None, None)
+            if teleop_device is not None:
+                teleop_device.disconnect()
             the_env.close()
     n_ok = sum(e["success"] for e in episodes)
     n_run = max(len(episodes), 1)  # a live view's stop may end the run before an episode is kept
@@ -437,7 +456,39 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         summary["store"] = str(out) if "://" in str(out) else str(Path(out).resolve())
     if view is not None:
         summary["live"] = {"url": session.url, **keys}
+    if cfg.teleop is not None:
+        summary["takeover"] = {"device": cfg.teleop, "key": cfg.takeover_key, "tolerance": cfg.takeover_tolerance,
+                               **{k: total("takeover", k) for k in ("takeovers", "handbacks", "cancelled",
+                                                                    "intervention_steps", "wait_ticks")}}
     return summary
+
+
+def _takeover(cfg: DeployConfig, robot: Any, env: Any):
+    """The device a person takes over with (not connected yet), and how: a window or scripted device in sim (its
+    mapping from the env's ``teleop_mapping``), the robot config's leader or a device id on a robot. A delta-action
+    env hands over at once (a displacement cannot jump); absolute targets wait for agreement."""
+    from robolearn.runtime import hold_action
+    from robolearn.runtime.takeover import Takeover
+
+    mapping = getattr(env.unwrapped, "teleop_mapping", None)
+    if robot is not None:
+        from robolearn.record.robot import teleop_device
+
+        device, _ = teleop_device(robot, cfg.teleop, env)
+        align = True  # a robot takes absolute targets
+    else:
+        from robolearn.devices.teleop import make_teleop
+
+        device = make_teleop(cfg.teleop, env.action_space, mapping=mapping, origin=lambda obs: hold_action(env))
+        align = (mapping or {}).get("mode", "delta") == "absolute"
+    return Takeover(device, tolerance=cfg.takeover_tolerance, align=align, key=cfg.takeover_key)
+
+
+def _takeover_line(stats: dict) -> str:
+    if not stats:
+        return ""
+    return (f" takeovers={stats['takeovers']} intervention_steps={stats['intervention_steps']} "
+            f"wait_ticks={stats['wait_ticks']}")
 
 
 def _both(first, second):

@@ -205,6 +205,16 @@ def deploy(
     view_port: int = live_options.VIEW_PORT,
     allow_remote: bool = live_options.ALLOW_REMOTE,
     view_key_file: Optional[Path] = live_options.VIEW_KEY_FILE,
+    teleop: Optional[str] = typer.Option(
+        None, "--teleop", help="A device a person can take over with: keyboard | mouse | scripted:<script.json>; "
+                               "with --robot the config's leader or a device id. Taken-over steps are marked "
+                               "'intervention' in --out."),
+    takeover_key: str = typer.Option("takeover", "--takeover-key",
+                                     help="The device's key that hands control to it and back (t in the keyboard "
+                                          "window sends takeover; e.g. save for a one-button device)."),
+    takeover_tolerance: float = typer.Option(0.05, "--takeover-tolerance",
+                                             help="Hand over once the device agrees with the robot's target within "
+                                                  "this fraction of each action axis's range."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line."),
 ):
     """Run a trained policy in the deploy loop: the policy computes while the env ticks, every action passes the
@@ -220,7 +230,8 @@ def deploy(
                         key_file=None if key_file is None else str(key_file), realtime=realtime, fps=fps,
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
-                        rt_priority=rt_priority, require_rt=require_rt, robot=robot)
+                        rt_priority=rt_priority, require_rt=require_rt, robot=robot, teleop=teleop,
+                        takeover_key=takeover_key, takeover_tolerance=takeover_tolerance)
     summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,
                                 overwrite=overwrite, progress=not as_json, view=live)
     _emit(summary, as_json)

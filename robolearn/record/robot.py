@@ -59,7 +59,7 @@ class RecordingAborted(CannotCompleteError):
         self.summary = summary
 
 
-def _teleop(cfg: RobotConfig, spec: str | None, env: Any) -> tuple[Any, str]:
+def teleop_device(cfg: RobotConfig, spec: str | None, env: Any) -> tuple[Any, str]:
     """The teleop device and its name: the config's leader, a device id, or keyboard/mouse/scripted:<file>."""
     if spec is not None and (spec in WINDOW_DEVICES or spec.startswith("scripted:")):
         from robolearn.devices.teleop import make_teleop
@@ -129,7 +129,7 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
     reset_steps = round(cfg.reset_s * hz)
 
     env = build_robot_env(cfg)
-    dev, dev_name = _teleop(cfg, teleop, env)
+    dev, dev_name = teleop_device(cfg, teleop, env)
     safety = SafetyFilter.for_env(env, load_safety_config(cfg.safety))
     writer = recorder = live_view = None
     closing_errors: list[str] = []

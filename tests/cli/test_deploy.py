@@ -242,3 +242,32 @@ def test_a_trained_reach_policy_deploys_as_well_as_it_evaluates(tmp_path):
     for join in ("naive", "rtc"):
         late = last_json(deploy(*args, "--inference", "async", "--backend", "sim:2", "--join", join).output)
         assert late["success_rate"] >= ev["success_rate"] - 0.2, join
+
+
+def test_takeover_with_a_scripted_keyboard_is_recorded_and_trains_dagger_style(runs, tmp_path, monkeypatch):
+    """`--teleop`: t hands control to the keyboard at tick 3 and back at tick 9; the store marks exactly those
+    ticks, the episode extra counts them, and `train data.intervention_weight=3` trains on it."""
+    import json
+
+    from robolearn.store import Store
+    from robolearn.store.intervention import intervention_mask
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    script = tmp_path / "takeover.json"
+    script.write_text(json.dumps({"device": "keyboard", "idle_ticks": 100, "events": [
+        {"tick": 3, "key": "t"}, {"tick": 4, "key": "right", "do": "down"}, {"tick": 8, "key": "right", "do": "up"},
+        {"tick": 9, "key": "t"}]}))
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--teleop", f"scripted:{script}",
+                           "--out", tmp_path / "dagger.zarr", "--json").output)
+    assert out["takeover"]["takeovers"] == 1 and out["takeover"]["handbacks"] == 1
+    assert out["takeover"]["intervention_steps"] == 6 and out["per_episode"][0]["steps"] == 12
+    store = Store.open(tmp_path / "dagger.zarr")
+    assert np.flatnonzero(intervention_mask(store)).tolist() == [3, 4, 5, 6, 7, 8]
+    assert store.episode_extra(0)["takeovers"] == 1 and store.episode_extra(0)["intervention_steps"] == 6
+    commanded = store.read_all("action_commanded")
+    assert np.abs(commanded[4] - commanded[3]).max() > 0.1  # the right arrow moved the target (tick 3: a hold)
+    tr = last_json(run("train", *TASK, "policy=flow", *TINY, "train.steps=2", "data.intervention_weight=3",
+                       "--store", tmp_path / "dagger.zarr", "--out", tmp_path / "dagger", "--json").output)
+    assert tr["train_episodes"] == 1
+    bad = deploy(*TASK, "--checkpoint", runs / "flow", "--takeover-key", "save", ok=False)
+    assert bad.exit_code != 0 and "--takeover-key applies to --teleop DEVICE" in bad.output
