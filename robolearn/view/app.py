@@ -94,31 +94,47 @@ def _ends_rows(store: Store) -> int:
 
 
 class Guard:
-    """ASGI middleware: a request must name a loopback Host (no DNS rebinding from a web page), unless
-    the app was started for remote use, where it must carry the token instead (``?token=`` once, then a
-    cookie; or ``Authorization: Bearer <token>``)."""
+    """ASGI middleware for HTTP and websockets: a request must name a loopback Host (no DNS rebinding from a
+    web page), unless the app was started for remote use, where it must carry the token instead (``?token=``
+    once, then a cookie; or ``Authorization: Bearer <token>``). A websocket handshake also must not come from a
+    page of another origin (browsers do not apply CORS to websockets): its ``Origin``, when sent, must name a
+    loopback host (loopback use) or the Host it connects to (remote use)."""
 
     def __init__(self, app, token: str | None):
         self.app, self.token = app, token
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        set_cookie = False
+    def _refusal(self, scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        host = headers.get("host", "")
         if self.token is None:
-            host = headers.get("host", "")
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in LOOPBACK_NAMES:
-                return await _plain(send, 403, f"host {host!r} is not a loopback name; this view serves loopback only")
+            if _host_name(host) not in LOOPBACK_NAMES:
+                return 403, f"host {host!r} is not a loopback name; this view serves loopback only"
         else:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
             cookies = dict(c.strip().split("=", 1) for c in headers.get("cookie", "").split(";") if "=" in c)
             bearer = headers.get("authorization", "")[7:] if headers.get("authorization", "").startswith("Bearer ") else ""
             given = query or cookies.get(TOKEN_COOKIE, "") or bearer
             if not hmac.compare_digest(given.encode(), self.token.encode()):
-                return await _plain(send, 401, "this view needs its token: open the URL `robolearn view` printed")
-            set_cookie = bool(query)
+                return 401, "this view needs its token: open the URL `robolearn view` printed"
+        origin = headers.get("origin")
+        if scope["type"] == "websocket" and origin is not None:
+            origin_host = origin.split("://", 1)[-1].rstrip("/")
+            ok = (_host_name(origin_host) in LOOPBACK_NAMES) if self.token is None else origin_host == host
+            if not ok:
+                return 403, f"websocket from origin {origin!r} refused: only this view's own pages may connect"
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            if scope["type"] == "websocket":
+                await receive()                                   # websocket.connect
+                return await send({"type": "websocket.close", "code": 1008, "reason": refusal[1][:120]})
+            return await _plain(send, *refusal)
+        set_cookie = (scope["type"] == "http" and self.token is not None and
+                      bool(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")))
         if not set_cookie:
             return await self.app(scope, receive, send)
 
@@ -129,6 +145,11 @@ class Guard:
             await send(message)
 
         return await self.app(scope, receive, send_with_cookie)
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header value (``[::1]:8000`` -> ``[::1]``, ``localhost:8000`` -> ``localhost``)."""
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
 async def _plain(send, status: int, text: str) -> None:
