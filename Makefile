@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml envs/pyproject.toml hardware/pyproject.toml constraints
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
 	  || $(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -c constraints.txt \
-	  -e ".[s3,interop,language,teleop,dev,view,rerun]" -e "envs[robosuite,metaworld,pusht]" -e "hardware[dynamixel,feetech,ur,phone]"
+	  -e ".[s3,interop,language,teleop,dev,view,rerun]" -e "envs[robosuite,metaworld,pusht]" -e "hardware[dynamixel,feetech,ur,phone,twin]"
 	@touch $(STAMP)
 
 demo: install

@@ -9,6 +9,9 @@ Calibration is JSON per device id (`robolearn_hardware.bus.calibration`); ``conn
 writes it to the motors only when they do not hold it already; ``arm.calibrate(ui)`` runs the procedure
 (`robolearn_hardware.bus.procedure`).
 
+``port="emulate"`` runs the arm on emulated servos (a follower's fed by its simulated twin) started at
+``connect()`` and stopped at ``disconnect()``, with a generated calibration: see `arms.emulated`.
+
 Disconnecting a follower (``ArmConfig.on_disconnect``):
     ``"park"`` (default): move slowly (``park_speed``) to the rest pose, then torque off. The rest pose is
         ``rest_pose`` or else the pose the arm was in at ``connect()`` (where it rested before), so a raised
@@ -43,8 +46,10 @@ from robolearn.errors import InvalidValueError
 from ..bus import BusError, CalibrationError, Motor, MotorCalibration, NormMode, RetryBudget, ServoBus
 from ..bus.calibration import calibration_path, load_calibration
 from ..bus.procedure import CalibrationUI, ConsoleUI, ensure_calibrated
+from ..emulators import EmulatorProcess
+from .emulated import EmulatedPort, emulated_calibration_dir, is_emulated
 
-__all__ = ["ArmSpec", "ArmConfig", "FollowerArm", "LeaderArm", "norm_bounds"]
+__all__ = ["ArmSpec", "ArmConfig", "FollowerArm", "LeaderArm", "check_targets", "norm_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ class ArmConfig:
     """What a user chooses for one arm."""
 
     port: str
-    """Serial port (/dev/ttyACM0, /dev/serial/by-id/..., or an emulator's pty)."""
+    """Serial port (/dev/ttyACM0, /dev/serial/by-id/..., an emulator's pty), or "emulate" (`arms.emulated`)."""
     id: str = "default"
     """Device id: names the calibration file ``<calibration_dir>/<kind>/<id>.json``."""
     name: str | None = None
@@ -94,7 +99,8 @@ class ArmConfig:
     baud: int = 1_000_000
     """Baud rate the servos are set to."""
     calibration_dir: str | None = None
-    """Folder of calibration files (default: $ROBOLEARN_CALIBRATION or ~/.config/robolearn/calibration)."""
+    """Folder of calibration files (default: $ROBOLEARN_CALIBRATION or ~/.config/robolearn/calibration; for an
+    emulated port, a folder of its own: `arms.emulated.emulated_calibration_dir`)."""
     calibration: Mapping[str, MotorCalibration] | None = None
     """Use this calibration instead of the file."""
     retry: RetryBudget = field(default_factory=RetryBudget)
@@ -127,6 +133,17 @@ class ArmConfig:
             raise InvalidValueError(f"max_relative_target must be > 0 or None, got {self.max_relative_target}")
 
 
+def check_targets(who: str, action: np.ndarray, space: gym.spaces.Box, names: tuple[str, ...]) -> np.ndarray:
+    """``action`` as float32 joint targets; one sentence naming ``who`` when its shape or values are wrong."""
+    action = np.asarray(action, dtype=np.float32)
+    if action.shape != space.shape:
+        raise InvalidValueError(f"{who}: action has shape {action.shape}; expected {space.shape} "
+                                f"(targets for {', '.join(names)})")
+    if not np.all(np.isfinite(action)):
+        raise InvalidValueError(f"{who}: action {action.tolist()} holds NaN or inf; expected finite targets")
+    return action
+
+
 def norm_bounds(motor: Motor, *, state: bool) -> tuple[float, float]:
     """Bounds of one joint's value: DEGREES readings are not bounded (a multi-turn joint), goals are +-180."""
     if motor.norm is NormMode.DEGREES:
@@ -139,11 +156,18 @@ def norm_bounds(motor: Motor, *, state: bool) -> tuple[float, float]:
 class _Arm(DeviceBase):
     """The bus, calibration and connect-time setup shared by followers and leaders."""
 
+    follower: bool = False
+    """A follower (a `Robot`): on an emulated port it gets its arm's twin."""
+
     def __init__(self, spec: ArmSpec, config: ArmConfig):
         super().__init__(config.name or spec.kind)
         self.spec, self.config = spec, config
         self.joint_names = spec.names
-        self.calibration_file = calibration_path(spec.kind, config.id, config.calibration_dir)
+        self.emulated = EmulatedPort(config.port, spec, self.follower) if is_emulated(config.port) else None
+        cal_dir = config.calibration_dir
+        if cal_dir is None and self.emulated is not None:
+            cal_dir = emulated_calibration_dir()
+        self.calibration_file = calibration_path(spec.kind, config.id, cal_dir)
         self.bus = ServoBus(config.port, dict(spec.motors), baud=config.baud, backend=config.backend,
                             retry=config.retry, latency_timer_ms=config.latency_timer_ms, watchdog_s=config.watchdog_s)
         low, high = zip(*(norm_bounds(m, state=False) for _, m in spec.motors))
@@ -164,6 +188,9 @@ class _Arm(DeviceBase):
 
     def calibrate(self, ui: CalibrationUI | None = None, *, overwrite: bool = False) -> dict[str, MotorCalibration]:
         """Run the calibration procedure (or reuse the saved one the motors hold) and save it per device id."""
+        if self.emulated is not None:
+            raise CalibrationError(f"{self.spec.kind} {self.config.id!r} runs on an emulated port, which is calibrated "
+                                   f"by construction ({self.calibration_file}); calibrate a real arm on its serial port")
         opened = not self.bus.is_connected
         if opened:
             self.bus.connect()
@@ -186,7 +213,36 @@ class _Arm(DeviceBase):
                 if held[n] != value:
                     self.bus.write(register, n, value)
 
+    @property
+    def emulator(self) -> EmulatorProcess | None:
+        """The emulator process of an emulated port while connected, else None."""
+        return self.emulated.process if self.emulated is not None else None
+
+    def disconnect(self) -> None:
+        try:
+            super().disconnect()
+        finally:
+            self._stop_emulator()
+
+    def _stop_emulator(self) -> None:
+        if self.emulated is not None:
+            self.emulated.stop()
+            self.bus.port = self.config.port
+
     def _open(self) -> None:
+        if self.emulated is not None:
+            self.bus.port = self.emulated.start()
+            try:
+                if self.config.calibration is None:
+                    self.emulated.ensure_calibration(self.calibration_file)
+                self._open_bus()
+            except BaseException:
+                self._stop_emulator()
+                raise
+        else:
+            self._open_bus()
+
+    def _open_bus(self) -> None:
         self.bus.connect()
         try:
             cal = self._load_calibration()
@@ -213,6 +269,8 @@ class _Arm(DeviceBase):
 class FollowerArm(_Arm):
     """A `Robot`: reads ``state``, takes absolute joint targets (see the module docstring)."""
 
+    follower = True
+
     def __init__(self, spec: ArmSpec, config: ArmConfig):
         super().__init__(spec, config)
         low, high = zip(*(norm_bounds(m, state=True) for _, m in spec.motors))
@@ -236,12 +294,7 @@ class FollowerArm(_Arm):
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
         self._require_connected("send_action()")
-        action = np.asarray(action, dtype=np.float32)
-        if action.shape != self.action_space.shape:
-            raise InvalidValueError(f"{self.name}: action has shape {action.shape}; expected {self.action_space.shape} "
-                                    f"(targets for {', '.join(self.joint_names)})")
-        if not np.all(np.isfinite(action)):
-            raise InvalidValueError(f"{self.name}: action {action.tolist()} holds NaN or inf; expected finite targets")
+        action = check_targets(self.name, action, self.action_space, self.joint_names)
         goal = np.clip(action, self.action_space.low, self.action_space.high).astype(np.float64)
         limit = self.config.max_relative_target
         if limit is not None:

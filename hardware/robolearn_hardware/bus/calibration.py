@@ -121,13 +121,18 @@ def shift_offset(protocol: str, offset: int, ticks: int, resolution: int = 4096)
 
 # -- files --
 
-def calibration_dir() -> Path:
-    """``$ROBOLEARN_CALIBRATION``, else ``$XDG_CONFIG_HOME/robolearn/calibration`` (``~/.config/...``)."""
-    env = os.environ.get("ROBOLEARN_CALIBRATION")
+def user_dir(override: str, xdg: str, home_default: str, name: str) -> Path:
+    """``$<override>``, else ``$<xdg>/robolearn/<name>`` (``~/<home_default>/robolearn/<name>``)."""
+    env = os.environ.get(override)
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "robolearn" / "calibration"
+    base = os.environ.get(xdg) or str(Path.home() / home_default)
+    return Path(base) / "robolearn" / name
+
+
+def calibration_dir() -> Path:
+    """``$ROBOLEARN_CALIBRATION``, else ``$XDG_CONFIG_HOME/robolearn/calibration`` (``~/.config/...``)."""
+    return user_dir("ROBOLEARN_CALIBRATION", "XDG_CONFIG_HOME", ".config", "calibration")
 
 
 def calibration_path(kind: str, device_id: str, root: str | os.PathLike | None = None) -> Path:

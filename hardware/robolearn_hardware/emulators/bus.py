@@ -5,12 +5,15 @@ request, and returns the replies as ``(due_time, bytes)``. Wire time is modelled
 ``len * 10 / baud`` after its bytes arrive; each reply starts after the servo's Return_Delay_Time (2 µs
 units) and after the previous reply has left the bus, and is due when its last byte would arrive. A servo
 whose baud rate differs from the port's hears only noise and stays silent. Faults (faults.py) decide each
-reply's fate. The bus knows nothing about ptys: pty_server.py moves its bytes.
+reply's fate. The bus knows nothing about ptys: pty_server.py moves its bytes. With a ``twin`` (a
+`robolearn_hardware.twins.coupling.TwinCoupling`) the servos' shafts are a simulated arm's joints: the bus
+brings the twin up to time on every tick and before the servos act on each request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from ..protocol import dynamixel as dxl
 from ..protocol import feetech as ft
@@ -25,6 +28,26 @@ __all__ = ["ServoBusEmulator", "DynamixelBusEmulator", "FeetechBusEmulator", "wi
 
 PARTIAL_FRAME_TIMEOUT_S = 0.05
 """A frame still incomplete this long after its last byte is dropped (the servos' receive timeout)."""
+
+
+class ShaftDriver(Protocol):
+    """What moves the shafts of some servos (a twin): brought up to time before the servos are looked at."""
+
+    def sync(self, now: float) -> None: ...
+
+    def tick(self, now: float) -> None:
+        """The server's idle tick: ``sync`` when the twin's own period has passed."""
+
+    def drives(self, servo: object) -> bool: ...
+
+    def move_shaft(self, servo: object, ticks: float, now: float) -> None:
+        """Turn a driven servo's shaft to ``ticks`` by hand."""
+
+    def move_joint(self, joint: str, rad: float, now: float) -> None:
+        """Turn a joint to ``rad`` by hand."""
+
+    def state(self, now: float) -> dict:
+        """JSON-ready state for the control channel."""
 
 
 def wire_s(nbytes: int, baud: int) -> float:
@@ -47,6 +70,8 @@ class ServoBusEmulator:
         self._bus_free = 0.0
         self._last_rx = 0.0
         self._port_baud: int | None = None
+        self.twin: ShaftDriver | None = None
+        """Moves the shafts of twin-driven servos (module docstring)."""
 
     def apply_faults(self, config: FaultConfig) -> None:
         self.faults.reconfigure(config)
@@ -67,8 +92,11 @@ class ServoBusEmulator:
         return sorted((s for s in self.servos if self.servo(s.id) is s), key=lambda s: s.id)
 
     def tick(self, now: float) -> None:
+        if self.twin is not None:
+            self.twin.tick(now)
         for s in self.servos:
-            s.advance(now)
+            if not s.twin_driven:  # the twin advances its own
+                s.advance(now)
 
     def receive(self, data: bytes, now: float, port_baud: int | None = None) -> list[tuple[float, bytes]]:
         """Replies ``(due_time, bytes)`` to the bytes a host wrote at ``now``."""
@@ -95,6 +123,8 @@ class ServoBusEmulator:
             else:
                 self.counts["requests"] += 1
             t = self._rx_end
+            if self.twin is not None:
+                self.twin.sync(t)
             for servo, reply in self.handle(ev, t):
                 t = max(t, self._bus_free) + servo.return_delay_s + wire_s(len(reply), baud)
                 self._bus_free = t

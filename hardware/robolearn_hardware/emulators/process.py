@@ -9,6 +9,9 @@ Example::
         emu.command("unplug", id=2)           # fault injection while running
         emu.state(1)["registers"]["Present_Position"]
 
+``twin="so101"`` (or ``"koch"``) couples the servos to that arm's simulated twin (emulators/servo.py):
+``emu.twin()`` gives its joint angles, ``emu.set_joint("shoulder_pan", 0.3)`` turns one by hand.
+
 The child is ``python -m robolearn_hardware.emulators.servo --control``; it exits when its stdin closes, and
 ``stop()`` ends it by its pid (SIGTERM, then SIGKILL) if it does not.
 """
@@ -121,7 +124,7 @@ class EmulatorProcess(ChildProcess):
 
     def __init__(self, protocol: str, model: str | list[str], ids: list[int], *, baud: int = 1_000_000,
                  positions: list[float] | None = None, return_delay_us: int | None = None,
-                 faults: FaultConfig | None = None, start_timeout_s: float = 20.0):
+                 faults: FaultConfig | None = None, twin: str | None = None, start_timeout_s: float = 20.0):
         f = faults or FaultConfig()
         argv = [sys.executable, "-m", "robolearn_hardware.emulators.servo", "--control",
                 "--protocol", protocol, "--model", model if isinstance(model, str) else ",".join(model),
@@ -135,6 +138,8 @@ class EmulatorProcess(ChildProcess):
             argv += ["--positions", ",".join(map(str, positions))]
         if return_delay_us is not None:
             argv += ["--return-delay-us", str(return_delay_us)]
+        if twin is not None:
+            argv += ["--twin", twin]
         super().__init__(argv, start_timeout_s)
         self.port = ""
 
@@ -146,3 +151,11 @@ class EmulatorProcess(ChildProcess):
 
     def set_faults(self, config: FaultConfig) -> None:
         self.command("faults", **config.to_json())
+
+    def twin(self) -> dict[str, float]:
+        """The twin's joint angles (rad) by name (an emulator started with ``twin=``)."""
+        return self.command("twin")["joints"]
+
+    def set_joint(self, joint: str, rad: float) -> dict[str, float]:
+        """Turn a twin joint to ``rad`` by hand; returns the joint angles."""
+        return self.command("set_joint", joint=joint, rad=float(rad))["joints"]

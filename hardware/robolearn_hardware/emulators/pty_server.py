@@ -108,7 +108,9 @@ class Control:
     Commands (``{"cmd": ...}``): ``state`` (id) -> registers, shaft ticks and velocity; ``set_shaft`` (id,
     ticks): move a shaft by hand (a twin, or a user turning a joint with torque off); ``faults`` (the
     FaultConfig fields) replaces the fault settings; ``unplug`` / ``plug`` (id); ``overload`` (id): trip it
-    now; ``power_cycle`` (id); ``stats``; ``stop``. Every answer has ``ok``; failures carry ``error``.
+    now; ``power_cycle`` (id); ``stats``; ``stop``. With a twin (``--twin``): ``set_shaft`` moves the twin's
+    joint; ``twin`` -> ``joints`` (name -> rad) and the twin's ``time``; ``set_joint`` (joint name, rad) moves a
+    joint by hand. Every answer has ``ok``; failures carry ``error``.
     """
 
     def __init__(self, fd: int, out: Callable[[str], None]):
@@ -153,11 +155,17 @@ class Control:
                     "blocked": s.blocked, "registers": s.registers()}
         if name == "set_shaft":
             s = servo()
-            s.advance(now)
-            s.shaft.position = float(cmd["ticks"])
-            s.shaft.hold()
-            s.advance(now)
+            if bus.twin is not None and bus.twin.drives(s):
+                bus.twin.move_shaft(s, float(cmd["ticks"]), now)
+            else:
+                s.place_shaft(float(cmd["ticks"]), 0.0, now)
             return {"ok": True}
+        if name in ("twin", "set_joint"):
+            if bus.twin is None:
+                raise ValueError(f"control command {name!r} needs a twin; start the emulator with --twin (e.g. so101)")
+            if name == "set_joint":
+                bus.twin.move_joint(str(cmd["joint"]), float(cmd["rad"]), now)
+            return {"ok": True, **bus.twin.state(now)}
         if name == "faults":
             bus.apply_faults(FaultConfig.from_json({k: v for k, v in cmd.items() if k != "cmd"}))
             return {"ok": True}
@@ -180,4 +188,4 @@ class Control:
         if name == "stop":
             return {"ok": True, "_stop": True}
         raise ValueError(f"unknown control command {name!r}; accepted: state, set_shaft, faults, unplug, plug, "
-                         "overload, power_cycle, stats, stop")
+                         "overload, power_cycle, stats, stop, twin, set_joint")

@@ -8,6 +8,11 @@ set to, 1 Mbps by default). ``--link PATH`` also creates a symlink to the pty th
 ``--corrupt``, ``--late`` (rates), ``--late-ms``, ``--unplugged 2``, ``--overload 3``, ``--seed``.
 ``--control`` reads JSON-line commands on stdin and answers on stdout (see pty_server.Control); the
 emulator then exits when stdin closes, so it never outlives the process that started it.
+
+``--twin so101`` (or ``koch``) couples the servos, in id order, to that arm's simulated twin
+(`robolearn_hardware.twins`): Present_Position comes from the twin's joint angles, Goal_Position drives its
+joints, a torque-off joint is moved through the control channel (``set_shaft``, ``set_joint``). ``--positions``
+then places the twin's joints (shaft ticks, as without a twin); without it the twin starts at its rest pose.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--link", default=None, help="also expose the pty at this path (a symlink)")
     p.add_argument("--control", action="store_true", help="JSON-line control commands on stdin")
+    p.add_argument("--twin", default=None, help="couple the servos to this arm's simulated twin (so101, koch)")
     return p
 
 
@@ -71,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         models = [m.strip() for m in args.model.split(",")]
         bus = make_bus(args.protocol, models[0] if len(models) == 1 else models, list(args.ids), now=time.monotonic(), baud=args.baud,
                        positions=args.positions, return_delay_us=args.return_delay_us, faults=faults)
-    except ValueError as e:
+        if args.twin:
+            from ..twins.coupling import couple  # MuJoCo is imported only for a twin
+
+            now = time.monotonic()
+            bus.twin = couple(args.twin, bus.servos, now)
+            for servo, position in zip(sorted(bus.servos, key=lambda s: s.id), args.positions or ()):
+                bus.twin.move_shaft(servo, position, now)
+    except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.link and os.path.lexists(args.link):

@@ -3,19 +3,35 @@
 A servo's state only changes when the bus hands it a request or the server's tick reaches it, always with
 an explicit ``now`` (seconds on any monotonic clock), so the same object runs in real time behind a pty and
 in virtual time in a unit test. Vendor rules (EEPROM guards, error codes, units) live in the subclasses.
+
+A servo whose shaft is a simulated joint (``twin_driven``, set by `robolearn_hardware.twins.coupling`) does not
+integrate its own shaft: its rules still run and ``_move`` records what it drives the shaft to do as
+``command`` (a `ShaftCommand`); the twin moves the joint and hands the shaft back with ``place_shaft``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..protocol.registers import ControlTable, Register
 from .motion import Shaft
 
-__all__ = ["EmulatedServo"]
+__all__ = ["EmulatedServo", "ShaftCommand"]
 
 STALL_TICKS = 40.0
 """Tracking error (ticks) beyond which a blocked joint counts as stalled."""
 STALL_TRIP_S = 0.1
 """Stall time after which an overload trips (a blocked gripper squeezing)."""
+
+
+@dataclass(frozen=True)
+class ShaftCommand:
+    """What a servo drives its shaft to do: track ``target`` (ticks) at up to ``vmax`` (ticks/s), or turn at
+    ``velocity`` (ticks/s); neither: torque off, the shaft is free."""
+
+    target: float | None = None
+    vmax: float = 0.0
+    velocity: float | None = None
 
 
 class EmulatedServo:
@@ -40,6 +56,10 @@ class EmulatedServo:
         self.stall_s = 0.0
         self.pending_write: tuple[int, bytes] | None = None
         """A REG_WRITE waiting for ACTION."""
+        self.twin_driven = False
+        """The shaft is a twin's joint: ``_move`` records ``command`` and leaves the shaft to the twin."""
+        self.command = ShaftCommand()
+        """The last drive ``_move`` saw (module docstring)."""
         self.set("ID", servo_id)
         self.set("Baud_Rate", codes[baud])
         self.saved[:] = self.memory
@@ -92,13 +112,15 @@ class EmulatedServo:
         return bytes(self.memory[address:address + length])
 
     # -- time --
-    def advance(self, now: float) -> None:
-        """Integrate the shaft and the servo's timers up to ``now``; refresh the Present registers."""
+    def advance(self, now: float, refresh: bool = True) -> None:
+        """Integrate the shaft and the servo's timers up to ``now``; refresh the Present registers (unless the
+        caller is about to: a twin placing the shaft)."""
         dt = now - self.t
         if dt > 0:
             self._integrate(self.t, now)
             self.t = now
-        self._refresh(now)
+        if refresh:
+            self._refresh(now)
 
     def _integrate(self, t0: float, t1: float) -> None:
         raise NotImplementedError
@@ -106,11 +128,21 @@ class EmulatedServo:
     def _refresh(self, now: float) -> None:
         raise NotImplementedError
 
+    def place_shaft(self, position: float, velocity: float, now: float) -> None:
+        """The shaft is at ``position`` ticks moving at ``velocity`` ticks/s at ``now`` (a twin's joint, or a hand
+        turning it); the Present registers follow."""
+        self.advance(now, refresh=False)
+        self.shaft.position, self.shaft.velocity = float(position), float(velocity)
+        self._refresh(now)
+
     def _move(self, dt: float, *, target: float | None = None, vmax: float = 0.0, velocity: float | None = None) -> None:
         """Move the shaft for ``dt`` toward ``target`` (position) or at ``velocity``; a blocked joint stalls."""
         if self.blocked:
             err = abs(target - self.shaft.position) if target is not None else abs(velocity or 0.0)
             self.stall_s = self.stall_s + dt if err > STALL_TICKS else 0.0
+        if self.twin_driven:
+            self.command = ShaftCommand(target, vmax, velocity)
+        elif self.blocked:
             self.shaft.hold()
         elif target is not None:
             self.shaft.track_position(target, vmax, dt)
