@@ -43,11 +43,12 @@ def decode_jpeg(data, shape: tuple[int, ...]) -> np.ndarray:
     """JPEG bytes -> (H, W, 3) uint8 RGB of the expected shape; anything else is a ValueError."""
     import cv2
 
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes to RGB directly: no second pass
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if rgb is None else rgb)
     if img is None or img.shape != tuple(shape):
         got = "undecodable bytes" if img is None else f"shape {img.shape}"
         raise ValueError(f"corrupt JPEG chunk ({len(data)} bytes): {got}, expected {tuple(shape)}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img
 
 
 @dataclass(frozen=True)
