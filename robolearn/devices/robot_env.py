@@ -262,12 +262,18 @@ class RobotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
 
 def _joint_bars(state: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
-    """One vertical bar per state entry, its height the entry's place between the space's bounds."""
+    """One vertical bar per state entry, its height the entry's place between the space's bounds; an entry
+    with an infinite bound (a servo arm's state is unbounded) is drawn on 0.5 + atan(x / 90) / pi, so 0 is the
+    middle and +-90 (degrees) a quarter from either end."""
     h, w = RENDER_SIZE
     frame = np.full((h, w, 3), 30, np.uint8)
     n = max(state.shape[0], 1)
-    span = np.where(space.high > space.low, space.high - space.low, 1.0)
-    level = np.clip((state - space.low) / span, 0.0, 1.0)
+    state = np.nan_to_num(np.asarray(state, np.float64), nan=0.0)
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    bounded = np.isfinite(low) & np.isfinite(high) & (high > low)
+    span = np.where(bounded, high - low, 1.0)
+    linear = (state - np.where(bounded, low, 0.0)) / span
+    level = np.clip(np.where(bounded, linear, 0.5 + np.arctan(state / 90.0) / np.pi), 0.0, 1.0)
     width = max(w // n, 1)
     for i, v in enumerate(level):
         top = h - int(round(v * (h - 1))) - 1

@@ -138,3 +138,21 @@ def test_recorded_camera_stamps_lag_the_state_by_the_camera_lag(tmp_path):
     np.testing.assert_allclose(store.timestamps("force", 0), state_t, atol=1e-9)
     # the action is stamped when it went to the robot, on the same device clock (after the source's 0.1 s)
     np.testing.assert_allclose(store.timestamps("action", 0), state_t + 0.1, atol=1e-9)
+
+
+def test_joint_bars_draw_unbounded_and_nan_states():
+    import gymnasium as gym
+
+    from robolearn.devices.robot_env import RENDER_SIZE, _joint_bars
+
+    space = gym.spaces.Box(np.array([-np.inf, -1.0, -np.inf]), np.array([np.inf, 1.0, np.inf]), dtype=np.float32)
+    frame = _joint_bars(np.array([0.0, 1.0, np.nan], np.float32), space)
+    h, w = RENDER_SIZE
+    width = w // 3
+    heights = [(frame[:, i * width] != 30).any(axis=1).sum() for i in range(3)]
+    assert frame.shape == (h, w, 3)
+    assert heights[1] == h                       # at its upper bound: a full bar
+    assert abs(heights[0] - h / 2) <= 1          # unbounded, at 0: half height
+    assert abs(heights[2] - h / 2) <= 1          # NaN drawn as 0, not a crash
+    high = _joint_bars(np.array([90.0, -1.0, -90.0], np.float32), space)
+    assert abs((high[:, 0] != 30).any(axis=1).sum() - 0.75 * h) <= 1
