@@ -69,12 +69,17 @@ def test_server_benchmark_smoke(tmp_path):
 @pytest.mark.slow
 def test_rtc_overhead_benchmark_smoke(tmp_path):
     result = tmp_path / "rtc_overhead.json"
-    run(str(ROOT / "benchmarks" / "rtc_overhead.py"), "--calls", "2", "--block", "1", "--out", str(result), cwd=tmp_path)
+    run(str(ROOT / "benchmarks" / "rtc_overhead.py"), "--calls", "2", "--block", "1", "--train-steps", "2",
+        "--out", str(result), cwd=tmp_path)
     data = json.loads(result.read_text())
     assert set(data["results"]) == {f"{p}/{o}" for p in ("flow", "diffusion") for o in ("state", "state+camera96")}
     for r in data["results"].values():
         assert r["plain"]["calls"] == 2 and r["plain"]["cpu_p50_ms"] > 0
         assert {"overhead_p50", "overhead_cpu_p50"} <= set(r["guided"]) and "overhead_cpu_p50" in r["trained"]
+        assert {"overhead_cpu_p50"} <= set(r["guided_vjp1"]) and "overhead_cpu_p50" in r["guided_full"]
+    for q in data["quality"].values():
+        assert set(q) >= {"plain", "guided", "guided_vjp1", "guided_full"} and q["train_steps"] == 2
+        assert q["guided"]["prefix_err"] >= 0 and q["guided"]["seam_p50"] > 0
     assert isinstance(data["met"]["guided"], bool) and data["machine"]["torch"]
 
 

@@ -15,6 +15,14 @@ padding. The guidance (PiGDM-style) adds to the flow velocity
 ``A1_hat = A_tau + (1 - tau) v``; ``beta`` (``max_guidance``) clips the weight, which matters with few steps.
 The diffusion policy applies the same correction to its clean-sample prediction (`guided_epsilon`).
 
+Cost. The VJP is a backward pass through the denoiser, about one more forward: guiding every step that way
+(``vjp_steps=None``) doubles a chunk (+101..115% on CPU, benchmarks/results/rtc_overhead.json). By default
+(``DEFAULT_VJP_STEPS = 0``) the Jacobian ``d A1_hat / d A_tau = I + (1 - tau) dv/dA_tau`` is taken as its
+low-noise limit, the identity (the VJP through the output layer only, ``v`` held fixed): the correction
+becomes ``w(tau) * W * (Y - A1_hat)``, one forward per step and nothing more. On a trained flow and a trained
+diffusion policy (the benchmark's quality part) it follows the frozen prefix more closely than the full
+VJP and joins at the seam no worse, at ~0 cost; ``vjp_steps=k`` differentiates the first ``k`` steps only.
+
 The prefix ``Y`` is always real planned actions (the scheduler's queue: `robolearn.runtime.ChunkPrefix`), in
 env units; the policy normalizes it. Never zeros: normalized zeros decode to the dataset mean (LeRobot #4454).
 
@@ -34,6 +42,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +55,10 @@ __all__ = ["DEFAULT_MAX_GUIDANCE", "Inpainting", "flag_frozen", "freeze", "froze
 
 DEFAULT_MAX_GUIDANCE = 5.0
 """beta: the RTC paper's Kinetix setting for 5 flow steps (LeRobot recommends 10 for 10-step policies)."""
+
+DEFAULT_VJP_STEPS: int | None = 0
+"""Denoising steps guided through the denoiser's VJP before the low-noise Jacobian takes over (`Inpainting`):
+none by default (module doc, "Cost"); None guides every step through the VJP, as the paper does."""
 
 
 def prefix_weights(d: int, end: int, horizon: int) -> torch.Tensor:
@@ -69,10 +82,19 @@ class Inpainting:
     """(T,) in [0, 1]: how strongly each index is pulled to the prefix (`prefix_weights`)."""
     max_guidance: float = DEFAULT_MAX_GUIDANCE
     """beta, the clip on the guidance weight."""
+    vjp_steps: int | None = DEFAULT_VJP_STEPS
+    """How many leading denoising steps differentiate the denoiser (a backward pass, about the cost of one
+    more forward); the later steps take its low-noise Jacobian, at no extra cost (module doc). None: every
+    step (the paper's guidance)."""
+
+    def uses_vjp(self, step: int) -> bool:
+        """Whether denoising step ``step`` (0 first) differentiates the denoiser."""
+        return self.vjp_steps is None or step < self.vjp_steps
 
     @classmethod
     def from_plan(cls, planned: np.ndarray, d: int, s: int, horizon: int, hold: np.ndarray | None = None,
-                  max_guidance: float = DEFAULT_MAX_GUIDANCE) -> Inpainting | None:
+                  max_guidance: float = DEFAULT_MAX_GUIDANCE, vjp_steps: int | None = DEFAULT_VJP_STEPS
+                  ) -> Inpainting | None:
         """From the ``(P, Da)`` actions planned from the request's mark on: weights up to ``min(T - s, P)``
         (none on what is not planned), the prefix filled past ``P`` with the last planned action (or
         ``hold``; those indices weigh 0). None when nothing is planned: sample unguided."""
@@ -82,10 +104,10 @@ class Inpainting:
             return None
         fill = planned[-1] if hold is None else np.asarray(hold, np.float32)
         prefix = np.concatenate([planned[:horizon], np.repeat(fill[None], max(0, horizon - len(planned)), 0)])
-        return cls(torch.from_numpy(prefix)[None], prefix_weights(d, end, horizon), float(max_guidance))
+        return cls(torch.from_numpy(prefix)[None], prefix_weights(d, end, horizon), float(max_guidance), vjp_steps)
 
     def to(self, like: torch.Tensor) -> Inpainting:
-        return Inpainting(self.prefix.to(like), self.weights.to(like), self.max_guidance)
+        return dataclasses.replace(self, prefix=self.prefix.to(like), weights=self.weights.to(like))
 
     @property
     def n_frozen(self) -> int:
@@ -138,37 +160,47 @@ def guidance_weight(tau: float, max_guidance: float) -> float:
     return float(min(max_guidance, (1.0 - tau) / tau * inv_r2))
 
 
-def _correction(x: torch.Tensor, clean_of: callable, target: torch.Tensor, weights: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(clean prediction, VJP of it with W * (target - clean)) at ``x``; ``clean_of(x) -> (clean, aux)``."""
+def _correction(x: torch.Tensor, clean_of: callable, target: torch.Tensor, weights: torch.Tensor,
+                low_noise_jacobian: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(denoiser output, VJP of the clean prediction with W * (target - clean)) at ``x``, where
+    ``clean_of(x) -> (clean, output)``. One forward pass either way: with ``low_noise_jacobian`` the Jacobian
+    is taken as that scalar times the identity (no backward pass), else the forward records the graph that
+    the backward pass reuses."""
+    if low_noise_jacobian is not None:
+        clean, out = clean_of(x)
+        return out, (target - clean) * weights[None, :, None] * low_noise_jacobian
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        clean, aux = clean_of(x)
+        clean, out = clean_of(x)
         err = (target - clean) * weights[None, :, None]
         (vjp,) = torch.autograd.grad(clean, x, grad_outputs=err.detach())
-    return aux.detach(), vjp.detach()
+    return out.detach(), vjp.detach()
 
 
 def guided_velocity(velocity: callable, x: torch.Tensor, tau: float, target: torch.Tensor,
-                    inpaint: Inpainting) -> torch.Tensor:
-    """The RTC-corrected flow velocity at ``x`` (normalized units), flow time ``tau``; ``target`` is the
-    normalized prefix (B, T, Da)."""
+                    inpaint: Inpainting, step: int = 0) -> torch.Tensor:
+    """The RTC-corrected flow velocity at ``x`` (normalized units), flow time ``tau``, denoising step
+    ``step`` (0 first); ``target`` is the normalized prefix (B, T, Da). Past ``inpaint.vjp_steps`` the
+    Jacobian of ``x + (1 - tau) v`` is taken as its low-noise limit, the identity (module doc)."""
 
     def clean_of(x_):
         v = velocity(x_)
         return x_ + (1.0 - tau) * v, v
 
-    v, vjp = _correction(x, clean_of, target, inpaint.weights)
+    v, vjp = _correction(x, clean_of, target, inpaint.weights, None if inpaint.uses_vjp(step) else 1.0)
     return v + guidance_weight(tau, inpaint.max_guidance) * vjp
 
 
 def guided_epsilon(model: callable, x: torch.Tensor, alpha_bar: float, target: torch.Tensor, inpaint: Inpainting,
-                   prediction_type: str = "epsilon") -> torch.Tensor:
-    """The RTC-corrected model output of a DDPM-trained denoiser at ``x = sqrt(a) x0 + sqrt(1 - a) eps``.
+                   prediction_type: str = "epsilon", step: int = 0) -> torch.Tensor:
+    """The RTC-corrected model output of a DDPM-trained denoiser at ``x = sqrt(a) x0 + sqrt(1 - a) eps``,
+    denoising step ``step`` (0 first).
 
     The variance-preserving sample is a rescaled flow sample at ``tau = sqrt(a) / (sqrt(a) + sqrt(1 - a))``;
     moving the velocity by ``w g_flow`` moves the clean prediction by ``(1 - tau) w g_flow =
-    sqrt(1 - a) w g`` (g the VJP in x's own scale), i.e. ``eps`` by ``-sqrt(a) w g``."""
+    sqrt(1 - a) w g`` (g the VJP in x's own scale), i.e. ``eps`` by ``-sqrt(a) w g``. Past
+    ``inpaint.vjp_steps`` the Jacobian of the clean prediction is the flow's low-noise one (the identity in
+    flow units), ``I / (sqrt(a) + sqrt(1 - a))`` in x's: the same move of the clean prediction as the flow's."""
     sa, s1a = math.sqrt(alpha_bar), math.sqrt(max(1.0 - alpha_bar, 0.0))
     tau = sa / (sa + s1a)
 
@@ -177,6 +209,7 @@ def guided_epsilon(model: callable, x: torch.Tensor, alpha_bar: float, target: t
         clean = out if prediction_type == "sample" else (x_ - s1a * out) / sa
         return clean, out
 
-    out, vjp = _correction(x, clean_of, target, inpaint.weights)
+    out, vjp = _correction(x, clean_of, target, inpaint.weights,
+                          None if inpaint.uses_vjp(step) else 1.0 / (sa + s1a))
     w = guidance_weight(tau, inpaint.max_guidance)
     return out + s1a * w * vjp if prediction_type == "sample" else out - sa * w * vjp

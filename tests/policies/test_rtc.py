@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from robolearn.policies import make_policy
-from robolearn.policies.rtc import Inpainting, guidance_weight, prefix_weights
+from robolearn.policies.rtc import DEFAULT_VJP_STEPS, Inpainting, guidance_weight, guided_velocity, prefix_weights
 from robolearn.policies.testing import fake_features, fake_obs, fake_stats
 
 torch.set_num_threads(1)
@@ -41,14 +41,15 @@ def test_inpainting_weighs_only_what_is_planned():
     assert Inpainting.from_plan(np.zeros((0, 2), np.float32), 0, 2, 8) is None  # nothing planned: unguided
 
 
+@pytest.mark.parametrize("vjp_steps", [DEFAULT_VJP_STEPS, None])
 @pytest.mark.parametrize("name", ["flow", "diffusion"])
-def test_guided_chunk_follows_the_frozen_prefix(name):
+def test_guided_chunk_follows_the_frozen_prefix(name, vjp_steps):
     features = fake_features(state_dim=4, action_dim=2)
     kw = {} if name == "flow" else {"num_inference_steps": 4}
     policy = make_policy(name, features, fake_stats(features), **TINY, **kw).eval()
     obs = fake_obs(features, B=1, To=2)
     planned = np.tile(np.array([[2.5, -1.5]], np.float32), (6, 1))  # far from what the untrained net samples
-    inp = Inpainting.from_plan(planned, d=3, s=2, horizon=8, max_guidance=5.0)
+    inp = Inpainting.from_plan(planned, d=3, s=2, horizon=8, max_guidance=5.0, vjp_steps=vjp_steps)
 
     def sample(**extra):
         return policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0), **extra)[0].numpy()
@@ -58,4 +59,39 @@ def test_guided_chunk_follows_the_frozen_prefix(name):
     err_free = np.abs(free[:3] - planned[:3]).mean()
     err_guided = np.abs(guided[:3] - planned[:3]).mean()
     assert err_guided < 0.5 * err_free  # the frozen prefix is pulled to the plan
+    # the robot executes planned[:3], then the chunk from index 3 on: the join is closer than the free chunk's
+    assert np.abs(guided[3] - planned[2]).max() < np.abs(free[3] - planned[2]).max()
     assert np.array_equal(sample(), free)  # the unguided path is unchanged and repeatable
+
+
+@pytest.mark.parametrize("vjp_steps,expect", [(None, [True] * 4), (1, [True, False, False, False]),
+                                              (0, [False] * 4)])
+@pytest.mark.parametrize("name", ["flow", "diffusion"])
+def test_one_denoiser_pass_per_step_and_a_backward_only_in_the_vjp_steps(name, vjp_steps, expect):
+    features = fake_features(state_dim=4, action_dim=2)
+    policy = make_policy(name, features, fake_stats(features), **TINY, num_inference_steps=4).eval()
+    unet, calls = policy.unet, []
+    denoise = unet.denoise
+
+    def spy(x, film):
+        calls.append(torch.is_grad_enabled())
+        return denoise(x, film)
+
+    unet.denoise = spy
+    inp = Inpainting.from_plan(np.ones((6, 2), np.float32), d=3, s=2, horizon=8, vjp_steps=vjp_steps)
+    policy.predict_action_chunk(fake_obs(features, B=1, To=2), generator=torch.Generator().manual_seed(0),
+                                inpaint=inp)
+    assert calls == expect  # never a second forward per step; a graph (and a backward) only where asked
+    assert [inp.uses_vjp(i) for i in range(4)] == expect
+
+
+def test_low_noise_guidance_moves_the_clean_prediction_toward_the_prefix():
+    """Past the VJP steps the flow velocity changes by w * W * (Y - clean): at flow time tau the clean
+    prediction x + (1 - tau) v moves by (1 - tau) w W (Y - clean), toward Y where W > 0, nowhere else."""
+    x = torch.zeros(1, 4, 1)
+    target = torch.full((1, 4, 1), 2.0)
+    weights = torch.tensor([1.0, 0.5, 0.0, 0.0])
+    inp = Inpainting(target, weights, max_guidance=5.0, vjp_steps=0)
+    v = guided_velocity(lambda x_: torch.ones_like(x_), x, 0.5, target, inp)  # clean = 0.5 everywhere
+    w = guidance_weight(0.5, 5.0)
+    assert v[0, :, 0].tolist() == pytest.approx([1 + w * 1.5, 1 + w * 0.75, 1, 1])

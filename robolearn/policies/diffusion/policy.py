@@ -125,7 +125,7 @@ class DiffusionPolicy(Policy):
                 eps = denoise(i, x)
             else:
                 eps = rtc.guided_epsilon(lambda x_, i=i: denoise(i, x_), x, float(alpha_bar[int(t)]), target, inpaint,
-                                         self.config.prediction_type)
+                                         self.config.prediction_type, i)
             x = self.sampler.step(eps, t, x, generator=generator).prev_sample
             if frozen is not None:
                 x = rtc.freeze(x, clean, frozen)

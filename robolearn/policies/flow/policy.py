@@ -116,7 +116,7 @@ class FlowPolicy(Policy):
             inpaint = inpaint.to(x)
             target = self.normalizer.normalize(ACTION_KEY, inpaint.prefix)
             for i in range(n):
-                x = x + rtc.guided_velocity(lambda x_, i=i: velocity(i, x_), x, float(times[i]), target, inpaint) / n
+                x = x + rtc.guided_velocity(lambda x_, i=i: velocity(i, x_), x, float(times[i]), target, inpaint, i) / n
         if cfg.clip_sample:
             x = x.clamp(-cfg.clip_sample_range, cfg.clip_sample_range)
         actions = self.normalizer.unnormalize(ACTION_KEY, x)
