@@ -48,3 +48,143 @@ def test_deploy_robot_errors_are_one_sentence(tmp_path):
     bad = run("deploy", "--checkpoint", tmp_path, "--robot", "so101-emulated", "--env", "robolearn/mujoco-reach",
               "--realtime", ok=False)
     assert bad.exit_code == 2 and "name one of --env robolearn/mujoco-reach and --robot so101-emulated" in bad.output
+
+
+# -- Part 6 of issue 12: end to end on the shipped emulated robots (port: emulate, the MuJoCo twins) ----------
+
+E2E_TINY = ["policy=flow", "model.down_dims=[16,32]", "model.vision_backbone=small", "model.image_feature_dim=8",
+            "model.crop_shape=[20,28]", "model.horizon=8", "model.n_action_steps=4", "model.num_inference_steps=2",
+            "train.steps=4", "train.batch_size=4", "train.val_ratio=0"]
+CAMERA_HW = (24, 32)
+
+
+def _frames_folder(path, n=12):
+    """A folder of PNG frames, each one flat colour (frame k: (20 * k, 255 - 20 * k, 90)), for the file camera."""
+    import cv2
+
+    path.mkdir()
+    colours = []
+    for k in range(n):
+        rgb = (20 * k, 255 - 20 * k, 90)
+        frame = np.empty((*CAMERA_HW, 3), np.uint8)
+        frame[:] = rgb
+        cv2.imwrite(str(path / f"{k:03d}.png"), frame[..., ::-1])
+        colours.append(rgb)
+    return np.array(colours, np.float32)
+
+
+def _emulated_robot_config(tmp_path, name):
+    """The shipped configs/robot/<name>.yaml with a file camera and a synthetic camera, and a retry budget
+    patient enough for a loaded 2-core machine (the emulator and its twin are a process competing for a core)."""
+    from robolearn.config import configs_dir
+    from tests.record.robot_rigs import RETRY
+
+    cfg = yaml.safe_load((configs_dir() / "robot" / f"{name}.yaml").read_text())
+    robot = cfg["robot"]
+    for role in ("follower", "leader"):
+        robot[role]["kwargs"]["retry"] = RETRY
+    robot["cameras"] = [
+        {"name": "front", "device": "file-camera", "fps": 30, "max_age_s": 0.25,
+         "kwargs": {"path": str(tmp_path / "frames")}},
+        {"name": "wrist", "device": "synthetic-camera", "fps": 30, "max_age_s": 0.25,
+         "kwargs": {"size": list(CAMERA_HW)}},
+    ]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _hook_emulated_arms(monkeypatch, leader_offset_ticks):
+    """A person's hand on the emulated leader (each servo turned by `leader_offset_ticks` once it is connected),
+    and the follower's servo registers read just before its emulator stops. Returns {arm kind: [registers]}."""
+    from robolearn.record import robot as robot_mod
+    from robolearn_hardware.arms.emulated import EmulatedPort
+
+    real_teleop, real_stop = robot_mod.teleop_device, EmulatedPort.stop
+    last_registers: dict[str, list[dict]] = {}
+
+    def teleop_device(cfg, spec, env):
+        dev, name = real_teleop(cfg, spec, env)
+        connect = dev.connect
+
+        def connect_and_move():
+            connect()
+            for _, motor in dev.spec.motors:
+                shaft = dev.emulator.state(motor.id)["shaft"]
+                dev.emulator.command("set_shaft", id=motor.id, ticks=shaft + leader_offset_ticks)
+
+        dev.connect = connect_and_move
+        return dev, name
+
+    def stop(self):
+        if self.process is not None and self.twin is not None:
+            last_registers[self.spec.kind] = [self.process.state(m.id)["registers"] for _, m in self.spec.motors]
+        real_stop(self)
+
+    monkeypatch.setattr(robot_mod, "teleop_device", teleop_device)
+    monkeypatch.setattr(EmulatedPort, "stop", stop)
+    return last_registers
+
+
+@pytest.mark.slow  # ~1-2 min each on a loaded 2-core machine: record, train, deploy
+@pytest.mark.parametrize("name", ["so101-emulated", "koch-emulated"])
+def test_record_train_deploy_on_the_emulated_robot(tmp_path, monkeypatch, name):
+    """Issue 12 part 6: demos recorded through `robolearn record` on the emulated leader + follower (each bus an
+    emulator process on a pty, the follower's fed by its MuJoCo twin) with a file camera and a synthetic camera,
+    a tiny image policy trained on them, deployed through `robolearn deploy --robot` on the same follower."""
+    pytest.importorskip("robolearn_hardware.twins", reason="the MuJoCo twins behind `port: emulate`")
+    from robolearn.store import open_store
+    from robolearn_hardware.arms.emulated import EmulatedPort
+    from robolearn_hardware.bus.calibration import unnormalize
+
+    monkeypatch.setenv("ROBOLEARN_EMULATED_CALIBRATION", str(tmp_path / "calibration"))
+    colours = _frames_folder(tmp_path / "frames")
+    config = _emulated_robot_config(tmp_path, name)
+    servo_registers = _hook_emulated_arms(monkeypatch, leader_offset_ticks=120)
+    store, ckpt, deployed = tmp_path / "demos.zarr", tmp_path / "run", tmp_path / "deployed.zarr"
+
+    rec = last_json(run("record", "--robot", config, "--out", store, "--episodes", 2, "--episode-s", 0.6,
+                        "--reset-s", 0, "--json").output)
+    assert rec["episodes"] == 2 and rec["aborted"] == 0
+    demos = open_store(store)
+    assert demos.n_episodes == 2 and demos.episodes["status"].tolist() == [0, 0]
+    assert set(demos.features) >= {"state", "action", "action_commanded", "images/front", "images/wrist"}
+    ep = demos.episode(1)
+    n = len(ep["action"])
+    assert ep["images/front"].shape == (n, *CAMERA_HW, 3) and ep["images/wrist"].shape == (n, *CAMERA_HW, 3)
+    # every front frame is one of the file's frames (flat colours), the file playing on
+    means = ep["images/front"].reshape(n, -1, 3).mean(1)
+    index = np.abs(means[:, None, :] - colours[None]).max(-1).argmin(1)
+    assert np.abs(means - colours[index]).max() < 6 and len(set(index.tolist())) >= 4
+    cams = demos.episode_extra(1)["cameras"]
+    assert cams["front"]["camera_fps"] == 30.0 and cams["wrist"]["rule"] == "newest frame not older than max_age"
+    # the leader was turned by hand: the follower (its twin) followed, and its state is read back over the bus
+    states = np.concatenate([demos.episode(0)["state"], ep["state"]])
+    assert np.abs(states - states[0]).max() > 5.0, states
+
+    res = run("train", *E2E_TINY, "--store", store, "--out", ckpt, "--json")
+    assert last_json(res.output)["steps"] == 4
+    summary = last_json(run("deploy", "--no-compile", "--checkpoint", ckpt, "--robot", config, "--realtime",
+                            "--episodes", 1, "task.max_steps=12", "--out", deployed, "--json").output)
+    preset = name.split("-")[0]
+    assert summary["env"] == f"robot:{name}" and summary["safety"] == preset and summary["fps"] == 30.0
+    assert summary["per_episode"][0]["steps"] == 12
+    ran = open_store(deployed).episode(0)
+    sent = ran["action"]
+    assert sent.shape == (12, 6) and np.all(np.isfinite(sent))
+    assert ran["images/front"].shape == (12, *CAMERA_HW, 3) and ran["images/wrist"].shape == (12, *CAMERA_HW, 3)
+    # configs/safety/<preset>.yaml: 10 degrees (or % open) per tick, plus the servo's rounding to its ticks
+    assert np.all(np.abs(np.diff(sent, axis=0)) <= 10.0 + 360 / 4095 + 1e-3)
+    # the last action sent is what the follower's servos were told (Goal_Position, through its calibration)
+    follower = next(k for k in servo_registers if "follower" in k)
+    port = EmulatedPort("emulate", _follower_spec(name), follower=True)
+    cal = port.calibration()
+    for i, (joint, motor) in enumerate(port.spec.motors):
+        goal = servo_registers[follower][i]["Goal_Position"]
+        assert abs(goal - unnormalize(motor, cal[joint], float(sent[-1][i]))) <= 1, joint
+
+
+def _follower_spec(name):
+    from robolearn_hardware.arms import KOCH_FOLLOWER, SO101_FOLLOWER
+
+    return {"so101-emulated": SO101_FOLLOWER, "koch-emulated": KOCH_FOLLOWER}[name]
