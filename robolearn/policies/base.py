@@ -70,6 +70,10 @@ class PolicyConfig:
         default_factory=lambda: {STATE_KEY: "min_max", ACTION_KEY: "min_max"}
     )
     """Per-key mode ("min_max" | "mean_std" | "identity"); unlisted low-dim keys use "min_max"."""
+    lowdim_keys: tuple[str, ...] = ()
+    """More 1-D observation features to condition on besides ``state``, e.g. ``("force",)`` (a wrench): each is
+    normalized by its own stats and concatenated after the state at every observation step. Policies that
+    take them say so (`Model.conditions_on_lowdim`: diffusion, flow); the others refuse a non-empty tuple."""
     features: dict[str, dict] = dataclasses.field(default_factory=dict)
     """Features the policy was built for (key -> {"shape", "dtype"}); set by `make_policy`,
     saved as the top-level "features" of config.json rather than inside "config"."""
@@ -136,12 +140,14 @@ class Model(nn.Module, abc.ABC):
     """What the one `Trainer` fits: holds `config`, `features`, `stats` and the fitted `normalizer`.
 
     Subclasses set the class attribute `name` (the registry key) and implement `compute_loss`. Input
-    keys are ``"state"`` (if present) and every ``"images/<camera>"`` feature; other observation
-    features are not consumed. A model that also acts is a `Policy`.
+    keys are ``"state"`` (if present), the config's ``lowdim_keys`` and every ``"images/<camera>"`` feature;
+    other observation features are not consumed. A model that also acts is a `Policy`.
     """
 
     name: ClassVar[str]
     config: PolicyConfig
+    conditions_on_lowdim: ClassVar[bool] = False
+    """Whether the model concatenates ``config.lowdim_keys`` to its state input (else a non-empty tuple is refused)."""
 
     def __init__(self, config: PolicyConfig, stats: Mapping[str, Mapping]):
         super().__init__()
@@ -151,7 +157,19 @@ class Model(nn.Module, abc.ABC):
         # Plain lists, so stats.json can be written whatever array type the stats came in.
         self.stats = {k: {n: np.asarray(v).tolist() for n, v in d.items()} for k, d in stats.items()}
         self.image_keys: list[str] = sorted(k for k in config.features if is_image_key(k))
-        self.input_keys: list[str] = ([STATE_KEY] if STATE_KEY in config.features else []) + self.image_keys
+        self.lowdim_keys: list[str] = list(config.lowdim_keys)
+        if self.lowdim_keys and not self.conditions_on_lowdim:
+            raise InvalidValueError(f"{type(self).__name__} does not condition on lowdim_keys {self.lowdim_keys}; "
+                                    "use the diffusion or flow policy, or leave model.lowdim_keys empty")
+        for key in self.lowdim_keys:
+            shape = config.features.get(key, {}).get("shape")
+            if key in (STATE_KEY, ACTION_KEY) or is_image_key(key) or shape is None or len(shape) != 1:
+                have = sorted(k for k, f in config.features.items() if len(f.get("shape", ())) == 1
+                              and k not in (STATE_KEY, ACTION_KEY))
+                raise InvalidValueError(f"lowdim_keys names {key!r}, which is not a 1-D observation feature besides "
+                                        f"state and action; the features have: {have or 'none'}")
+        self.input_keys: list[str] = (([STATE_KEY] if STATE_KEY in config.features else []) + self.lowdim_keys
+                                      + self.image_keys)
         if not self.input_keys:
             raise InvalidValueError(
                 f"features has neither {STATE_KEY!r} nor any 'images/<camera>' key: nothing to condition on."

@@ -88,8 +88,9 @@ def build_image_encoders(cfg: Any, image_keys: list[str]) -> nn.ModuleDict:
 
 
 def obs_feature_dim(cfg: Any, image_keys: list[str]) -> int:
-    """D: features per observation step (state dims + image_feature_dim per camera)."""
+    """D: features per observation step (state dims + lowdim_keys dims + image_feature_dim per camera)."""
     state_dim = int(cfg.features[STATE_KEY]["shape"][0]) if STATE_KEY in cfg.features else 0
+    state_dim += sum(int(cfg.features[k]["shape"][0]) for k in cfg.lowdim_keys)
     return state_dim + len(image_keys) * cfg.image_feature_dim
 
 
@@ -131,6 +132,7 @@ def encode_obs_steps(policy: Policy, obs: Mapping[str, torch.Tensor]) -> torch.T
     parts = []
     if STATE_KEY in obs:
         parts.append(policy.normalizer.normalize(STATE_KEY, obs[STATE_KEY]))
+    parts.extend(policy.normalizer.normalize(k, obs[k]) for k in policy.lowdim_keys)
     if policy.image_keys:
         # (B, To, H, W, 3) uint8 per camera -> float [0, 1]; the NHWC -> NCHW permute is a
         # (channels-last) view, so cropping happens before any copy.

@@ -27,6 +27,7 @@ class DiffusionPolicy(Policy):
 
     name = "diffusion"
     config: DiffusionConfig
+    conditions_on_lowdim = True
 
     def __init__(self, config: DiffusionConfig, stats: Mapping[str, Mapping]):
         super().__init__(config, stats)

@@ -28,6 +28,7 @@ class FlowPolicy(Policy):
 
     name = "flow"
     config: FlowConfig
+    conditions_on_lowdim = True
 
     def __init__(self, config: FlowConfig, stats: Mapping[str, Mapping]):
         super().__init__(config, stats)
