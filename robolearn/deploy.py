@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from robolearn.errors import InvalidValueError
+from robolearn.errors import CannotCompleteError, InvalidValueError
 
-__all__ = ["BACKENDS", "DeployConfig", "deploy_checkpoint", "parse_backend"]
+__all__ = ["BACKENDS", "DeployAborted", "DeployConfig", "deploy_checkpoint", "parse_backend"]
 
 INFERENCE = ("sync", "async")
 JOINS = ("naive", "ensemble", "rtc")
@@ -146,6 +146,15 @@ class DeployConfig:
         if self.inference == "sync":
             return "inline"
         return self.backend or ("thread" if self.realtime else "sim:0")
+
+
+class DeployAborted(CannotCompleteError):
+    """A device failed during an episode (`robolearn.record.robot.DEVICE_FAULTS`); with ``out`` the episode was
+    committed as ``aborted``, the store consistent. ``summary``: the run up to there."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def parse_backend(value: str) -> tuple[str, int]:
@@ -263,6 +272,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     from robolearn.eval.run import read_run_config
     from robolearn.output import check_output
     from robolearn.policies import check_compatible, load
+    from robolearn.record.robot import DEVICE_FAULTS
     from robolearn.runtime import RealClock, SafetyFilter, VirtualClock, load_safety_config
     from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
     from robolearn.runtime.deploy import TIMING_STAGES, DeployLoop
@@ -305,6 +315,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     else:
         the_env = make_env(env_id, **kwargs)
     writer = recorder = server = rt = rt_report = live_view = teleop_device = None
+    fault: dict | None = None  # a device that failed mid-episode (robolearn.record.robot.DEVICE_FAULTS)
+    closing_errors: list[str] = []
     try:
         check_compatible(policy, the_env.observation_space, the_env.action_space)
         base = the_env.unwrapped
@@ -378,7 +390,13 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 recorder.start_episode(seed=seed)
             if session is not None:
                 session.start_episode(len(episodes), seed, task=task, recording=recorder is not None)
-            result = loop.run_episode(seed)
+            try:
+                result = loop.run_episode(seed)
+            except DEVICE_FAULTS as exc:  # an unplugged servo bus, a camera gone: what was recorded is kept
+                fault = {"reason": f"{type(exc).__name__}: {exc}", "seed": seed}
+                if recorder is not None:
+                    recorder.abort_episode(fault["reason"], missed=clock.missed_ticks, extra={"seed": seed})
+                break
             ended = None if session is None else session.ended_by(None)  # a key pressed in the live view
             event, e = ended or "save", result.episode
             if event == "save" and e.steps > 0:
@@ -424,7 +442,12 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 rt.__exit__(None, None, None)
             if teleop_device is not None:
                 teleop_device.disconnect()
-            the_env.close()
+            try:
+                the_env.close()
+            except DEVICE_FAULTS as exc:  # a device that failed may fail again on its way out: say so
+                if fault is None:
+                    raise
+                closing_errors.append(f"{type(exc).__name__}: {exc}")
     n_ok = sum(e["success"] for e in episodes)
     n_run = max(len(episodes), 1)  # a live view's stop may end the run before an episode is kept
 
@@ -460,6 +483,11 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         summary["takeover"] = {"device": cfg.teleop, "key": cfg.takeover_key, "tolerance": cfg.takeover_tolerance,
                                **{k: total("takeover", k) for k in ("takeovers", "handbacks", "cancelled",
                                                                     "intervention_steps", "wait_ticks")}}
+    if fault is not None:
+        summary.update(aborted=1, abort_reason=fault["reason"], closing_errors=closing_errors)
+        where = f"; the episode was committed as 'aborted' to {summary['store']}" if out is not None else ""
+        raise DeployAborted(f"a device failed during deploy episode seed {fault['seed']} ({fault['reason']})"
+                            f"{where}; reconnect the device and run again (with --resume to append)", summary)
     return summary
 
 

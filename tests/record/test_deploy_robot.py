@@ -11,7 +11,9 @@ pytest.importorskip("robolearn_hardware")
 
 from tests.cli.test_smoke import last_json, run  # noqa: E402
 from tests.hardware.conftest import emulator  # noqa: E402,F401 - the fixture
+from robolearn.store import open_store  # noqa: E402
 from tests.record.robot_rigs import so101_rig  # noqa: E402
+from tests.record.test_record_robot import _when_recording  # noqa: E402
 
 TINY = ["policy=flow", "model.down_dims=[16,32]", "model.horizon=8", "model.n_action_steps=4",
         "model.num_inference_steps=3", "train.steps=4", "train.batch_size=8", "train.val_ratio=0"]
@@ -31,8 +33,6 @@ def test_deploy_on_the_emulated_so101(emulator, tmp_path):  # noqa: F811
     summary = last_json(res.output)
     assert summary["env"] == "robot:robot" and summary["safety"] == "so101" and summary["fps"] == 30.0
     assert summary["per_episode"][0]["steps"] == 12 and summary["safety_holds"] == 0
-    from robolearn.store import open_store
-
     deployed = open_store(tmp_path / "deployed.zarr").episode(0)
     sent = deployed["action"]
     assert sent.shape == (12, 6) and np.all(np.isfinite(sent))
@@ -40,6 +40,20 @@ def test_deploy_on_the_emulated_so101(emulator, tmp_path):  # noqa: F811
     assert np.all(np.abs(np.diff(sent, axis=0)) <= 10.0 + 360 / 4095)
     goal = (rig.follower.state(2)["registers"]["Goal_Position"] - 2048) * 360 / 4095
     assert goal == pytest.approx(float(sent[-1][1]), abs=0.1)  # the last action reached the servo
+
+    # A servo unplugged mid-episode (a bus error): the episode is committed as 'aborted', the store consistent.
+    aborted = tmp_path / "aborted.zarr"
+    watcher = _when_recording(aborted, lambda: rig.follower.command("unplug", id=3), delay_s=0.5)
+    bad = run("deploy", "--no-compile", "--checkpoint", ckpt, "--robot", rig.config, "--realtime", "--episodes", 2,
+              "task.max_steps=300", "--out", aborted, "--json", ok=False)
+    watcher.join(5)
+    assert bad.exit_code == 2 and "a device failed during deploy episode seed" in bad.output
+    assert "MotorNotRespondingError" in bad.output and "committed as 'aborted'" in bad.output
+    store = open_store(aborted)
+    assert store.n_episodes == 1 and store.episodes["status"].tolist() == [1]
+    n = int(store.lengths[0])
+    assert 3 <= n < 300 and all(len(store.timestamps(k, 0)) == n for k in store.features)
+    assert "MotorNotRespondingError" in store.episode_extra(0)["abort_reason"]
 
 
 def test_deploy_robot_errors_are_one_sentence(tmp_path):
@@ -133,7 +147,6 @@ def test_record_train_deploy_on_the_emulated_robot(tmp_path, monkeypatch, name):
     emulator process on a pty, the follower's fed by its MuJoCo twin) with a file camera and a synthetic camera,
     a tiny image policy trained on them, deployed through `robolearn deploy --robot` on the same follower."""
     pytest.importorskip("robolearn_hardware.twins", reason="the MuJoCo twins behind `port: emulate`")
-    from robolearn.store import open_store
     from robolearn_hardware.arms.emulated import EmulatedPort
     from robolearn_hardware.bus.calibration import unnormalize
 
