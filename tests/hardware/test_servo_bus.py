@@ -155,13 +155,14 @@ def test_goals_outside_the_calibrated_range_are_clamped_and_reported_as_sent(rig
 @pytest.mark.slow
 def test_soak_one_percent_bad_replies_for_minutes_without_an_abort(emulator):
     """The issue's reliability target: 1 % dropped + 1 % corrupted replies on a 6-servo SO-101 bus, read and
-    write cycles for ROBOLEARN_SOAK_S seconds (default 600) at the default retry budget: no abort."""
+    write cycles for ROBOLEARN_SOAK_S seconds at the default retry budget: no abort. The slow suite runs 2 minutes
+    (its 90-minute CI budget); the 10-minute run is benchmarks/hardware.py's soak (results/hardware.json)."""
     import os
 
     from robolearn_hardware.arms import SO101_FOLLOWER
     from tests.hardware.rigs import centred_calibration, start_emulator
 
-    seconds = float(os.environ.get("ROBOLEARN_SOAK_S", "600"))
+    seconds = float(os.environ.get("ROBOLEARN_SOAK_S", "120"))
     emu = start_emulator(emulator, SO101_FOLLOWER, faults=FaultConfig(drop_rate=0.01, corrupt_rate=0.01, seed=3))
     bus = ServoBus(emu.port, dict(SO101_FOLLOWER.motors), calibration=centred_calibration(SO101_FOLLOWER))
     bus.connect()

@@ -17,6 +17,7 @@ fix (``/sys/bus/usb-serial/devices/<tty>/latency_timer``).
 
 from __future__ import annotations
 
+import termios
 from typing import Protocol
 
 from robolearn.errors import MissingExtraError
@@ -123,7 +124,11 @@ class _SdkTransport:
 
     def _clear(self) -> None:
         # A late reply to an earlier request must not meet this one (scservo's clearPort only flushes output).
-        self._port.ser.reset_input_buffer()
+        try:
+            self._port.ser.reset_input_buffer()
+        except termios.error as e:  # not an OSError: an adapter pulled out must still read as an I/O error
+            raise BusError(f"{self.port}: the serial port stopped working ({e}); is the USB adapter unplugged? "
+                           "Plug it in and reconnect") from None
         self._port.is_using = False
 
     def _check(self, result: int, what: str) -> None:

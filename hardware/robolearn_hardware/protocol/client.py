@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import termios
 import time
 from typing import Literal
 
@@ -74,7 +75,11 @@ class OwnCodecPort:
     def _send(self, frame: bytes) -> None:
         if self.ser is None:
             raise RuntimeError(f"port {self.port_name} is not open; call open() first")
-        self.ser.reset_input_buffer()
+        try:
+            self.ser.reset_input_buffer()
+        except termios.error as e:  # not an OSError: an adapter pulled out must still read as an I/O error
+            raise OSError(e.args[0], f"{self.port_name}: the serial port stopped working ({e}); is the USB adapter "
+                                     "unplugged? Plug it in and reconnect") from None
         self.ser.write(frame)
 
     def _wait_s(self, nbytes: int) -> float:
