@@ -91,15 +91,16 @@ class DeployConfig:
     teleop: str | None = None
     """A teleop device a person can take over with (`robolearn.runtime.takeover`): keyboard | mouse |
     scripted:<script.json>, or with ``robot`` the config's leader (a device id picks another); None: no takeover."""
-    takeover_key: str = "takeover"
+    takeover_key: str | None = None
     """The device's episode key that hands control between the policy and the device (``t`` in the keyboard
-    window sends ``takeover``; e.g. ``save`` for a device whose only button is that)."""
+    window sends ``takeover``; e.g. ``save`` for a device whose only button is that); None: ``takeover``, or on a
+    robot the key its config's ``robot.teleop`` entry for the device names."""
     takeover_tolerance: float = 0.05
     """A takeover waits until the device's command agrees with the robot's target within this fraction of each
     action axis's range (a leader with motors is driven there first)."""
 
     def __post_init__(self) -> None:
-        if self.teleop is None and self.takeover_key != "takeover":
+        if self.teleop is None and self.takeover_key is not None:
             raise InvalidValueError("--takeover-key applies to --teleop DEVICE (the device a person takes over with)")
         if self.robot is not None and not self.realtime:
             raise InvalidValueError("--robot runs on the wall clock: add --realtime (with --inference sync, or "
@@ -352,7 +353,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         takeover = None
         if cfg.teleop is not None:
             takeover = _takeover(cfg, robot, the_env)
-            teleop_device = takeover.device
+            teleop_device, takeover_used = takeover.device, takeover.key
             teleop_device.connect()  # before the store exists: a device that is not there leaves nothing behind
         on_step = None
         if out is not None:
@@ -480,7 +481,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     if view is not None:
         summary["live"] = {"url": session.url, **keys}
     if cfg.teleop is not None:
-        summary["takeover"] = {"device": cfg.teleop, "key": cfg.takeover_key, "tolerance": cfg.takeover_tolerance,
+        summary["takeover"] = {"device": cfg.teleop, "key": takeover_used, "tolerance": cfg.takeover_tolerance,
                                **{k: total("takeover", k) for k in ("takeovers", "handbacks", "cancelled",
                                                                     "intervention_steps", "wait_ticks")}}
     if fault is not None:
@@ -495,21 +496,25 @@ def _takeover(cfg: DeployConfig, robot: Any, env: Any):
     """The device a person takes over with (not connected yet), and how: a window or scripted device in sim (its
     mapping from the env's ``teleop_mapping``), the robot config's leader or a device id on a robot. A delta-action
     env hands over at once (a displacement cannot jump); absolute targets wait for agreement."""
+    from robolearn.devices.protocols import TAKEOVER
     from robolearn.runtime import hold_action
     from robolearn.runtime.takeover import Takeover
 
     mapping = getattr(env.unwrapped, "teleop_mapping", None)
+    key = cfg.takeover_key or TAKEOVER
     if robot is not None:
+        from robolearn.devices.robot_config import takeover_key
         from robolearn.record.robot import teleop_device
 
         device, _ = teleop_device(robot, cfg.teleop, env)
         align = True  # a robot takes absolute targets
+        key = cfg.takeover_key or takeover_key(robot, cfg.teleop)
     else:
         from robolearn.devices.teleop import make_teleop
 
         device = make_teleop(cfg.teleop, env.action_space, mapping=mapping, origin=lambda obs: hold_action(env))
         align = (mapping or {}).get("mode", "delta") == "absolute"
-    return Takeover(device, tolerance=cfg.takeover_tolerance, align=align, key=cfg.takeover_key)
+    return Takeover(device, tolerance=cfg.takeover_tolerance, align=align, key=key)
 
 
 def _takeover_line(stats: dict) -> str:

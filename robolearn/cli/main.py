@@ -207,11 +207,13 @@ def deploy(
     view_key_file: Optional[Path] = live_options.VIEW_KEY_FILE,
     teleop: Optional[str] = typer.Option(
         None, "--teleop", help="A device a person can take over with: keyboard | mouse | scripted:<script.json>; "
-                               "with --robot the config's leader or a device id. Taken-over steps are marked "
+                               "with --robot the config's leader or a device id (spacemouse, gamepad, "
+                               "terminal-teleop, phone: the config's robot.teleop entry). Taken-over steps are marked "
                                "'intervention' in --out."),
-    takeover_key: str = typer.Option("takeover", "--takeover-key",
-                                     help="The device's key that hands control to it and back (t in the keyboard "
-                                          "window sends takeover; e.g. save for a one-button device)."),
+    takeover_key: Optional[str] = typer.Option(
+        None, "--takeover-key", help="The device's key that hands control to it and back (default: takeover -- t in "
+                                     "the keyboard window or a terminal, L1 on a gamepad -- or the robot config's "
+                                     "takeover_key for the device, e.g. save: a SpaceMouse's right button)."),
     takeover_tolerance: float = typer.Option(0.05, "--takeover-tolerance",
                                              help="Hand over once the device agrees with the robot's target within "
                                                   "this fraction of each action axis's range."),

@@ -7,6 +7,10 @@
       leader: {device: so101-leader, kwargs: {port: /dev/ttyACM1, id: my_leader}}
       cameras:
         - {name: front, device: opencv-camera, fps: 30, max_age_s: 0.1, kwargs: {device: 0, size: [480, 640]}}
+      sensors:               # force/torque, tactile: keys force, tactile/<name>
+        - {device: netft, kwargs: {host: 192.168.1.1}}
+      teleop:                # how each other teleop device (--teleop ID) drives this robot
+        - {device: spacemouse, kwargs: {mode: absolute, gripper_axis: -1}, takeover_key: save}
       control_fps: 30        # the loop's rate; every camera keeps its own fps
       record_fps: 30         # the store's rate: every control_fps / record_fps-th tick is recorded
       safety: so101          # configs/safety/so101.yaml: every action passes that SafetyFilter
@@ -14,7 +18,9 @@
 
 Devices are built through `robolearn.devices.make_device` (the ``robolearn.devices`` entry points), so the
 core never imports a driver: ``build_robot_env(cfg)`` gives the `RobotEnv` that `record`, `replay` and
-`deploy` run, ``build_teleop(cfg)`` the leader. A camera's ``name`` (its key ``images/<name>``), ``fps`` and
+`deploy` run, ``build_teleop(cfg)`` the leader, ``build_teleop(cfg, "spacemouse", env)`` a device of
+``robot.teleop``: built with the env's ``action_space``, ``origin`` (where an absolute target starts: the target
+the robot holds, ``env.hold_action``) and the entry's kwargs. A camera's ``name`` (its key ``images/<name>``), ``fps`` and
 ``max_age_s`` (the pairing rule: a tick takes the newest frame not older than that) are passed to its
 constructor as ``name``, ``fps`` and ``max_age`` when set. Every error names the file and the key.
 
@@ -36,10 +42,10 @@ from typing import Any
 import yaml
 
 from robolearn.config import configs_dir, from_dict
-from robolearn.errors import ConfigError, MissingPathError, UserError
+from robolearn.errors import ConfigError, InvalidValueError, MissingPathError, UserError
 
-__all__ = ["CameraSpec", "DeviceSpec", "RobotConfig", "build_robot_env", "build_teleop", "load_robot_config",
-           "robot_config_names"]
+__all__ = ["CameraSpec", "DeviceSpec", "RobotConfig", "TeleopSpec", "build_robot_env", "build_teleop",
+           "load_robot_config", "robot_config_names", "takeover_key"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,20 @@ class CameraSpec:
 
 
 @dataclass(frozen=True)
+class TeleopSpec:
+    """How a teleop device other than the leader drives this robot (``--teleop <device>``)."""
+
+    device: str = ""
+    """Device id (spacemouse, gamepad, terminal-teleop, phone, ...): its constructor takes ``action_space`` and
+    ``origin``, which the robot gives."""
+    kwargs: dict = field(default_factory=dict)
+    """Other constructor arguments: mode (absolute for a robot's targets), step, axes, gripper_axis, kinematics, ..."""
+    takeover_key: str = "takeover"
+    """The device's episode key that hands control over during ``deploy --teleop`` (e.g. ``save`` for a
+    SpaceMouse, whose right button is its only free one); ``--takeover-key`` overrides it."""
+
+
+@dataclass(frozen=True)
 class RobotConfig:
     """A robot: follower, cameras, optional leader, rates, safety preset and task (module docstring)."""
 
@@ -79,6 +99,10 @@ class RobotConfig:
     """The teleop device that drives it when recording (a leader arm); None: name one with --teleop."""
     cameras: tuple[CameraSpec, ...] = ()
     """Cameras, each keyed ``images/<name>``."""
+    sensors: tuple[DeviceSpec, ...] = ()
+    """Other sensors: a force/torque sensor (key ``force``), tactile sensors (``tactile/<name>``)."""
+    teleop: tuple[TeleopSpec, ...] = ()
+    """Teleop devices other than the leader, by device id, with their kwargs on this robot (``--teleop ID``)."""
     control_fps: float = 30.0
     """Rate of the control loop (Hz)."""
     record_fps: float | None = None
@@ -159,9 +183,22 @@ def validate(cfg: RobotConfig) -> RobotConfig:
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"{where}: robot.{key} {why}")
 
-    for key, spec in (("follower", cfg.follower), ("leader", cfg.leader)):
+    for key, spec in (("follower", cfg.follower), ("leader", cfg.leader),
+                      *((f"sensors[{i}]", s) for i, s in enumerate(cfg.sensors)),
+                      *((f"teleop[{i}]", t) for i, t in enumerate(cfg.teleop))):
         if spec is not None and not spec.device:
-            raise bad(f"{key}.device", "is missing; name a device id (e.g. so101-follower)")
+            raise bad(f"{key}.device", "is missing; name a device id (e.g. so101-follower, netft, spacemouse)")
+    from robolearn.devices.protocols import EVENTS
+
+    for i, t in enumerate(cfg.teleop):
+        if t.takeover_key not in EVENTS:
+            raise bad(f"teleop[{i}].takeover_key", f"{t.takeover_key!r} is not an episode key; accepted: "
+                                                   f"{', '.join(EVENTS)}")
+        reserved = {"action_space", "origin"} & set(t.kwargs)
+        if reserved:
+            raise bad(f"teleop[{i}].kwargs", f"sets {sorted(reserved)}, which the robot gives; remove them")
+        if [s.device for s in cfg.teleop].count(t.device) > 1:
+            raise bad(f"teleop[{i}].device", f"{t.device!r} is listed twice; keep one entry per device")
     for key in ("control_fps", "episode_s"):
         if not getattr(cfg, key) > 0:
             raise bad(key, f"must be > 0, got {getattr(cfg, key)!r}")
@@ -220,14 +257,44 @@ def build_robot_env(cfg: RobotConfig, *, fps: float | None = None):
         if cam.max_age_s is not None:
             extra["max_age"] = cam.max_age_s
         cameras.append(_make(cam, f"cameras[{i}]", cfg.where, **extra))
-    return RobotEnv(robot, cameras=cameras, task=FreeTask(cfg.task), control_hz=float(fps or cfg.control_fps))
+    sensors = [_make(spec, f"sensors[{i}]", cfg.where) for i, spec in enumerate(cfg.sensors)]
+    return RobotEnv(robot, cameras=cameras, sensors=sensors, task=FreeTask(cfg.task),
+                    control_hz=float(fps or cfg.control_fps))
 
 
-def build_teleop(cfg: RobotConfig, device: str | None = None):
+def _teleop_entry(cfg: RobotConfig, device: str) -> tuple[int, TeleopSpec] | None:
+    return next(((i, t) for i, t in enumerate(cfg.teleop) if t.device == device), None)
+
+
+def build_teleop(cfg: RobotConfig, device: str | None = None, env: Any = None):
     """The teleop device: ``device`` (an id of the registry; the config's leader kwargs when it names the
-    leader's device) or the config's leader."""
+    leader's device; a ``robot.teleop`` entry's kwargs, with the action space and hold target of ``env``, the
+    `RobotEnv` it drives) or the config's leader."""
     if device is None or (cfg.leader is not None and device == cfg.leader.device):
         if cfg.leader is None:
             raise ConfigError(f"{cfg.where} has no robot.leader; name a teleop device (--teleop)")
         return _make(cfg.leader, "leader", cfg.where)
-    return _make(DeviceSpec(device=device), "teleop", cfg.where)
+    found = _teleop_entry(cfg, device)
+    if found is None:
+        try:
+            return _make(DeviceSpec(device=device), "teleop", cfg.where)
+        except ConfigError as e:
+            have = ", ".join(t.device for t in cfg.teleop) or "none"
+            raise ConfigError(f"{e}; a teleop device that maps onto the robot's actions needs a robot.teleop entry "
+                              f"(- {{device: {device}, kwargs: {{mode: absolute, ...}}}}); this config has: {have}") \
+                from None
+    i, entry = found
+    if env is None:
+        raise InvalidValueError(f"{cfg.where}: robot.teleop[{i}] ({device}) drives an env; pass the RobotEnv")
+    base = env.unwrapped
+    return _make(DeviceSpec(entry.device, entry.kwargs), f"teleop[{i}]", cfg.where, action_space=base.action_space,
+                 origin=lambda obs: base.hold_action())
+
+
+def takeover_key(cfg: RobotConfig, device: str | None) -> str:
+    """The episode key that hands control over with ``device`` on this robot (its ``robot.teleop`` entry's, else
+    ``takeover``)."""
+    from robolearn.devices.protocols import TAKEOVER
+
+    found = None if device is None else _teleop_entry(cfg, device)
+    return TAKEOVER if found is None else found[1].takeover_key

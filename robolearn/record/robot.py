@@ -60,13 +60,14 @@ class RecordingAborted(CannotCompleteError):
 
 
 def teleop_device(cfg: RobotConfig, spec: str | None, env: Any) -> tuple[Any, str]:
-    """The teleop device and its name: the config's leader, a device id, or keyboard/mouse/scripted:<file>."""
+    """The teleop device and its name: the config's leader, a device id (a ``robot.teleop`` entry's kwargs), or
+    keyboard/mouse/scripted:<file>."""
     if spec is not None and (spec in WINDOW_DEVICES or spec.startswith("scripted:")):
         from robolearn.devices.teleop import make_teleop
         from robolearn.runtime import hold_action
 
         return make_teleop(spec, env.action_space, origin=lambda obs: hold_action(env)), spec.split(":", 1)[0]
-    device = build_teleop(cfg, spec)
+    device = build_teleop(cfg, spec, env)
     return device, spec or cfg.leader.device  # type: ignore[union-attr]
 
 

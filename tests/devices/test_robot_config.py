@@ -3,6 +3,8 @@ file and the key; a config builds its RobotEnv through the device registry."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -29,11 +31,18 @@ def test_shipped_configs_load_and_name_installed_devices():
     ids = set(device_ids())
     for name in names:
         cfg = load_robot_config(name)
-        assert cfg.name == name and cfg.follower.device in ids and cfg.leader.device in ids
+        assert cfg.name == name and cfg.follower.device in ids and (cfg.leader is None or cfg.leader.device in ids)
         assert all(c.device in ids and c.fps and c.max_age_s for c in cfg.cameras)
+        assert all(s.device in ids for s in (*cfg.sensors, *cfg.teleop))
         assert cfg.recording_fps == cfg.control_fps == 30.0
     assert load_robot_config("so101-emulated").follower.kwargs["port"] == "emulate"
     assert [c.name for c in load_robot_config("so101-bimanual").cameras] == ["top", "left_wrist", "right_wrist"]
+    for name in ("ur5e", "ur5e-emulated"):
+        ur = load_robot_config(name)
+        assert ur.leader is None and ur.safety == "ur5e" and [s.device for s in ur.sensors] == ["netft"]
+        assert {t.device: t.takeover_key for t in ur.teleop} == {"spacemouse": "save", "gamepad": "takeover",
+                                                                 "terminal-teleop": "takeover", "phone": "takeover"}
+    assert load_robot_config("ur5e-emulated").follower.kwargs["host"] == "emulate"
 
 
 @pytest.mark.parametrize("change, message", [
@@ -102,3 +111,38 @@ def test_overrides_are_validated_again(tmp_path):
     assert cfg.with_overrides(control_fps=60.0, task="x").control_fps == 60.0
     with pytest.raises(ConfigError, match="robot.episode_s must be > 0"):
         cfg.with_overrides(episode_s=0.0)
+
+
+def test_sensors_and_teleop_entries_build_with_the_env(tmp_path):
+    from robolearn.devices.robot_config import takeover_key
+
+    robot = {**FAKE, "sensors": [{"device": "fake-force-torque"}],
+             "teleop": [{"device": "fake-teleop", "kwargs": {}, "takeover_key": "save"}]}
+    cfg = load_robot_config(write(tmp_path, robot))
+    env = build_robot_env(cfg)
+    assert set(env.observation_space.spaces) == {"state", "images/wrist", "force"}
+    assert takeover_key(cfg, "fake-teleop") == "save" and takeover_key(cfg, "keyboard") == "takeover"
+    with pytest.raises(Exception, match="robot.teleop\\[0\\].kwargs do not fit 'fake-teleop'.*'origin'"):
+        build_teleop(cfg, "fake-teleop", env)  # the fake takes no origin: the entry's key is named
+    with pytest.raises(Exception, match="robot.teleop\\[0\\] \\(fake-teleop\\) drives an env; pass the RobotEnv"):
+        build_teleop(cfg, "fake-teleop")
+
+
+@pytest.mark.parametrize("teleop, message", [
+    ([{"device": "spacemouse", "takeover_key": "grab"}], "robot.teleop[0].takeover_key 'grab' is not an episode key"),
+    ([{"device": "spacemouse", "kwargs": {"origin": 1}}], "robot.teleop[0].kwargs sets ['origin'], which the robot "
+                                                          "gives"),
+    ([{"device": "spacemouse"}, {"device": "spacemouse"}], "'spacemouse' is listed twice"),
+    ([{"kwargs": {}}], "robot.teleop[0].device is missing"),
+])
+def test_teleop_entry_mistakes_are_one_sentence(tmp_path, teleop, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_robot_config(write(tmp_path, {**FAKE, "teleop": teleop}))
+
+
+def test_a_mapped_teleop_device_without_an_entry_says_how_to_add_one(tmp_path):
+    pytest.importorskip("robolearn_hardware")
+    cfg = load_robot_config(write(tmp_path, FAKE))
+    with pytest.raises(ConfigError, match=r"needs a robot.teleop entry \(- \{device: spacemouse, kwargs: "
+                                          r"\{mode: absolute, ...\}\}\); this config has: none"):
+        build_teleop(cfg, "spacemouse", build_robot_env(cfg))

@@ -1,5 +1,7 @@
 """Fixtures for the hardware tests: emulators in their own process, stopped by pid when a test ends."""
 
+import socket
+
 import pytest
 
 from robolearn_hardware.emulators import EmulatorProcess
@@ -29,3 +31,12 @@ def open_ports():
     for p in ports:
         if getattr(p, "is_open", False):
             p.closePort()
+
+
+@pytest.fixture
+def hid_pair():
+    """(device end, test end) of a SOCK_SEQPACKET pair: one read() = one report, as hidraw gives them."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    yield a.fileno(), b
+    a.close()
+    b.close()

@@ -4,7 +4,6 @@ pty, and the phone over HTTPS + websocket with IK on the SO-101 twin."""
 import json
 import os
 import pty
-import socket
 import ssl
 import stat
 import struct
@@ -21,15 +20,6 @@ from robolearn_hardware.teleop import (ActionMapper, GamepadTeleop, HidError, Sp
                                        find_hidraw, parse_gamepad, parse_keys)
 
 BOX7 = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)   # dx dy dz droll dpitch dyaw gripper (robosuite OSC)
-
-
-@pytest.fixture
-def hid_pair():
-    """(device end, test end) of a SOCK_SEQPACKET pair: one read() = one report, as hidraw gives them."""
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    yield a.fileno(), b
-    a.close()
-    b.close()
 
 
 def spacemouse_report(rid, *values):

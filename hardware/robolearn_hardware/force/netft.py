@@ -14,6 +14,10 @@ the sensor's range like the sensor saturates; a status error in the newest recor
 recorder that wants them). ``tare()`` zeroes the present load on the host; ``bias()`` asks the sensor to
 (RDT command 0x0042).
 
+``host="emulate"`` reads the loopback emulator (`robolearn_hardware.force.NetFTEmulator`, options ``emulator``:
+rate, wrench, drop, ...) started by ``connect()`` and stopped by its pid at ``disconnect()`` (also when
+``connect()`` fails); ``sensor.emulator`` is that process while connected.
+
 Example::
 
     with NetFTSensor("192.168.1.1") as ft:              # calibration from http://192.168.1.1/netftapi2.xml
@@ -40,6 +44,7 @@ from robolearn.devices.base import DeviceBase
 from robolearn.devices.protocols import Reading
 from robolearn.errors import InvalidValueError, UserError
 
+from ..emulators.owned import EMULATE, OwnedEmulator
 from .rdt import (CMD_BIAS, CMD_START_STREAM, CMD_STOP, RDT_PORT, RECORD, STATUS_ERROR, Calibration, build_request,
                   parse_netftapi2, parse_record)
 
@@ -66,13 +71,15 @@ class NetFTSensor(DeviceBase):
         force_range, torque_range: the observation space's bounds (N, N m); readings saturate there.
         first_record_timeout: seconds ``connect()`` waits for the first record.
         buffer: how many records ``samples()`` keeps between calls (the oldest go first).
+        emulator: with ``host="emulate"``, the `NetFTEmulator` options (rate, wrench, drop, seed).
     """
 
     def __init__(self, host: str, name: str = "ft", port: int = RDT_PORT, calibration: Calibration | None = None,
                  http_port: int = 80, force_range: float = 1000.0, torque_range: float = 100.0,
                  first_record_timeout: float = 2.0, buffer: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, emulator: dict | None = None) -> None:
         super().__init__(name, clock)
+        self.owned = OwnedEmulator(host, emulator, f"NetFTSensor {name!r}")
         if not (force_range > 0 and torque_range > 0):
             raise InvalidValueError(f"NetFTSensor {name!r}: force_range={force_range!r}, torque_range="
                                     f"{torque_range!r}; expected positive N and N m.")
@@ -98,7 +105,28 @@ class NetFTSensor(DeviceBase):
         self._buffer.clear()
 
     # lifecycle -----------------------------------------------------------------------------------------
+    @property
+    def emulator(self):
+        """The `NetFTEmulator` (host="emulate") while connected, else None."""
+        return self.owned.process
+
     def _open(self) -> None:
+        if not self.owned.active:
+            return self._open_stream()
+        from .process import NetFTEmulator
+
+        self.owned.run(NetFTEmulator, self._attach, calibration=self.configured)
+
+    def _attach(self, emulator) -> None:
+        self.host, self.port, self.http_port = emulator.host, emulator.rdt_port, emulator.http_port
+        self._open_stream()
+
+    def _stop_emulator(self) -> None:
+        self.owned.stop()
+        if self.owned.active:
+            self.host = EMULATE
+
+    def _open_stream(self) -> None:
         self._reset()
         self.calibration = self.configured or self.fetch_calibration()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -120,7 +148,10 @@ class NetFTSensor(DeviceBase):
                              f"port {self.port} is reachable and that no other client holds the sensor.")
 
     def _close(self) -> None:
-        self._shutdown()
+        try:
+            self._shutdown()
+        finally:
+            self._stop_emulator()
 
     def _shutdown(self) -> None:
         if self._sock is not None:

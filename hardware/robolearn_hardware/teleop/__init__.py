@@ -26,9 +26,16 @@ __all__ = ["ActionMapper", "GamepadTeleop", "HidError", "HidTeleop", "HidrawSour
 
 
 def phone_teleop(action_space, twin: str = "so101", site: str | None = None, **kwargs: Any):
-    """A `PhoneTeleop` steering arm `twin` (IK on its MuJoCo twin); kwargs go to `PhoneTeleop`."""
-    from .phone import PhoneTeleop, TwinIK
+    """A `PhoneTeleop` steering arm `twin` (IK on its MuJoCo twin; ``twin="ur5e"``: the UR5e's DH kinematics, joints
+    0-4 solved, the phone's roll on wrist 3, the gripper on axis 6 when the action has one); kwargs go to
+    `PhoneTeleop`."""
+    from .phone import PhoneTeleop, TwinIK, URToolIK
 
+    if twin == "ur5e":
+        ur = {"arm_axes": (0, 1, 2, 3, 4), "roll_axis": 5}
+        if action_space.shape[0] > 6:
+            ur["gripper_axis"] = 6
+        return PhoneTeleop(action_space, URToolIK(), **{**ur, **kwargs})
     return PhoneTeleop(action_space, TwinIK.for_twin(twin, site), **kwargs)
 
 

@@ -13,7 +13,8 @@ DualSense        1 2 3 4              5 6     8 (same)                  9 (bits 
 Sticks are uint8 (128 centre, y down), triggers uint8 (0 released). Axes reported: (left x, -left y, -right
 y, right x, 0, 0) in [-1, 1]: left stick moves in the plane, right stick up/down lifts, right stick sideways
 turns. The right trigger closes the gripper by how far it is pulled (``gripper_axis``). Episode keys:
-options = save, share/create = discard, triangle = re-record, PS = quit.
+options = save, share/create = discard, triangle = re-record, PS = quit, L1 = takeover (during
+``robolearn deploy --teleop gamepad``: hand control between the policy and the gamepad).
 """
 
 from __future__ import annotations
@@ -63,19 +64,23 @@ class GamepadTeleop(HidTeleop):
         action_space: the env's action space.
         path: /dev/hidrawN, an open descriptor (tests), or None to find the first Sony gamepad of `layout`.
         layout: "dualshock4" or "dualsense".
-        mode, step, axes, gripper_axis, origin: see `ActionMapper`.
+        mode, step, axes, gripper_axis, origin, kinematics, rotation_step: see `ActionMapper`.
+        buttons: button name -> episode key, replacing the defaults (`button_events`).
     """
 
-    button_events = {"options": "save", "share": "discard", "triangle": "rerecord", "ps": "quit"}
+    button_events = {"options": "save", "share": "discard", "triangle": "rerecord", "ps": "quit", "l1": "takeover"}
 
     def __init__(self, action_space: gym.spaces.Box, path: str | int | None = None, layout: str = "dualshock4",
                  mode: str = "delta", step: float | None = None, axes=None, gripper_axis: int | None = None,
-                 origin=None, deadzone: float = 0.08, name: str = "gamepad") -> None:
+                 origin=None, deadzone: float = 0.08, kinematics: str | None = None,
+                 rotation_step: float | None = None, buttons: dict[str, str] | None = None,
+                 name: str = "gamepad") -> None:
         if layout not in LAYOUTS:
             raise InvalidValueError(f"gamepad layout={layout!r} is not known; accepted values: {', '.join(LAYOUTS)}.")
         self.path, self.layout = path, layout
         super().__init__(name, HidrawSource(path if path is not None else ""), action_space,
-                         ActionMapper(action_space, mode, step, axes, gripper_axis, origin), deadzone)
+                         ActionMapper(action_space, mode, step, axes, gripper_axis, origin, kinematics, rotation_step),
+                         deadzone, buttons)
 
     def _open(self) -> None:
         if self.path is None:

@@ -22,8 +22,8 @@ import gymnasium as gym
 import numpy as np
 
 from robolearn.devices.base import DeviceBase
-from robolearn.devices.protocols import DeviceNotConnectedError
-from robolearn.errors import UserError
+from robolearn.devices.protocols import EVENTS, DeviceNotConnectedError
+from robolearn.errors import InvalidValueError, UserError
 
 from .mapping import ActionMapper
 
@@ -104,15 +104,21 @@ class HidTeleop(DeviceBase):
 
     Subclasses parse reports (``_parse(report)``) into ``self.axes`` (motion, [-1, 1]), ``self.gripper``
     ([0, 1] or None) and ``self.buttons`` (a set of names); ``button_events`` maps a button name to the
-    episode key it sends when pressed (on the press, not while held).
+    episode key it sends when pressed (on the press, not while held); ``buttons=`` replaces that map.
     """
 
     button_events: dict[str, str] = {}
 
     def __init__(self, name: str, source: HidrawSource, action_space: gym.spaces.Box, mapper: ActionMapper,
-                 deadzone: float = 0.05) -> None:
+                 deadzone: float = 0.05, buttons: dict[str, str] | None = None) -> None:
         super().__init__(name)
         self.source, self.action_space, self.mapper, self.deadzone = source, action_space, mapper, float(deadzone)
+        if buttons is not None:
+            bad = {b: e for b, e in buttons.items() if e not in EVENTS}
+            if bad:
+                raise InvalidValueError(f"{type(self).__name__} buttons={bad} map to no episode key; accepted keys: "
+                                        f"{', '.join(EVENTS)}.")
+            self.button_events = dict(buttons)
         self._clear()
 
     def _clear(self) -> None:

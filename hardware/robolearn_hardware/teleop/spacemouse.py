@@ -57,18 +57,24 @@ class SpaceMouseTeleop(HidTeleop):
         action_space: the env's action space (e.g. robosuite OSC: dx dy dz droll dpitch dyaw gripper).
         path: /dev/hidrawN, an open descriptor (tests), or None to find the first SpaceMouse in sysfs.
         six_axis: the report layout (None: from the product id found; True for the newer devices).
-        mode, step, axes, gripper_axis, origin: see `ActionMapper`.
+        mode, step, axes, gripper_axis, origin, kinematics, rotation_step: see `ActionMapper`.
+        buttons: button name -> episode key, replacing the defaults (``{"button1": "save"}``: the right button
+            saves while recording; give ``--takeover-key save`` or a robot config's ``takeover_key: save`` to take
+            over with it during deploy).
     """
 
     button_events = {"button1": "save"}
 
     def __init__(self, action_space: gym.spaces.Box, path: str | int | None = None, six_axis: bool | None = None,
                  mode: str = "delta", step: float | None = None, axes=None, gripper_axis: int | None = None,
-                 origin=None, deadzone: float = 0.05, name: str = "spacemouse") -> None:
+                 origin=None, deadzone: float = 0.05, kinematics: str | None = None,
+                 rotation_step: float | None = None, buttons: dict[str, str] | None = None,
+                 name: str = "spacemouse") -> None:
         self.path = path
         self.six_axis = six_axis
         super().__init__(name, HidrawSource(path if path is not None else ""), action_space,
-                         ActionMapper(action_space, mode, step, axes, gripper_axis, origin), deadzone)
+                         ActionMapper(action_space, mode, step, axes, gripper_axis, origin, kinematics, rotation_step),
+                         deadzone, buttons)
         self._gripper_closed = False
 
     def _open(self) -> None:

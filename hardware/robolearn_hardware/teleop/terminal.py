@@ -9,6 +9,7 @@ Keys::
     arrows  action axes 0 (left/right) and 1 (up/down)       w / s  axis 2 (+/-)      a / d  axis 3 (+/-)
     space   toggle the gripper (gripper_axis)                Enter  save            Backspace  discard
     r       re-record                                        q, Esc, Ctrl-C  quit
+    t       takeover (`robolearn deploy --teleop terminal-teleop`: hand control between the policy and you)
 
 Example (what `robolearn teleop --device terminal` does over SSH)::
 
@@ -38,6 +39,7 @@ KEYS: dict[str, tuple[int, float] | str] = {
     "right": (0, 1.0), "left": (0, -1.0), "up": (1, 1.0), "down": (1, -1.0),
     "w": (2, 1.0), "s": (2, -1.0), "d": (3, 1.0), "a": (3, -1.0),
     "enter": "save", "backspace": "discard", "r": "rerecord", "q": "quit", "esc": "quit", "ctrl-c": "quit",
+    "t": "takeover",
     "space": "gripper",
 }
 _ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right",
@@ -75,19 +77,22 @@ class TerminalTeleop(DeviceBase):
     Args:
         action_space: the env's action space.
         fd: the terminal's descriptor (default: stdin), e.g. the slave side of a pty in tests.
-        mode, step, gripper_axis, origin: see `ActionMapper` (motion axes 0-3 are the first four non-gripper
-            action axes).
+        mode, step, gripper_axis, origin, kinematics, rotation_step: see `ActionMapper` (motion axes 0-3 are
+            the first four non-gripper action axes; with kinematics the tool's x, y, z and rx).
     """
 
     def __init__(self, action_space: gym.spaces.Box, fd: int | None = None, mode: str = "delta",
                  step: float | None = None, gripper_axis: int | None = None, origin=None,
-                 name: str = "terminal") -> None:
+                 kinematics: str | None = None, rotation_step: float | None = None, name: str = "terminal") -> None:
         super().__init__(name)
         self.action_space = action_space
         self.fd = fd
         motion_axes = action_space.shape[0] - (gripper_axis is not None) if len(action_space.shape) == 1 else 0
         self.n_axes = max(1, min(4, motion_axes))
-        self.mapper = ActionMapper(action_space, mode, step, range(self.n_axes), gripper_axis, origin)
+        if kinematics is not None:
+            self.n_axes = 4
+        self.mapper = ActionMapper(action_space, mode, step, range(self.n_axes), gripper_axis, origin, kinematics,
+                                   rotation_step)
         self._saved = None
         self._motion = np.zeros(self.n_axes)
         self._pending: list[str] = []

@@ -18,6 +18,11 @@ Safety, checked by the streaming thread every cycle (so within one RTDE period o
 ``action`` the target joint angles (rad) within the UR5e's joint ranges (+ the gripper), or the flange pose
 ``[x, y, z, rx, ry, rz]`` (m, rotation vector) with ``control="tcp"``.
 
+``host="emulate"`` runs the arm on the emulated controller (`robolearn_hardware.ur.process.UREmulatorProcess`:
+RTDE, dashboard, script ports, the gripper socket, the MuJoCo twin) started by ``connect()`` on its own loopback
+address and stopped by its pid at ``disconnect()`` (also when ``connect()`` fails): no process outlives the
+device. ``arm.emulator`` is that process while connected (its control channel), else None.
+
 Example::
 
     arm = ur5e(host="192.168.1.10", gripper=True)
@@ -43,9 +48,10 @@ from robolearn.devices.base import DeviceBase
 from robolearn.devices.protocols import Reading
 from robolearn.errors import CannotCompleteError, InvalidValueError, MissingExtraError
 
+from ..emulators.owned import EMULATE, OwnedEmulator
 from .robotiq import Robotiq2F85
 
-__all__ = ["URConfig", "URArm", "ProtectiveStopError", "URFault", "ur5e", "UR5E_JOINT_LIMITS"]
+__all__ = ["EMULATE", "URConfig", "URArm", "ProtectiveStopError", "URFault", "ur5e", "UR5E_JOINT_LIMITS"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,7 @@ class URConfig:
     """What a user chooses for one UR arm."""
 
     host: str
-    """The robot's IP address (or an emulator's loopback address)."""
+    """The robot's IP address (or an emulator's loopback address), or "emulate" (module docstring)."""
     name: str = "ur5e"
     """Device name."""
     control: Literal["joint", "tcp"] = "joint"
@@ -132,11 +138,15 @@ class ProtectiveStopError(CannotCompleteError):
 
 
 class URArm(DeviceBase):
-    """A UR e-Series arm (+ an optional Robotiq 2F-85) as a `Robot`; see the module docstring."""
+    """A UR e-Series arm (+ an optional Robotiq 2F-85) as a `Robot`; see the module docstring.
 
-    def __init__(self, config: URConfig, gripper: Robotiq2F85 | None = None):
+    ``emulator``: options of the `UREmulatorProcess` started for ``host="emulate"`` (q0, unlock_delay_s, twin,
+    gripper_activation_s, ...)."""
+
+    def __init__(self, config: URConfig, gripper: Robotiq2F85 | None = None, emulator: dict | None = None):
         super().__init__(config.name)
         self.config, self.gripper = config, gripper
+        self.owned = OwnedEmulator(config.host, emulator, f"{config.name} (UR)")
         extra = 1 if gripper is not None else 0
         low = -UR5E_JOINT_LIMITS if config.control == "joint" else TCP_LOW
         high = UR5E_JOINT_LIMITS if config.control == "joint" else TCP_HIGH
@@ -159,7 +169,33 @@ class URArm(DeviceBase):
         self.counters = dict(cycles=0, skipped_cycles=0, failed_sends=0)
 
     # -- lifecycle --
+    @property
+    def emulator(self):
+        """The emulated controller's `UREmulatorProcess` (host="emulate") while connected, else None."""
+        return self.owned.process
+
     def _open(self) -> None:
+        if not self.owned.active:
+            return self._open_controller()
+        from .process import UREmulatorProcess
+
+        _ur_rtde()  # the missing extra in one sentence, before a process starts
+        self.owned.run(UREmulatorProcess, self._attach, gripper=self.gripper is not None)
+
+    def _attach(self, emulator) -> None:
+        self.config.host = emulator.host
+        if self.gripper is not None:
+            self.gripper.host, self.gripper.port = emulator.host, emulator.ports["gripper"]
+        self._open_controller()
+
+    def _stop_emulator(self) -> None:
+        self.owned.stop()
+        if self.owned.active:
+            self.config.host = EMULATE
+            if self.gripper is not None:
+                self.gripper.host = EMULATE
+
+    def _open_controller(self) -> None:
         rtde_control, rtde_receive, dashboard_client = _ur_rtde()
         c = self.config
         self._dash = dashboard_client.DashboardClient(c.host)
@@ -184,6 +220,12 @@ class URArm(DeviceBase):
             raise
 
     def _close(self) -> None:
+        try:
+            self._close_controller()
+        finally:
+            self._stop_emulator()
+
+    def _close_controller(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
@@ -359,6 +401,8 @@ class URArm(DeviceBase):
         return self._sent.copy()
 
 
-def ur5e(host: str, gripper: bool = False, gripper_port: int = 63352, **config) -> URArm:
-    """A UR5e at ``host``; ``gripper=True`` adds the Robotiq 2F-85 on the same controller (URCap socket)."""
-    return URArm(URConfig(host=host, **config), Robotiq2F85(host, gripper_port) if gripper else None)
+def ur5e(host: str, gripper: bool = False, gripper_port: int = 63352, emulator: dict | None = None,
+         **config) -> URArm:
+    """A UR5e at ``host``; ``gripper=True`` adds the Robotiq 2F-85 on the same controller (URCap socket);
+    ``host="emulate"`` runs it on the emulated controller with options ``emulator`` (module docstring)."""
+    return URArm(URConfig(host=host, **config), Robotiq2F85(host, gripper_port) if gripper else None, emulator)

@@ -7,8 +7,8 @@ Modules: `session` (messages, the routes), `cert` (the per-install certificate),
 
 from .cert import default_folder, ensure_certificate
 from .device import XR_TO_ROBOT, PhoneTeleop, lan_address
-from .ik import TwinIK
+from .ik import TwinIK, URToolIK
 from .session import PhonePose, PhoneSession, phone_routes
 
-__all__ = ["XR_TO_ROBOT", "PhonePose", "PhoneSession", "PhoneTeleop", "TwinIK", "default_folder",
+__all__ = ["XR_TO_ROBOT", "PhonePose", "PhoneSession", "PhoneTeleop", "TwinIK", "URToolIK", "default_folder",
            "ensure_certificate", "lan_address", "phone_routes"]

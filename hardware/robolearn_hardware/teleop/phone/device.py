@@ -75,7 +75,10 @@ class PhoneTeleop(DeviceBase):
         gripper_axis: action axis of the gripper the page's slider sets (None: untouched).
         degrees: the action's joints are in degrees (robolearn's arms), not radians.
         scale: robot metres per phone metre.
-        state_key: observation key holding the measured joints in action order (where a touch starts from).
+        state_key: observation key holding the measured joints in action order (where a touch starts from,
+            unless ``origin`` is given).
+        origin: ``origin(obs) -> (Da,)``: the target the robot holds (the env's ``hold_action``), where the first
+            touch starts from; None: the measured joints of ``state_key``.
         host, port: where the page is served (0.0.0.0: every interface, as a phone on the LAN needs).
         cert_folder: where the certificate lives (default ``~/.config/robolearn/phone``).
         max_jump_m: poses jumping further than this between two messages are refused.
@@ -86,7 +89,8 @@ class PhoneTeleop(DeviceBase):
                  roll_axis: int | None = None, gripper_axis: int | None = None, degrees: bool = False,
                  scale: float = 1.0, state_key: str = "state", host: str = "0.0.0.0", port: int = 4443,
                  cert_folder: str | Path | None = None, max_jump_m: float = 0.10,
-                 announce: Callable[[str], None] = print, name: str = "phone") -> None:
+                 announce: Callable[[str], None] = print, origin: Callable[[dict], np.ndarray] | None = None,
+                 name: str = "phone") -> None:
         super().__init__(name)
         if not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
             raise InvalidValueError(f"PhoneTeleop needs a 1-D Box action space of joint targets, got {action_space}.")
@@ -99,7 +103,7 @@ class PhoneTeleop(DeviceBase):
         self.roll_axis = None if roll_axis is None else int(roll_axis) % da
         self.gripper_axis = None if gripper_axis is None else int(gripper_axis) % da
         self.unit = np.rad2deg(1.0) if degrees else 1.0
-        self.scale, self.state_key = float(scale), state_key
+        self.scale, self.state_key, self.origin = float(scale), state_key, origin
         self.host = check_bind_host(host, True, "the phone teleop page", "every request needs the printed token")
         self.port, self.cert_folder, self.announce = int(port), cert_folder, announce
         self.session = PhoneSession(max_jump_m)
@@ -140,6 +144,8 @@ class PhoneTeleop(DeviceBase):
         self._forget()
 
     def _measured(self, obs: dict) -> np.ndarray | None:
+        if self.origin is not None:
+            return np.asarray(self.origin(obs), np.float64)
         state = obs.get(self.state_key) if isinstance(obs, dict) else None
         if state is None or np.shape(state)[-1] < self.action_space.shape[0]:
             return None

@@ -22,7 +22,7 @@ import numpy as np
 
 from robolearn.errors import InvalidValueError
 
-__all__ = ["TwinIK"]
+__all__ = ["TwinIK", "URToolIK"]
 
 AXES = {"x": 0, "y": 1, "z": 2}
 
@@ -118,3 +118,27 @@ class TwinIK:
             q = self.clip(q + step)
         p, th = self.fk(q)
         return q, (float(np.linalg.norm(pos - p)), 0.0 if pitch is None else float(abs(pitch - th)))
+
+
+class URToolIK(TwinIK):
+    """`TwinIK`'s position + pitch IK for a UR e-Series arm from its DH kinematics (`robolearn_hardware.ur.kinematics`,
+    no MuJoCo): the tool is the flange (its z axis points along the tool), solved over the five joints before
+    wrist 3, whose turn moves neither (the phone's roll drives it directly)."""
+
+    def __init__(self, pitch_weight: float = 0.1, damping: float = 1e-3, max_iterations: int = 200) -> None:
+        from robolearn_hardware.ur.arm import UR5E_JOINT_LIMITS
+        from robolearn_hardware.ur.kinematics import UR5E
+
+        self.dh = UR5E
+        self.joints = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2")
+        self.limited = np.ones(5, bool)
+        self.range = np.stack([-UR5E_JOINT_LIMITS[:5], UR5E_JOINT_LIMITS[:5]], axis=1)
+        self.axis = AXES["z"]
+        self.w, self.damping, self.max_iterations = float(pitch_weight), float(damping), int(max_iterations)
+
+    def fk(self, q: Sequence[float]) -> tuple[np.ndarray, float]:
+        from robolearn_hardware.ur.kinematics import forward_matrix
+
+        t = forward_matrix(self.dh, np.append(np.asarray(q, np.float64), 0.0))
+        a = t[:3, self.axis]
+        return t[:3, 3].copy(), float(np.arctan2(-a[2], np.hypot(a[0], a[1])))
