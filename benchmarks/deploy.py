@@ -567,9 +567,9 @@ def plot_success(cells_: list[dict], path: Path) -> None:
                 continue
             x = np.array([c["delay"] for c in cs]) + (i - 2) * 0.06
             y = np.array([c["success_rate"] for c in cs])
-            lo = y - np.array([c["ci95"][0] for c in cs])
-            hi = np.array([c["ci95"][1] for c in cs]) - y
-            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=m.replace("_", "-"))
+            lo = np.maximum(y - np.array([c["ci95"][0] for c in cs]), 0.0)  # rounding at 0 and 1
+            hi = np.maximum(np.array([c["ci95"][1] for c in cs]) - y, 0.0)
+            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, color=f"C{i}", label=m.replace("_", "-"))
         ax.set_title(f"{p} (T={T}, s={TA}), {ENV_ID}")
         ax.set_xlabel("inference delay D (ticks, virtual time)")
         ax.set_xticks(DELAYS)
@@ -590,12 +590,12 @@ def plot_seams(cells_: list[dict], path: Path) -> None:
     policies = sorted({c["policy"] for c in cells_}, key=lambda p: list(POLICIES).index(p))
     fig, axes = plt.subplots(1, len(policies), figsize=(5.2 * len(policies), 4), sharey=True, squeeze=False)
     for ax, p in zip(axes[0], policies):
-        for m in METHODS:
+        for i, m in enumerate(METHODS):
             cs = sorted((c for c in cells_ if c["policy"] == p and c["method"] == m
                          and c["seams"]["seam_rms_jerk"] is not None), key=lambda c: c["delay"])
             if cs:
                 ax.plot([c["delay"] for c in cs], [c["seams"]["seam_rms_jerk"] for c in cs], marker="o",
-                        label=m.replace("_", "-"))
+                        color=f"C{i}", label=m.replace("_", "-"))
         ax.set_title(f"{p}: RMS jerk around chunk switches")
         ax.set_xlabel("inference delay D (ticks)")
         ax.set_xticks(DELAYS)
