@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 PARK_PERIOD_S = 0.02
 PARK_MAX_S = 10.0
+DRIVE_STEP = 5.0
+"""`LeaderArm.drive_to`: action units (degrees, gripper %) a leader moves per call when its config sets no
+max_relative_target: 150 deg/s at 30 Hz, brisk but not a jolt in the hand."""
 PARK_SETTLE_S = 1.0
 
 
@@ -345,12 +348,45 @@ class FollowerArm(_Arm):
 
 
 class LeaderArm(_Arm):
-    """A `Teleop`: the arm a person moves by hand; its joint positions are the follower's action."""
+    """A `Teleop`: the arm a person moves by hand; its joint positions are the follower's action.
+
+    Also a `robolearn.devices.protocols.DrivableTeleop`: before a takeover during deploy, ``drive_to(q)`` servos
+    it under torque towards the follower's target ``q`` (at most ``max_relative_target``, else `DRIVE_STEP`, action
+    units per call, from where it is), so the person's hand starts where the robot is; ``release()`` turns torque
+    off again on every motor that had none before (a Koch leader's gripper spring stays on, at its goal).
+    """
 
     def _start(self) -> None:
+        self._held_before: set[str] | None = None
         springs = list(self.spec.torque_goals)
         if springs:
             self.bus.enable_torque(springs)
+            self.bus.write_goals(dict(self.spec.torque_goals))
+
+    def drive_to(self, target: np.ndarray) -> None:
+        """Servo towards ``target`` (an action of ``action_space``) under torque; returns at once."""
+        self._require_connected("drive_to()")
+        target = check_targets(self.name, target, self.action_space, self.joint_names).astype(np.float64)
+        step = self.config.max_relative_target or DRIVE_STEP
+        present = self._positions()
+        goal = np.clip(np.clip(target, self.action_space.low, self.action_space.high), present - step, present + step)
+        goals = dict(zip(self.joint_names, goal.tolist()))
+        self.bus.write_goals(goals)  # before torque on: a stale goal register never makes it jump
+        if self._held_before is None:
+            self._held_before = set(self.bus.torque_on)
+            self.bus.enable_torque([n for n in self.joint_names if n not in self._held_before])
+            self.bus.write_goals(goals)  # again: a Feetech servo takes its present position as goal at torque on
+
+    def release(self) -> None:
+        """Torque off on the motors ``drive_to`` turned on; a spring's goal is restored."""
+        self._require_connected("release()")
+        if self._held_before is None:
+            return
+        free = [n for n in self.joint_names if n not in self._held_before]
+        self._held_before = None
+        if free:
+            self.bus.disable_torque(free)
+        if self.spec.torque_goals:
             self.bus.write_goals(dict(self.spec.torque_goals))
 
     def reset(self) -> None:
