@@ -55,6 +55,8 @@ class ViewState:
         self.store_path, self.run = store, Path(run) if run is not None else None
         self.storage_options = storage_options
         self._store = Store.open(store, storage_options) if store is not None else None
+        if self._store is not None:
+            self._store.episodes  # the episode table, read now (one request per column on s3), not at first page load
         self._stats: tuple[int, dict] | None = None  # (frames, stats) of the last /api/stats
         self._stats_lock = threading.Lock()  # one computation at a time; the others wait for its result
         self._stored_stats: tuple[int, dict | None] | None = None
