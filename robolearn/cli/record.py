@@ -38,7 +38,8 @@ def record(
     teleop: Optional[str] = typer.Option(
         None, "--teleop", "--device", "-d",
         help="keyboard | mouse | scripted:<script.json> | a device id (e.g. so101-leader: the robot config's "
-             "leader kwargs). Default: the robot config's leader, keyboard in sim."),
+             "leader kwargs; spacemouse, gamepad, terminal-teleop, phone: its robot.teleop entry). Default: the "
+             "robot config's leader, keyboard in sim."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Store path to create (a new path or an empty "
                                                                  "folder)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Control and recording rate in Hz (default: the env's "
