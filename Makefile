@@ -8,6 +8,8 @@ TORCH_SPEC ?= torch==2.13.0
 APT_PKGS := libosmesa6 libegl1 libegl-mesa0 libgl1-mesa-dri
 # Headless Chromium and its driver for the browser tests of `robolearn view` (tests/view).
 BROWSER_PKGS := chromium chromium-driver
+# What the pyrealsense2 wheel loads from the system (it bundles librealsense itself).
+REALSENSE_PKGS := libusb-1.0-0 libudev1
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 # Ray and torch on a 2-core box: keep thread pools small and the dashboard off.
@@ -20,13 +22,13 @@ install: system-deps $(STAMP)
 
 # Headless rendering libraries: installed when we are root, named in one line otherwise.
 system-deps:
-	@missing=""; for p in $(APT_PKGS) $(BROWSER_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PKGS) $(BROWSER_PKGS) $(REALSENSE_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing system packages:$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || { echo "apt-get failed for:$$missing" >&2; exit 1; }; \
 	  else \
-	    echo "robolearn needs these system packages (headless rendering; chromium for the browser tests, or set ROBOLEARN_SKIP_BROWSER=1); run: sudo apt-get install -y$$missing" >&2; \
+	    echo "robolearn needs these system packages (headless rendering; chromium for the browser tests, or set ROBOLEARN_SKIP_BROWSER=1; libusb and libudev for RealSense cameras); run: sudo apt-get install -y$$missing" >&2; \
 	  fi; \
 	fi
 
@@ -35,7 +37,7 @@ $(STAMP): pyproject.toml envs/pyproject.toml hardware/pyproject.toml constraints
 	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
 	  || $(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -c constraints.txt \
-	  -e ".[s3,interop,language,teleop,dev,view,rerun]" -e "envs[robosuite,metaworld,pusht]" -e "hardware[dynamixel,feetech,ur,phone,twin]"
+	  -e ".[s3,interop,language,teleop,dev,view,rerun]" -e "envs[robosuite,metaworld,pusht]" -e "hardware[dynamixel,feetech,ur,phone,twin,realsense]"
 	@touch $(STAMP)
 
 demo: install

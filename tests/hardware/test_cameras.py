@@ -1,6 +1,5 @@
 """Cameras: the threaded reader, its sources and the fault wrapper, without a camera (issue 12 part 4)."""
 
-import os
 import threading
 import time
 
@@ -12,6 +11,7 @@ from robolearn.devices import check_device
 from robolearn.errors import UserError
 from robolearn_hardware.cameras import (CameraError, FaultySource, FileSource, StaleFrameError, SyntheticSource,
                                         ThreadedCamera, file_camera, opencv_camera, synthetic_camera)
+from tests.hardware.real import device, real_device
 from tests.hardware.waiting import wait_for
 
 SIZE = (48, 64)
@@ -185,9 +185,9 @@ def test_connect_without_frames_fails_clearly():
     assert not cam.is_connected
 
 
-@pytest.mark.skipif(not os.environ.get("ROBOLEARN_CAMERA"), reason="set ROBOLEARN_CAMERA=index or /dev/videoN")
+@real_device("ROBOLEARN_CAMERA", "an OpenCV index or /dev/videoN")
 def test_opencv_device_camera():
-    dev = os.environ["ROBOLEARN_CAMERA"]
+    dev = device("ROBOLEARN_CAMERA")
     check_device(opencv_camera(int(dev) if dev.isdigit() else dev, name="device"))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -33,8 +34,8 @@ from robolearn.devices.base import DeviceBase
 from robolearn.devices.protocols import DeviceFaultError, Reading
 from robolearn.errors import UserError
 
-__all__ = ["PAIRING_RULE", "CameraError", "EndOfSource", "FrameSource", "SourceDisconnected", "StaleFrameError",
-           "ThreadedCamera"]
+__all__ = ["PAIRING_RULE", "CameraError", "Captured", "EndOfSource", "FrameSource", "SourceDisconnected",
+           "StaleFrameError", "ThreadedCamera"]
 
 PAIRING_RULE = "newest frame not older than max_age"
 """How a control tick is paired with a camera frame (module docstring); recorded with the episode."""
@@ -56,13 +57,25 @@ class EndOfSource(Exception):
     """A finite source (a file that does not loop) has no more frames."""
 
 
+@dataclass(frozen=True)
+class Captured:
+    """What a device tells about a frame besides its pixels (a ``grab()`` may return one instead of the frame)."""
+
+    color: np.ndarray
+    """(H, W, 3) uint8 RGB."""
+    depth: np.ndarray | None = None
+    """(H, W) float32 metres, aligned to ``color`` (0: no depth); a source with ``has_depth`` gives one always."""
+    t_capture: float | None = None
+    """When the device captured it, on ``time.monotonic()``'s clock; None: stamped when grabbed."""
+
+
 class FrameSource:
     """Where frames come from: opened and grabbed only by a `ThreadedCamera`'s thread.
 
-    ``grab()`` returns one (H, W, 3) uint8 RGB frame of ``size``, or None when the source delivered nothing
-    this time; it raises `SourceDisconnected` when the device is gone and `EndOfSource` at the end of a file.
-    A ``self_paced`` source blocks in ``grab()`` until the next frame (a device); otherwise the reader calls
-    ``grab()`` at ``fps``.
+    ``grab()`` returns one (H, W, 3) uint8 RGB frame of ``size`` (or a `Captured`: with a depth image, or the
+    device's own capture time), or None when the source delivered nothing this time; it raises
+    `SourceDisconnected` when the device is gone and `EndOfSource` at the end of a file. A ``self_paced`` source
+    blocks in ``grab()`` until the next frame (a device); otherwise the reader calls ``grab()`` at ``fps``.
     """
 
     size: tuple[int, int]
@@ -70,6 +83,8 @@ class FrameSource:
     fps: float
     """Frames per second the source delivers."""
     self_paced: bool = False
+    has_depth: bool = False
+    """Every grab gives a `Captured` with ``depth``: the camera also reads ``depth/<name>``."""
 
     def open(self) -> None:
         """Open the device or file (raise `SourceDisconnected` when it is not there yet)."""
@@ -102,8 +117,12 @@ class ThreadedCamera(DeviceBase):
         self.first_frame_timeout = float(first_frame_timeout)
         self.retry_s = float(retry_s)
         self.key = spaces.image_key(name)
+        self.depth_key = spaces.depth_key(name) if source.has_depth else None
         h, w = source.size
-        self.observation_space = gym.spaces.Dict({self.key: gym.spaces.Box(0, 255, (h, w, 3), np.uint8)})
+        space = {self.key: gym.spaces.Box(0, 255, (h, w, 3), np.uint8)}
+        if self.depth_key is not None:
+            space[self.depth_key] = gym.spaces.Box(0.0, np.inf, (h, w), np.float32)
+        self.observation_space = gym.spaces.Dict(space)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -111,6 +130,7 @@ class ThreadedCamera(DeviceBase):
 
     def _reset_state(self) -> None:
         self._frame: np.ndarray | None = None
+        self._depth: np.ndarray | None = None
         self._t = -np.inf
         self._n = -1              # number of the newest frame (0-based since connect)
         self._n_read = -1         # number of the frame the last read returned
@@ -171,11 +191,14 @@ class ThreadedCamera(DeviceBase):
                 return
             if frame is None:
                 continue
-            t = float(self.clock())
+            depth, t = None, None
+            if isinstance(frame, Captured):
+                frame, depth, t = frame.color, frame.depth, frame.t_capture
+            t = float(self.clock()) if t is None else float(t)
             with self._lock:
                 if not self._newest_read:
                     self._counts["dropped"] += 1
-                self._frame, self._t, self._n, self._newest_read = frame, t, self._n + 1, False
+                self._frame, self._depth, self._t, self._n, self._newest_read = frame, depth, t, self._n + 1, False
                 self._counts["grabbed"] += 1
 
     def _reconnect(self) -> bool:
@@ -201,11 +224,14 @@ class ThreadedCamera(DeviceBase):
         """The newest frame whatever its age, stamped with its capture time (never waits on the camera)."""
         self._require_connected("read()")
         with self._lock:
-            frame, t, n = self._frame, self._t, self._n
+            frame, depth, t, n = self._frame, self._depth, self._t, self._n
             if n == self._n_read:
                 self._counts["read_twice"] += 1
             self._n_read, self._newest_read = n, True
-        return Reading({self.key: frame.copy()}, t)
+        values = {self.key: frame.copy()}
+        if self.depth_key is not None:
+            values[self.depth_key] = depth.copy()
+        return Reading(values, t)
 
     def read_latest(self, max_age: float | None = None) -> Reading:
         """The newest frame if it is not older than ``max_age`` seconds (default: the camera's), else
