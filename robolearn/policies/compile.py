@@ -11,17 +11,23 @@ observation (tested to float32 rounding).
 The compiled functions are tied to the weights at compile time, so the policy forgets them
 (`uncompile`) as soon as it is put back in training mode or gets new weights through
 `load_state_dict`. Compilation happens during a warm-up call at batch 1 (the deployment batch);
-another batch size recompiles once, without freezing. It needs a C++ compiler (gcc/clang) on CPU;
+another batch size runs eagerly (``aot``) or recompiles once without freezing (``jit``). It needs a C++ compiler (gcc/clang) on CPU;
 when compilation fails the policy stays eager and a warning says why.
 
-Compiled kernels persist between runs in ``compile_cache_dir()`` (``$TORCHINDUCTOR_CACHE_DIR`` when set,
-else ``~/.cache/robolearn/inductor``, under ``$XDG_CACHE_HOME`` when set): inductor's FX graph cache,
-AOTAutograd cache and autotuning results. With the oneDNN weight prepacking that freezing does on CPU the
-FX graph cache is bypassed ("mkldnn tensors unpickleable"): a second start skips C++ compilation and GEMM
-autotuning but redoes inductor's code generation. Measured on the shared 2-core machine (nice 10, load 6-8),
-DP with 2 cameras (ResNet18, U-Net 64/128/256, DDIM-10) in the process backend, start to ready: cold 729 s,
-warm 65 s. With ``torch._inductor.config.cpp.weight_prepack = False`` the graph cache hits (warm compile
-12 s, cold 130 s) but chunks were ~25% slower (146 vs 117 ms, interleaved, eager 196 ms): prepacking stays.
+Two backends (`BACKENDS`), the same targets, options and check against eager:
+
+- ``aot`` (default): each target becomes an AOTInductor package (`robolearn.policies.aot`), built once per
+  weights, code, torch version, CPU flags and thread count, kept in ``~/.cache/robolearn/aot`` and loaded in
+  well under a second on the next start. It runs for the warm-up's shapes outside autograd; another batch
+  size, or RTC's VJP through the denoiser, runs that call eagerly instead of recompiling.
+- ``jit``: ``torch.compile``. Its kernels persist in ``compile_cache_dir()`` (``$TORCHINDUCTOR_CACHE_DIR``
+  when set, else ``~/.cache/robolearn/inductor``): inductor's FX graph cache, AOTAutograd cache and autotuning
+  results. With the oneDNN weight prepacking that freezing does on CPU the FX graph cache is bypassed
+  ("mkldnn tensors unpickleable"): a second start skips C++ compilation and GEMM autotuning but redoes
+  inductor's code generation. Measured on the shared 2-core machine (nice 10, load 6-8), DP with 2 cameras
+  (ResNet18, U-Net 64/128/256, DDIM-10) in the process backend, start to ready: cold 729 s, warm 65 s. With
+  ``torch._inductor.config.cpp.weight_prepack = False`` the graph cache hits (warm compile 12 s, cold 130 s)
+  but chunks were ~25% slower (146 vs 117 ms, interleaved, eager 196 ms). That is why ``aot`` is the default.
 
 Measured on a 2-core EPYC (benchmarks/results/policies_vs_lerobot.json): DDIM-10 chunk at LeRobot's
 small size, 35.0 ms eager -> 15.5 ms compiled. Compiling takes ~100 s the first time (GEMM
@@ -34,12 +40,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 
 from robolearn.errors import InvalidValueError
+from robolearn.policies.aot import AotMethod, load_or_build
 from robolearn.policies.base import Policy
 from robolearn.language import EMBED_DIM, TASK_EMBEDDING_KEY
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
@@ -121,35 +128,60 @@ def uncompile(policy: Policy) -> Policy:
     return policy
 
 
-def compile_for_inference(policy: Policy, example_obs: Mapping[str, torch.Tensor] | None = None) -> bool:
+BACKENDS = ("aot", "jit")
+"""``aot``: AOTInductor packages cached per checkpoint (`robolearn.policies.aot`), the default;
+``jit``: ``torch.compile`` with inductor's own caches."""
+
+
+def compile_for_inference(policy: Policy, example_obs: Mapping[str, torch.Tensor] | None = None,
+                          backend: str = "aot") -> bool:
     """Compile `policy` (in place, put in eval mode) for fast `predict_action_chunk`; returns whether it did.
 
     `example_obs` (default: `dummy_observation(policy)`) is the warm-up input during which the
     compilation happens; give a real observation to compile for its batch size. The compiled chunk
     for that input is checked against the eager one (same noise): a mismatch beyond float32
-    rounding, like a failed compilation, leaves the policy eager with a warning.
+    rounding, like a failed compilation, leaves the policy eager with a warning. `backend` is one of
+    `BACKENDS` (module doc).
     """
+    if backend not in BACKENDS:
+        raise InvalidValueError(f"compile backend {backend!r} is not one of {list(BACKENDS)}.")
     targets = _targets(policy)
     use_compile_cache()
     uncompile(policy)
     policy.eval()
     obs = dict(example_obs) if example_obs is not None else dummy_observation(policy)
-    with torch.no_grad():
-        eager = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    examples: dict[tuple[int, str], tuple] = {}
+    if backend == "aot":  # the eager warm-up records each target's first inputs: the shapes to build for
+        for module, name in targets:
+            module.__dict__[name] = _recorder(module, name, examples)
+            module.__dict__.setdefault(_COMPILED_ATTR, []).append(name)
+    try:
+        with torch.no_grad():
+            eager = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    finally:
+        uncompile(policy)
     # Guards only on the input tensors (shape/dtype/device): module attributes cannot change under
     # a compiled policy (training mode and load_state_dict uncompile it). max_autotune lets inductor
     # pick its prepacked CPU GEMM for the U-Net's small-row matmuls (~2x over MKL there); it is
     # left off for the transformer, where that GEMM lost precision in testing.
-    opts = {"max_autotune": isinstance(targets[-1][0], ConditionalUnet1D)}
-    guard_filter = getattr(torch.compiler, "keep_tensor_guards_unsafe", None)  # torch >= 2.8
-    if guard_filter is not None:
-        opts["guard_filter_fn"] = guard_filter
-    for module, name in targets:
-        module.__dict__[name] = torch.compile(getattr(module, name), dynamic=False, options=opts)
-        module.__dict__.setdefault(_COMPILED_ATTR, []).append(name)
+    max_autotune = isinstance(targets[-1][0], ConditionalUnet1D)
     try:
         import torch._inductor.config as inductor_config
 
+        if backend == "aot":
+            for module, name in targets:
+                args = examples[(id(module), name)]
+                runner, _ = load_or_build(module, name, args, {"freezing": True, "max_autotune": max_autotune})
+                module.__dict__[name] = AotMethod(runner, module, name, args)
+                module.__dict__.setdefault(_COMPILED_ATTR, []).append(name)
+        else:
+            opts = {"max_autotune": max_autotune}
+            guard_filter = getattr(torch.compiler, "keep_tensor_guards_unsafe", None)  # torch >= 2.8
+            if guard_filter is not None:
+                opts["guard_filter_fn"] = guard_filter
+            for module, name in targets:
+                module.__dict__[name] = torch.compile(getattr(module, name), dynamic=False, options=opts)
+                module.__dict__.setdefault(_COMPILED_ATTR, []).append(name)
         with torch.no_grad(), inductor_config.patch(freezing=True):
             compiled = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
         err = (compiled - eager).abs().max().item()
@@ -162,3 +194,14 @@ def compile_for_inference(policy: Policy, example_obs: Mapping[str, torch.Tensor
         warnings.warn(f"torch.compile failed, the policy runs eagerly: {type(exc).__name__}: {exc}", stacklevel=2)
         return False
     return True
+
+
+def _recorder(module: torch.nn.Module, name: str, into: dict) -> Callable:
+    """``module.name`` that keeps its first call's inputs in ``into[(id(module), name)]``."""
+    method = getattr(type(module), name)
+
+    def call(*args):
+        into.setdefault((id(module), name), tuple(a.detach() for a in args))
+        return method(module, *args)
+
+    return call
