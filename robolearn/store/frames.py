@@ -95,7 +95,10 @@ class FrameReader:
         self.dtype = np.dtype(arr.dtype.to_native_dtype() if hasattr(arr.dtype, "to_native_dtype") else arr.dtype)
         self.store = arr.store_path.store
         self.root: Path | None = local_root(arr)
-        self._indexes: dict[int, np.ndarray] = {}  # complete shards only: they are never rewritten
+        # Shard indexes, kept: a shard is only ever rewritten with more frames, the ones it held at the same
+        # offsets (`store.shards`), so an index kept says the truth about every frame it lists; a frame it
+        # does not list is looked for in stage/, then in a fresh index.
+        self._indexes: dict[int, np.ndarray] = {}
 
     # -- where a frame is -------------------------------------------------------------------------
     def _file(self, key: str) -> Path:
@@ -118,8 +121,7 @@ class FrameReader:
         return None if buf is None else parse_index(buf.to_bytes(), self.rows)
 
     def _remember(self, j: int, index: np.ndarray) -> None:
-        if not np.any(index[:, 0] == EMPTY):
-            self._indexes[j] = index
+        self._indexes[j] = index
 
     # -- bytes --------------------------------------------------------------------------------------
     def raw(self, frames) -> list[bytes | None]:
