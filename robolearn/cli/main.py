@@ -224,7 +224,7 @@ def deploy(
     from robolearn.view.live import LiveViewConfig
 
     live = LiveViewConfig.from_flags(view, view_host, view_port, allow_remote, view_key_file)
-    from robolearn.deploy import DeployConfig, deploy_checkpoint
+    from robolearn.deploy import DeployAborted, DeployConfig, deploy_checkpoint
     from robolearn.experiment import build_config
 
     cfg = build_config(overrides or [])
@@ -234,8 +234,12 @@ def deploy(
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
                         rt_priority=rt_priority, require_rt=require_rt, robot=robot, teleop=teleop,
                         takeover_key=takeover_key, takeover_tolerance=takeover_tolerance)
-    summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out, resume=resume,
-                                overwrite=overwrite, progress=not as_json, view=live)
+    try:
+        summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out,
+                                    resume=resume, overwrite=overwrite, progress=not as_json, view=live)
+    except DeployAborted as e:
+        _emit(e.summary, as_json)  # what ran, then the one-sentence error
+        raise
     _emit(summary, as_json)
 
 

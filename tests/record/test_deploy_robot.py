@@ -3,6 +3,9 @@ deploy loop on the same emulated follower (RobotEnv from the config, the config'
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import yaml
@@ -13,7 +16,7 @@ from tests.cli.test_smoke import last_json, run  # noqa: E402
 from tests.hardware.conftest import emulator  # noqa: E402,F401 - the fixture
 from robolearn.store import open_store  # noqa: E402
 from tests.record.robot_rigs import so101_rig  # noqa: E402
-from tests.record.test_record_robot import _when_recording  # noqa: E402
+from tests.hardware.waiting import wait_for  # noqa: E402
 
 TINY = ["policy=flow", "model.down_dims=[16,32]", "model.horizon=8", "model.n_action_steps=4",
         "model.num_inference_steps=3", "train.steps=4", "train.batch_size=8", "train.val_ratio=0"]
@@ -43,12 +46,22 @@ def test_deploy_on_the_emulated_so101(emulator, tmp_path):  # noqa: F811
 
     # A servo unplugged mid-episode (a bus error): the episode is committed as 'aborted', the store consistent.
     aborted = tmp_path / "aborted.zarr"
-    watcher = _when_recording(aborted, lambda: rig.follower.command("unplug", id=3), delay_s=0.5)
+    assert rig.follower.state(3)["registers"]["Torque_Enable"] == 0  # the last run let go of the arm
+
+    def unplug_once_deploying():  # the follower connected (torque on) and a few ticks ran
+        assert wait_for(lambda: rig.follower.state(3)["registers"]["Torque_Enable"] == 1, timeout=60)
+        time.sleep(0.4)
+        rig.follower.command("unplug", id=3)
+
+    watcher = threading.Thread(target=unplug_once_deploying, daemon=True)
+    watcher.start()
     bad = run("deploy", "--no-compile", "--checkpoint", ckpt, "--robot", rig.config, "--realtime", "--episodes", 2,
               "task.max_steps=300", "--out", aborted, "--json", ok=False)
     watcher.join(5)
     assert bad.exit_code == 2 and "a device failed during deploy episode seed" in bad.output
     assert "MotorNotRespondingError" in bad.output and "committed as 'aborted'" in bad.output
+    ran = last_json(bad.output)  # the summary of what ran comes first
+    assert ran["aborted"] == 1 and ran["episodes"] == 0 and "MotorNotRespondingError" in ran["abort_reason"]
     store = open_store(aborted)
     assert store.n_episodes == 1 and store.episodes["status"].tolist() == [1]
     n = int(store.lengths[0])
