@@ -17,6 +17,7 @@ fix (``/sys/bus/usb-serial/devices/<tty>/latency_timer``).
 
 from __future__ import annotations
 
+import select
 import termios
 from typing import Protocol
 
@@ -102,6 +103,15 @@ class _SdkTransport:
             def setPacketTimeout(self, packet_length):
                 self.packet_start_time = self.getCurrentTime()
                 self.packet_timeout = self.tx_time_per_byte * packet_length + 2.0 * latency + 2.0
+
+            def readPort(self, length):
+                # The SDKs poll a non-blocking port in a tight loop until the reply or the timeout: a core spun
+                # per transaction. Sleep in select() until a byte is there or the packet timeout is up instead.
+                if not self.ser.in_waiting:
+                    left_ms = self.packet_timeout - self.getTimeSinceStart()
+                    if left_ms > 0:
+                        select.select([self.ser.fileno()], [], [], left_ms / 1000.0)
+                return self.ser.read(length)
 
         self._port = Port(port)
         self._ph = self._packet_handler()
