@@ -74,6 +74,9 @@ class DeployConfig:
     """s: actions executed between requests; None: the policy's n_action_steps (1 for ensemble)."""
     max_guidance: float | None = None
     """RTC's beta, the clip on the guidance weight; None: robolearn.policies.rtc.DEFAULT_MAX_GUIDANCE."""
+    rtc_vjp_steps: int | None = 0
+    """Denoising steps RTC guides through the denoiser's VJP (robolearn.policies.rtc.Inpainting.vjp_steps): 0,
+    the default, none (the low-noise Jacobian, ~0 cost); None: every step (the paper's, about 2x a chunk)."""
     max_steps: int | None = None
     """Steps per episode; None: the env's own limit."""
     threads: int = 1
@@ -323,7 +326,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         base = the_env.unwrapped
         hz = float(cfg.fps or base.control_hz)
         task = str(getattr(base, "task_description", "") or "")
-        chunks = ChunkPolicyAdapter(policy, task=task or None, max_guidance=cfg.max_guidance)
+        chunks = ChunkPolicyAdapter(policy, task=task or None, max_guidance=cfg.max_guidance,
+                                    vjp_steps=cfg.rtc_vjp_steps)
         if cfg.join == "rtc" and not chunks.supports_inpainting:
             raise InvalidValueError(f"--join rtc needs a flow or diffusion policy; {checkpoint} holds "
                                     f"{type(policy).__name__}")
@@ -339,7 +343,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
 
             loop_cpus, inference_cpus, note = split_cores()
             server = ProcessBackend.for_checkpoint(checkpoint, compile=cfg.compile, max_guidance=cfg.max_guidance,
-                                                   threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus)
+                                                   vjp_steps=cfg.rtc_vjp_steps, threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus)
             chunks = _Served(server, chunks, task or None, f"the inference process (pid {server.pid})")
             compiling.update(compiled=bool(server.info.get("compiled")), seconds=float(server.info.get("load_s", 0)))
             torch.set_num_threads(1)  # the loop's process runs no inference

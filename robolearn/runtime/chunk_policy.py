@@ -39,10 +39,11 @@ class ChunkPolicyAdapter:
         device: torch device of the batch.
         task: the instruction (required for a language-conditioned policy).
         max_guidance: RTC's beta, the clip on the guidance weight.
+        vjp_steps: denoising steps RTC guides through the denoiser's VJP (`Inpainting.vjp_steps`; None: all).
     """
 
     def __init__(self, policy: Any, device: str | torch.device = "cpu", task: str | None = None,
-                 max_guidance: float | None = None) -> None:
+                 max_guidance: float | None = None, vjp_steps: int | None = 0) -> None:
         from robolearn.policies.rtc import DEFAULT_MAX_GUIDANCE
 
         self.policy = policy
@@ -53,6 +54,7 @@ class ChunkPolicyAdapter:
         self.horizon = int(policy.config.horizon)
         self.supports_inpainting = bool(policy.supports_inpainting)
         self.max_guidance = DEFAULT_MAX_GUIDANCE if max_guidance is None else float(max_guidance)
+        self.vjp_steps = vjp_steps
         self._lock = threading.Lock()  # reset (loop thread) never races a chunk (inference thread)
         self.n_guided = 0
         """Chunks sampled with an RTC prefix since ``reset``."""
@@ -76,7 +78,8 @@ class ChunkPolicyAdapter:
             from robolearn.policies.rtc import Inpainting
 
             p = request.prefix
-            inpaint = Inpainting.from_plan(p.actions, p.d, p.s, self.horizon, p.hold, self.max_guidance)
+            inpaint = Inpainting.from_plan(p.actions, p.d, p.s, self.horizon, p.hold, self.max_guidance,
+                                           self.vjp_steps)
             if inpaint is not None:
                 kwargs["inpaint"] = inpaint
         with self._lock:

@@ -35,8 +35,9 @@ __all__ = ["CheckpointPolicy", "checkpoint_policy", "main"]
 class CheckpointPolicy(TorchServedPolicy):
     """A loaded checkpoint served to the parent; ``info`` adds whether it was compiled and the load time."""
 
-    def __init__(self, policy: Any, device: str, max_guidance: float | None, compiled: bool, load_s: float) -> None:
-        super().__init__(policy, device, max_guidance)
+    def __init__(self, policy: Any, device: str, max_guidance: float | None, compiled: bool, load_s: float,
+                 vjp_steps: int | None = 0) -> None:
+        super().__init__(policy, device, max_guidance, vjp_steps)
         self.info.update({"compiled": compiled, "load_s": load_s})
 
     def example_request(self) -> ChunkRequest:
@@ -47,6 +48,7 @@ class CheckpointPolicy(TorchServedPolicy):
 
 
 def checkpoint_policy(checkpoint: str, compile: bool = True, device: str = "cpu", max_guidance: float | None = None,
+                      vjp_steps: int | None = 0,
                       threads: int = 1) -> CheckpointPolicy:
     """The factory ``ProcessBackend.for_checkpoint`` names (module doc)."""
     import torch
@@ -58,7 +60,7 @@ def checkpoint_policy(checkpoint: str, compile: bool = True, device: str = "cpu"
     t0 = time.monotonic()
     policy = load(checkpoint, device=device)
     compiled = compile_if_supported(policy) if compile else False
-    return CheckpointPolicy(policy, device, max_guidance, compiled, time.monotonic() - t0)
+    return CheckpointPolicy(policy, device, max_guidance, compiled, time.monotonic() - t0, vjp_steps)
 
 
 def _read_exact(sock: socket.socket, n: int) -> bytes | None:

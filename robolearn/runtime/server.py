@@ -82,7 +82,8 @@ class TorchServedPolicy:
     request), and for Real-Time Chunking the frozen prefix, which the adapter inpaints.
     """
 
-    def __init__(self, policy: Any, device: str = "cpu", max_guidance: float | None = None) -> None:
+    def __init__(self, policy: Any, device: str = "cpu", max_guidance: float | None = None,
+                 vjp_steps: int | None = 0) -> None:
         if policy.make_action_source(device) is not None:
             raise InvalidValueError(f"the {type(policy).__name__} acts through its own action source (it runs at its "
                                     "own rates); the policy server serves chunking policies (diffusion, flow, pad, "
@@ -90,6 +91,7 @@ class TorchServedPolicy:
         self.policy = policy
         self.device = device
         self.max_guidance = max_guidance
+        self.vjp_steps = vjp_steps  # RTC's VJP steps (robolearn.policies.rtc.Inpainting.vjp_steps)
         cfg = policy.config
         self.info = {"policy": type(policy).__name__, "n_obs_steps": int(cfg.n_obs_steps),
                      "n_action_steps": int(cfg.n_action_steps), "horizon": int(cfg.horizon),
@@ -101,7 +103,8 @@ class TorchServedPolicy:
 
         if self.policy.uses_language and not task:
             raise WireError("task_required", "this policy is language-conditioned: reset with the task")
-        adapter = ChunkPolicyAdapter(self.policy, self.device, task, max_guidance=self.max_guidance)
+        adapter = ChunkPolicyAdapter(self.policy, self.device, task, max_guidance=self.max_guidance,
+                                     vjp_steps=self.vjp_steps)
         adapter.reset(seed)
         return adapter
 

@@ -205,11 +205,12 @@ def test_deploy_through_the_process_backend(runs):
 @pytest.mark.slow
 def test_compiled_deploy_starts_warm_from_the_compile_cache(runs, tmp_path, monkeypatch):
     """compile is deploy's default: the policy is compiled (checked against eager) in the child and in process;
-    a second start reads inductor's on-disk cache (a fresh TORCHINDUCTOR_CACHE_DIR here) and is faster."""
+    a second start loads the AOTInductor packages of the first (a fresh XDG_CACHE_HOME here) and is faster."""
     import shutil
 
-    cache = tmp_path / "inductor"
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    cache = tmp_path / "xdg" / "robolearn" / "aot"
     args = [*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--seed", 3, "--json"]
     process = ["--inference", "async", "--backend", "process", "--realtime", "--fps", "40"]
     cold = last_json(run("deploy", *args, *process).output)
@@ -221,7 +222,7 @@ def test_compiled_deploy_starts_warm_from_the_compile_cache(runs, tmp_path, monk
         assert out["compile"]["enabled"] and out["compile"]["compiled"] is compiled
         assert out["per_episode"][0]["steps"] == 12
     if compiled:
-        assert any(cache.iterdir()) and warm["process"]["load_s"] < cold["process"]["load_s"]
+        assert list(cache.glob("*.pt2")) and warm["process"]["load_s"] < cold["process"]["load_s"]
     assert inline["per_episode"][0]["reward"] == pytest.approx(eager["per_episode"][0]["reward"], rel=1e-3, abs=1e-3)
 
 

@@ -95,3 +95,23 @@ def test_low_noise_guidance_moves_the_clean_prediction_toward_the_prefix():
     v = guided_velocity(lambda x_: torch.ones_like(x_), x, 0.5, target, inp)  # clean = 0.5 everywhere
     w = guidance_weight(0.5, 5.0)
     assert v[0, :, 0].tolist() == pytest.approx([1 + w * 1.5, 1 + w * 0.75, 1, 1])
+
+
+@pytest.mark.parametrize("vjp_steps,grads", [(0, 0), (None, 4)])
+def test_deploy_adapter_guides_with_the_configured_vjp_steps(vjp_steps, grads):
+    """deploy's rtc_vjp_steps reaches the guidance: a backward pass per VJP step, none by default."""
+    from robolearn.runtime.backends import ChunkPrefix, ChunkRequest
+    from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
+
+    features = fake_features(state_dim=4, action_dim=2)
+    policy = make_policy("flow", features, fake_stats(features), **TINY, num_inference_steps=4).eval()
+    calls, denoise = [], policy.unet.denoise
+    policy.unet.denoise = lambda x, film: calls.append(torch.is_grad_enabled()) or denoise(x, film)
+    chunks = ChunkPolicyAdapter(policy, vjp_steps=vjp_steps)
+    chunks.reset(seed=0)
+    planned = np.tile(np.array([[2.5, -1.5]], np.float32), (5, 1))
+    request = ChunkRequest({"state": np.zeros((2, 4), np.float32)}, tick=5, mark=5, delay=2,
+                           prefix=ChunkPrefix(planned, d=2, s=4, hold=planned[0]))
+    chunk = chunks(request)
+    assert chunk.shape == (8, 2) and chunks.n_guided == 1 and sum(calls) == grads and len(calls) == 4
+    assert np.abs(chunk[:2] - planned[:2]).mean() < 0.5
