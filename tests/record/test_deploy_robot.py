@@ -1,5 +1,7 @@
 """`robolearn deploy --robot CONFIG`: a tiny policy trained on demos recorded on the emulated SO-101 runs in the
-deploy loop on the same emulated follower (RobotEnv from the config, the config's safety preset)."""
+deploy loop on the same emulated follower (RobotEnv from the config, the config's safety preset); a servo unplugged
+during deploy ends the episode as 'aborted'. Issue 12 part 6: the same end to end on the shipped emulated SO-101
+and Koch (`port: emulate`, the MuJoCo twins) with a file camera and a synthetic camera."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ import yaml
 
 pytest.importorskip("robolearn_hardware")
 
+from robolearn.store import open_store  # noqa: E402
 from tests.cli.test_smoke import last_json, run  # noqa: E402
 from tests.hardware.conftest import emulator  # noqa: E402,F401 - the fixture
-from robolearn.store import open_store  # noqa: E402
-from tests.record.robot_rigs import so101_rig  # noqa: E402
 from tests.hardware.waiting import wait_for  # noqa: E402
+from tests.record.robot_rigs import so101_rig  # noqa: E402
 
 TINY = ["policy=flow", "model.down_dims=[16,32]", "model.horizon=8", "model.n_action_steps=4",
         "model.num_inference_steps=3", "train.steps=4", "train.batch_size=8", "train.val_ratio=0"]
