@@ -97,6 +97,9 @@ def test_data_subcommands(pipeline):
     assert last_json(run("data", "validate", store, "--json").output)["ok"] is True
     assert last_json(run("data", "repair", store).output)["cut_frames"] == 0
     assert "state" in last_json(run("data", "stats", store).output)
+    moved = Path(store).parent / "migrated.zarr"  # a collected store is sharded already: migrate copies it
+    out = last_json(run("data", "migrate", store, "--out", moved, "--json").output)
+    assert out["episodes"] == 3 and out["verified"] == "bit for bit" and (moved / "stage").is_dir()
 
 
 def test_demo_quick_json(tmp_path):
