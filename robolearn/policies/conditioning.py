@@ -26,7 +26,7 @@ from torch import nn
 from robolearn.errors import ConfigError
 from robolearn.policies.base import STATE_KEY, Policy
 from robolearn.language import EMBED_DIM, TASK_EMBEDDING_KEY
-from robolearn.policies.nets.encoders import RESNET_PRESETS, ResNetEncoder
+from robolearn.policies.nets.encoders import RESNET_PRESETS, ResNetEncoder, resolve_compute_dtype
 from robolearn.policies.nets.transformer import TransformerForDiffusion
 from robolearn.policies.nets.unet1d import ConditionalUnet1D
 
@@ -34,11 +34,11 @@ DENOISERS = ("unet", "transformer")
 
 
 def check_config(cfg: Any) -> None:
-    """Validation of the shared vision/denoiser/language fields (called from the configs' __post_init__)."""
+    """Validation of the shared vision/denoiser/language fields (called from the configs' __post_init__);
+    resolves ``encoder_dtype="auto"`` to the dtype chosen on this machine, so the saved config.json names it."""
     if cfg.vision_backbone not in RESNET_PRESETS:
         raise ConfigError(f"vision_backbone {cfg.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
-    if cfg.encoder_dtype not in ("float32", "bfloat16"):
-        raise ConfigError(f"encoder_dtype {cfg.encoder_dtype!r} must be 'float32' or 'bfloat16'.")
+    cfg.encoder_dtype = resolve_compute_dtype(cfg.encoder_dtype)
     if cfg.denoiser not in DENOISERS:
         raise ConfigError(f"denoiser {cfg.denoiser!r} must be one of {list(DENOISERS)}.")
     if cfg.denoiser == "unet":

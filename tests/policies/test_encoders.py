@@ -113,3 +113,33 @@ def test_state_dict_saved_before_loads(backbone):
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():
         assert _rel(enc(x), ref(x)) < 1e-5
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    from robolearn.policies.nets.encoders import native_bf16
+
+    (tmp_path / "zen4").write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    (tmp_path / "skylake").write_text("flags\t\t: fpu avx2 avx512f avx512bw\n")
+    (tmp_path / "sapphire").write_text("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert native_bf16(tmp_path / "zen4") and native_bf16(tmp_path / "sapphire")
+    assert not native_bf16(tmp_path / "skylake") and not native_bf16(tmp_path / "missing")
+
+
+def test_auto_encoder_dtype_is_resolved_into_the_saved_config(tmp_path, monkeypatch):
+    from robolearn.errors import ConfigError
+    from robolearn.policies import save_policy
+    from robolearn.policies.nets import encoders
+
+    features = fake_features(state_dim=3, action_dim=2, cameras=("front",), image_size=24)
+    for native, expect in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(encoders, "native_bf16", lambda: native)
+        policy = make_policy("diffusion", features, fake_stats(features), horizon=8, down_dims=(16, 32),
+                             vision_backbone="small", image_feature_dim=8, spatial_softmax_num_keypoints=4,
+                             encoder_dtype="auto")
+        assert policy.config.encoder_dtype == expect
+        assert policy.encoders["shared"].autocast == (expect == "bfloat16")
+        save_policy(policy, tmp_path / expect)
+        saved = json.loads((tmp_path / expect / "config.json").read_text())
+        assert saved["config"]["encoder_dtype"] == expect
+    with pytest.raises(ConfigError, match="encoder_dtype 'fp16' must be one of"):
+        make_policy("diffusion", features, fake_stats(features), encoder_dtype="fp16")

@@ -27,8 +27,9 @@ class DiffusionConfig(PolicyConfig):
     share_image_encoder: bool = True
     """One encoder for all cameras (all must have the same H, W) or a separate one per camera."""
     encoder_dtype: str = "float32"
-    """Image encoder compute dtype: "float32", or "bfloat16" (autocast; weights stay float32):
-    ~1.8x faster training and inference on CPUs with AVX512-BF16/AMX, much slower without."""
+    """Image encoder compute dtype: "float32", "bfloat16" (autocast; weights stay float32): ~1.8x faster
+    training and inference on CPUs with AVX512-BF16/AMX, much slower without; or "auto": bfloat16 where the
+    CPU has native bf16, else float32 (resolved when the config is built: config.json names the choice)."""
     pretrained_encoder_path: str | None = None
     """Local .safetensors with backbone weights (torchvision names), loaded by `make_policy`."""
 
@@ -96,8 +97,6 @@ class DiffusionConfig(PolicyConfig):
         super().__post_init__()
         if self.vision_backbone not in RESNET_PRESETS:
             raise ConfigError(f"vision_backbone {self.vision_backbone!r} is not one of {sorted(RESNET_PRESETS)}.")
-        if self.encoder_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"encoder_dtype {self.encoder_dtype!r} must be 'float32' or 'bfloat16'.")
         if self.inference_scheduler not in ("ddim", "ddpm"):
             raise ConfigError(f"inference_scheduler {self.inference_scheduler!r} must be 'ddim' or 'ddpm'.")
         if self.prediction_type not in ("epsilon", "sample"):

@@ -34,7 +34,8 @@ class FlowConfig(PolicyConfig):
     share_image_encoder: bool = True
     """One encoder for all cameras (all must have the same H, W) or a separate one per camera."""
     encoder_dtype: str = "float32"
-    """Image encoder compute dtype: "float32" or "bfloat16" (autocast; fast only on CPUs with bf16 units)."""
+    """Image encoder compute dtype: "float32", "bfloat16" (autocast; fast only on CPUs with bf16 units) or
+    "auto" (bfloat16 where the CPU has native bf16; resolved when the config is built, saved resolved)."""
     pretrained_encoder_path: str | None = None
     """Local .safetensors with backbone weights (torchvision names), loaded by `make_policy`."""
 

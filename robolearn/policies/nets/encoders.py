@@ -30,6 +30,27 @@ RESNET_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 }
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "auto")
+
+
+def native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in its flags); False where unknown."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_compute_dtype(name: str) -> str:
+    """"auto" -> "bfloat16" on CPUs with native bf16 (`native_bf16`), else "float32"; others unchanged."""
+    if name not in COMPUTE_DTYPES:
+        raise ConfigError(f"encoder_dtype {name!r} must be one of {list(COMPUTE_DTYPES)}.")
+    if name == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return name
+
+
 def group_norm(channels: int) -> nn.GroupNorm:
     # 16 channels per group, as diffusion_policy does when it swaps BatchNorm for GroupNorm.
     return nn.GroupNorm(max(1, channels // 16), channels)
