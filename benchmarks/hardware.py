@@ -255,7 +255,7 @@ def soak(minutes: float, budget: RetryBudget) -> dict:
             "bus": stats, "emulator": injected}
 
 
-def loop60(seconds: float, size: tuple[int, int]) -> dict:
+def loop60(seconds: float, size: tuple[int, int], max_age_s: float = 0.1) -> dict:
     """record_robot's session on the emulated SO-101 at 60 Hz with two 30 fps cameras, nothing recorded."""
     from robolearn.devices.robot_config import load_robot_config
     from robolearn.record.robot import RecordingAborted, record_robot
@@ -282,7 +282,7 @@ def loop60(seconds: float, size: tuple[int, int]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ROBOLEARN_EMULATED_CALIBRATION"] = tmp
         cfg = load_robot_config("so101-emulated")
-        cam = {"device": "synthetic-camera", "fps": 30, "max_age_s": 0.1, "kwargs": {"size": list(size)}}
+        cam = {"device": "synthetic-camera", "fps": 30, "max_age_s": max_age_s, "kwargs": {"size": list(size)}}
         raw = cfg.to_json()
         raw["cameras"] = [{"name": "front", **cam}, {"name": "wrist", **cam}]
         path = Path(tmp) / "so101-2cam.yaml"
@@ -303,6 +303,7 @@ def loop60(seconds: float, size: tuple[int, int]) -> dict:
             watcher.join()
     ticks = round(seconds * 60)
     return {"fps": 60, "seconds": seconds, "ticks": ticks, "camera_size": list(size), "camera_fps": 30,
+            "max_age_s": max_age_s,
             "missed_ticks": summary["missed_ticks"], "held_ticks": summary["held_ticks"], "aborted": aborted,
             "cameras": summary["cameras"], "emulators_pinned": {str(k): v for k, v in pinned.items()}}
 
@@ -313,6 +314,8 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=3000)
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--loop-s", type=float, default=20.0)
+    ap.add_argument("--max-age", type=float, default=0.1, help="loop60: the cameras' max_age_s (the shipped "
+                                                               "configs' 0.1 by default).")
     ap.add_argument("--soak-minutes", type=float, default=10.0)
     ap.add_argument("--soak-budget", default="3,0.15", help="retries,within_s of the soak's RetryBudget "
                                                               "(default: RetryBudget()'s).")
@@ -344,7 +347,8 @@ def main() -> None:
     if "watchdog" in parts:
         record("watchdog", lambda: watchdog(args.trials))
     if "loop60" in parts:
-        record("loop60", lambda: loop60(args.loop_s, (480, 640)))
+        name = "loop60" if args.max_age == 0.1 else f"loop60_max_age_{args.max_age}"
+        record(name, lambda: loop60(args.loop_s, (480, 640), args.max_age))
     if "soak" in parts:
         retries, within_s = args.soak_budget.split(",")
         budget = RetryBudget(int(retries), float(within_s))
