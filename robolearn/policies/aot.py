@@ -82,7 +82,8 @@ def package_key(module: nn.Module, method: str, args: Sequence[torch.Tensor], op
     for name, t in [*module.named_parameters(), *module.named_buffers()]:
         t = t.detach().to("cpu").contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1): a channels-last 1x1 conv weight counts as contiguous but keeps stride(-1) != 1
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
