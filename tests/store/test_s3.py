@@ -59,8 +59,10 @@ def s3(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def s3_store(s3):
-    url = f"s3://{BUCKET}/stores/demo.zarr"
+def s3_store(s3, request):
+    # moto keeps its buckets per process, not per server: a module that imports these fixtures must not meet
+    # another module's store at the same URL
+    url = f"s3://{BUCKET}/stores/demo-{request.module.__name__.rsplit('.', 1)[-1]}.zarr"
     with StoreWriter(url, FEATURES, fps=10.0, storage_options=s3) as w:
         for e, n in enumerate([5, 7, 4]):
             w.add_episode(episode_frames(e, n), None, EpisodeMeta(task="push", seed=e))
@@ -161,7 +163,9 @@ def test_transient_s3_error_is_an_error_not_absent(s3, s3_store, monkeypatch):
 
     from robolearn.output import OutputError
 
-    before = _objects(s3, "stores/demo.zarr/")
+    prefix = s3_store.split(f"s3://{BUCKET}/", 1)[1] + "/"
+    before = _objects(s3, prefix)
+    assert before  # the store's objects are there to be compared
 
     async def slow_down(self, path, *a, **k):
         raise OSError(503, "Slow Down", path)
@@ -172,7 +176,7 @@ def test_transient_s3_error_is_an_error_not_absent(s3, s3_store, monkeypatch):
             StoreWriter(s3_store, FEATURES, fps=10.0, storage_options=s3, **flags)
         assert s3_store in str(err.value)
     monkeypatch.undo()
-    assert _objects(s3, "stores/demo.zarr/") == before
+    assert _objects(s3, prefix) == before
     assert Store.open(s3_store, storage_options=s3).n_episodes == 3
 
 
