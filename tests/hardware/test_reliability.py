@@ -120,3 +120,27 @@ def test_a_stalled_camera_never_blocks_the_control_loop():
     assert counters["read_twice"] >= 5  # the ticks during the stall took the last frame again
     colours = [c for _, c in steps]
     assert colours[-1] != colours[12]  # frames came back after the stall
+
+
+def test_a_first_attempt_that_overran_the_window_is_retried_once(emulator):
+    """A host descheduled during the first attempt (here: a clock that jumps 0.2 s per reading, past the 150 ms
+    window) still gets one retry; the window bounds the later ones (the 10-minute soak's one abort at load ~3 was
+    such a stall: 'after 1 attempt(s) in 220 ms')."""
+    spec = SO101_FOLLOWER
+    emu = start_emulator(emulator, spec)
+    now = [0.0]
+
+    def jumpy():
+        now[0] += 0.2
+        return now[0]
+
+    bus = ServoBus(emu.port, dict(spec.motors), retry=RetryBudget(), latency_timer_ms=LATENCY_TIMER_MS,
+                   watchdog_s=None, clock=jumpy)
+    bus.connect()
+    try:
+        emu.command("unplug", id=2)
+        with pytest.raises(MotorNotRespondingError, match=r"after 2 attempt\(s\)"):
+            bus.sync_read("Present_Position")
+        assert bus.stats.retries == 1 and bus.stats.failures == 1
+    finally:
+        bus.disconnect()

@@ -7,7 +7,8 @@ One class serves Dynamixel Protocol 2.0 and Feetech STS buses; the wire goes thr
   ``write("Goal_Position", "gripper", 2048)``, ``sync_read("Present_Position")`` / ``sync_write(...)`` for
   many motors in one request (raw register values, decoded: sign-magnitude and two's complement handled).
 - **Retry budget** (`RetryBudget`): a transaction that gets no valid reply is sent again, at most
-  ``retries`` times and never after ``within_s`` from its first attempt; a sync read resends only to the
+  ``retries`` times and never after ``within_s`` from its first attempt (the first retry excepted: a first
+  attempt that overran the window was a stalled host, not a dead motor); a sync read resends only to the
   motors that did not answer. Every retry is counted in ``stats``; a transaction that exhausts the budget
   raises `MotorNotRespondingError` naming the motors. Each attempt waits the SDK's reply timeout (wire time
   + 2 x ``latency_timer_ms`` + 2 ms), so a dead motor is reported within ``within_s`` + one timeout.
@@ -67,8 +68,9 @@ class RetryBudget:
     retries: int = 3
     """Attempts after the first one that failed (a sync read resends only to the motors that did not answer)."""
     within_s: float = 0.15
-    """No retry starts later than this after the transaction's first attempt (seconds). The default lets all three
-    retries run at a stock 16 ms latency timer (about 35 ms per attempt); at 1 ms an attempt takes about 5 ms."""
+    """No retry starts later than this after the transaction's first attempt (seconds), except the first retry: a
+    first attempt that overran this (the host was descheduled) is retried once. The default lets all three retries
+    run at a stock 16 ms latency timer (about 35 ms per attempt); at 1 ms an attempt takes about 5 ms."""
 
     def __post_init__(self) -> None:
         if self.retries < 0 or self.within_s < 0:
@@ -214,7 +216,9 @@ class ServoBus:
                     self.stats.no_reply += 1
             tries += 1
             elapsed = self.clock() - start
-            if tries > self.retry.retries or elapsed > self.retry.within_s:
+            # the time bound spares the first retry: a first attempt that overran the window was a stalled host
+            # (descheduled), not a silent motor (a silent one costs one reply timeout, well within the window)
+            if tries > self.retry.retries or (tries > 1 and elapsed > self.retry.within_s):
                 self.stats.failures += 1
                 why = ", ".join(sorted(set(failed.values())))
                 raise MotorNotRespondingError(
