@@ -328,7 +328,7 @@ def _request(seq: int, tick: int):
     return ChunkRequest({"state": np.zeros((1, 6), np.float32)}, tick, tick, seq)
 
 
-def pace(hz: float, seconds: float, load: str, run: Path, spin_s: float) -> dict:
+def pace(hz: float, seconds: float, load: str, run: Path, spin_s: float | None) -> dict:
     """RealClock at ``hz`` for ``seconds``; ``load``: idle | process | thread (a policy computing all the time)."""
     from robolearn.runtime import RealClock, ThreadBackend
     from robolearn.runtime.rt import RealtimeLoop, split_cores
@@ -371,7 +371,8 @@ def pace(hz: float, seconds: float, load: str, run: Path, spin_s: float) -> dict
         report = rt.report()
     lat = clock.lateness_us()
     stats = clock.stats()
-    return {"hz": hz, "load": load, "seconds": round(wall, 2), "spin_s": spin_s, "ticks": stats["ticks"],
+    return {"hz": hz, "load": load, "seconds": round(wall, 2), "spin_s": "auto" if spin_s is None else spin_s,
+            "spin_s_final": clock.spin_s, "ticks": stats["ticks"],
             "missed_ticks": stats["missed_ticks"], "achieved_hz": round(stats["achieved_hz"], 4),
             "rate_error": round(stats["achieved_hz"] / hz - 1.0, 6),
             "lateness_us_p50": round(float(np.percentile(lat, 50)), 1),
@@ -665,7 +666,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="pacing: seconds per run")
     ap.add_argument("--rates", nargs="+", type=int, default=[100, 500])
     ap.add_argument("--loads", nargs="+", default=["idle", "process", "thread"], choices=["idle", "process", "thread"])
-    ap.add_argument("--spin", type=float, default=0.001, help="RealClock spin_s")
+    ap.add_argument("--spin", type=lambda v: None if v == "auto" else float(v), default=None,
+                    help="RealClock spin_s in seconds, or auto (default: sized from the measured wake-up error)")
     ap.add_argument("--lerobot-python", default="/tmp/lerobot-venv/bin/python")
     ap.add_argument("--fps", type=float, default=50.0, help="throughput: control rate of the realtime runs")
     ap.add_argument("--throughput-episodes", type=int, default=30)
