@@ -62,11 +62,17 @@ def test_servos_stop_within_the_watchdog_time_after_the_driver_is_killed(emulato
     assert stopped[0]["shaft"] < 3000 and stopped[1]["shaft"] > 1000  # far from the goals it was heading to
 
 
-def test_a_trip_after_the_host_stopped_writing_is_counted_and_re_armed(emulator):
+def _armed_pair(emulator):
+    """Two XL330s on an emulated bus and a ServoBus with a 100 ms watchdog, connected."""
     emu = emulator("dynamixel", "xl330-m288", [1, 2], return_delay_us=0)
     bus = ServoBus(emu.port, {"a": Motor(1, "xl330-m288"), "b": Motor(2, "xl330-m288")}, watchdog_s=0.1,
                    retry=PATIENT)
     bus.connect()
+    return emu, bus
+
+
+def test_a_trip_after_the_host_stopped_writing_is_counted_and_re_armed(emulator):
+    emu, bus = _armed_pair(emulator)
     try:
         bus.enable_torque()
         bus.sync_write("Goal_Position", {"a": 2600, "b": 1500})
@@ -82,3 +88,19 @@ def test_a_trip_after_the_host_stopped_writing_is_counted_and_re_armed(emulator)
     finally:
         bus.disconnect()
     assert emu.state(1)["registers"]["Bus_Watchdog"] == 0 and emu.state(1)["registers"]["Torque_Enable"] == 0
+
+
+def test_a_trip_during_a_stall_is_found_even_when_a_read_comes_first(emulator):
+    """What a control tick does after the host stalled (devices connecting, a slow first tick): read, then write.
+    The read answers but does not clear the trip; the write that follows still finds it, re-arms, and moves."""
+    emu, bus = _armed_pair(emulator)
+    try:
+        bus.enable_torque()
+        time.sleep(0.4)  # no instruction for 4 watchdog periods
+        assert emu.state(1)["registers"]["Bus_Watchdog"] == -1
+        bus.sync_read("Present_Position")  # the tick's read: answered, the trip stays
+        bus.sync_write("Goal_Position", {"a": 2600, "b": 1500})
+        assert bus.stats.watchdog_trips == 2 and emu.state(1)["registers"]["Bus_Watchdog"] == 5
+        assert emu.state(1)["registers"]["Goal_Position"] == 2600  # the goal was taken, not refused
+    finally:
+        bus.disconnect()

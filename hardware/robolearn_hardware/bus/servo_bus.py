@@ -20,7 +20,8 @@ One class serves Dynamixel Protocol 2.0 and Feetech STS buses; the wire goes thr
   servos' EEPROM; ``is_calibrated`` compares them, offsets included (LeRobot #1360).
 - **Bus watchdog** (Dynamixel): armed on every motor whose torque is on (``watchdog_s``, 20 ms units), so a
   host that dies or stalls stops the arm; disarmed before torque goes off and on disconnect. A goal write
-  after a silence longer than half the watchdog period first checks for a trip, counts it and re-arms.
+  after a silence longer than half the watchdog period -- since the last goal write, reads in between included:
+  a read does not clear a trip -- first checks for a trip, counts it and re-arms.
 
 Example::
 
@@ -124,6 +125,7 @@ class ServoBus:
         self._by_id = {m.id: name for name, m in self.motors.items()}
         self._transport: Transport | None = None
         self._last_tx = 0.0
+        self._watchdog_suspect = False
         self.last_read_t = float("nan")
         """Capture time of the last sync read (midpoint of its successful attempt, monotonic seconds)."""
 
@@ -191,7 +193,10 @@ class ServoBus:
     def _tx(self) -> Transport:
         if self._transport is None:
             raise BusError(f"servo bus on {self.port} is not connected; call connect() first")
-        self._last_tx = self.clock()
+        now = self.clock()
+        if self.watchdog_s is not None and self.torque_on and now - self._last_tx > self.watchdog_s / 2:
+            self._watchdog_suspect = True  # the watchdog may have tripped; a read since does not clear a trip
+        self._last_tx = now
         return self._transport
 
     # -- retries --
@@ -402,7 +407,8 @@ class ServoBus:
     def _maybe_check_watchdog(self) -> None:
         if self.watchdog_s is None or not self.torque_on or self._transport is None:
             return
-        if self.clock() - self._last_tx > self.watchdog_s / 2:
+        if self._watchdog_suspect or self.clock() - self._last_tx > self.watchdog_s / 2:
+            self._watchdog_suspect = False
             self.check_watchdog()
 
     def check_watchdog(self) -> list[str]:
