@@ -298,3 +298,18 @@ def test_twin_env_and_emulated_arm_read_the_same_numbers_for_the_same_pose(tmp_p
     assert state == pytest.approx(obs[STATE], abs=0.1)
     assert json.loads((tmp_path / "koch_follower" / "default.json").read_text())["gripper"]["range_max"] == \
         round(ticks(KOCH_TWIN.ranges[-1][1]))
+
+
+def test_emulated_koch_leader_at_rest_reads_what_its_follower_twin_reads(tmp_path, monkeypatch):
+    """The Koch leader's elbow is reversed (drive_mode 1, negated in software): its plain emulated servo must
+    start mirrored, or the follower would swing ~170 degrees to follow a leader lying at rest."""
+    from robolearn_hardware.arms import koch_leader
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    leader, follower = koch_leader(port="emulate", id="l", retry=PATIENT), koch_follower(port="emulate", id="f", retry=PATIENT)
+    with leader, follower:
+        lead = np.asarray(leader.get_action({}), np.float64)
+        follow = np.asarray(follower.read().values[STATE], np.float64)
+    assert leader.spec.drive_modes == {"elbow_flex": 1}
+    assert lead[:5] == pytest.approx(np.degrees(KOCH_TWIN.rest[:5]), abs=1.0)
+    assert lead[:5] == pytest.approx(follow[:5], abs=1.0)

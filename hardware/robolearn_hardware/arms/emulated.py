@@ -96,7 +96,12 @@ class EmulatedPort:
         models = [m.model for _, m in self.spec.motors]
         positions = None
         if self.twin is None and self.twin_spec is not None:
-            positions = [ticks(q) for q in self.twin_spec.rest]
+            # plain servos at the twin's rest pose *as the arm reads it*: a reversed joint (drive_mode 1, negated
+            # in software) turns the other way, so its shaft starts mirrored about the middle of its range and a
+            # leader at rest reads what its follower twin at rest reads
+            cal = self.calibration()
+            positions = [cal[name].range_min + cal[name].range_max - ticks(q) if cal[name].drive_mode else ticks(q)
+                         for (name, _), q in zip(self.spec.motors, self.twin_spec.rest)]
         if self.twin is not None:
             self._check_twin()
         self.process = EmulatorProcess(self.spec.protocol, models, ids, return_delay_us=0, positions=positions,
