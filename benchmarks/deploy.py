@@ -666,8 +666,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="pacing: seconds per run")
     ap.add_argument("--rates", nargs="+", type=int, default=[100, 500])
     ap.add_argument("--loads", nargs="+", default=["idle", "process", "thread"], choices=["idle", "process", "thread"])
-    ap.add_argument("--spin", type=lambda v: None if v == "auto" else float(v), default=None,
-                    help="RealClock spin_s in seconds, or auto (default: sized from the measured wake-up error)")
+    ap.add_argument("--spin", type=lambda v: None if v == "auto" else float(v), default=0.001,
+                    help="RealClock spin_s in seconds (default 1 ms), or auto: sized from the measured wake-up error")
     ap.add_argument("--lerobot-python", default="/tmp/lerobot-venv/bin/python")
     ap.add_argument("--fps", type=float, default=50.0, help="throughput: control rate of the realtime runs")
     ap.add_argument("--throughput-episodes", type=int, default=30)

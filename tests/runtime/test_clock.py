@@ -49,11 +49,11 @@ def test_fake_time_ticks_are_on_absolute_deadlines():
     np.testing.assert_allclose(ft.sleeps, 0.010 - 0.002 - 0.001, atol=1e-5)
 
 
-def test_default_spin_is_sized_from_the_measured_oversleep():
+def test_auto_spin_is_sized_from_the_measured_oversleep():
     from robolearn.runtime.clock import SPIN_MARGIN_S, SPIN_MAX_S, SPIN_MIN_S, SPIN_WARMUP
 
     ft = FakeTime(overshoot_s=0.00015)  # this OS wakes every sleep 150 us late
-    clock = RealClock(500, time_ns=ft.time_ns, sleep=ft.sleep)
+    clock = RealClock(500, spin_s=None, time_ns=ft.time_ns, sleep=ft.sleep)
     assert clock.adaptive and clock.spin_s == SPIN_MAX_S  # 1 ms until measured
     clock.start()
     for _ in range(SPIN_WARMUP * 4):
@@ -65,12 +65,12 @@ def test_default_spin_is_sized_from_the_measured_oversleep():
     # sleeps now aim at deadline - spin: period - work - spin
     assert ft.sleeps[-1] == pytest.approx(0.002 - 0.0002 - clock.spin_s, abs=1e-5)
     ft2 = FakeTime()
-    quiet = RealClock(500, time_ns=ft2.time_ns, sleep=ft2.sleep)
+    quiet = RealClock(500, spin_s=None, time_ns=ft2.time_ns, sleep=ft2.sleep)
     quiet.start()
     for _ in range(SPIN_WARMUP * 2):
         quiet.wait_next_tick()
     assert quiet.spin_s == pytest.approx(SPIN_MIN_S + 0, abs=SPIN_MARGIN_S)  # a precise sleep: the floor
-    assert "auto" in repr(quiet) and RealClock(100, spin_s=0.001).spin_s == 0.001  # a given spin stays fixed
+    assert "auto" in repr(quiet) and RealClock(100).spin_s == 0.001 and not RealClock(100).adaptive  # default: fixed
 
 
 def test_fake_time_overrun_skips_to_next_future_tick_and_counts():
