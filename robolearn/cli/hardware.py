@@ -116,20 +116,33 @@ def setup_motors(
 
 
 def calibrate(
-    device: str = typer.Argument(..., help=ARM_HELP),
-    port: str = typer.Option(..., "--port", help="Serial port of the arm."),
-    device_id: str = typer.Option("default", "--id", help="Device id: names the calibration file."),
+    device: Optional[str] = typer.Argument(None, help=ARM_HELP + " Or give --robot."),
+    robot: Optional[str] = typer.Option(None, "--robot", help="A robot config (configs/robot/NAME.yaml or a path): "
+                                                              "calibrate each servo arm in it, follower(s) then leader(s)."),
+    port: Optional[str] = typer.Option(None, "--port", help="Serial port of the arm (with ARM)."),
+    device_id: str = typer.Option("default", "--id", help="Device id: names the calibration file (with ARM)."),
     calibration_dir: Optional[Path] = typer.Option(None, "--calibration-dir",
                                                    help="Folder of calibration files (default: "
                                                         "$ROBOLEARN_CALIBRATION or ~/.config/robolearn/calibration)."),
     backend: str = typer.Option("sdk", "--backend", help="sdk (vendor SDK) or own (robolearn's codec)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Calibrate again and replace a saved calibration."),
 ):
-    """Calibrate an arm (guided) and save it as JSON per device id; asks nothing when the motors hold it already."""
-    from robolearn.output import check_files
-
+    """Calibrate an arm (guided) and save it as JSON per device id; asks nothing when the motors hold it already.
+    `calibrate --robot CONFIG` does so for every servo arm of a robot config (each with its own port and id)."""
+    if (device is None) == (robot is None):
+        raise InvalidValueError("calibrate takes an arm (ARM --port P) or --robot CONFIG, not both or neither")
+    if robot is not None:
+        return _calibrate_robot(robot, overwrite)
+    if port is None:
+        raise InvalidValueError(f"calibrate {device} needs --port (the arm's serial port; `robolearn find-port`)")
     arm = _arm(device, port=port, id=device_id, backend=backend,
                calibration_dir=str(calibration_dir) if calibration_dir else None)
+    _calibrate_arm(arm, overwrite)
+
+
+def _calibrate_arm(arm, overwrite: bool) -> None:
+    from robolearn.output import check_files
+
     path = arm.calibration_file
     first_there = next(p for p in (path.parent, *path.parent.parents) if p.exists())
     check_files(first_there if not first_there.is_dir() else path.parent, [path.name], overwrite=True)
@@ -137,6 +150,39 @@ def calibrate(
         check_files(path.parent, [path.name], overwrite=overwrite)
     with _bus_errors():
         arm.calibrate(overwrite=overwrite)
+
+
+def robot_arms(config) -> list:
+    """The servo arms of a robot config, follower(s) first (a bimanual pair gives both of its arms), built
+    through the device registry with the config's kwargs; emulated ones are left out (their calibration is
+    generated, `robolearn_hardware.arms.emulated`)."""
+    _hw()
+    from robolearn.devices import make_device
+    from robolearn_hardware.arms.base import _Arm
+
+    arms = []
+    for spec in (config.follower, config.leader):
+        if spec is None or not spec.device:
+            continue
+        device = make_device(spec.device, **spec.kwargs)
+        for arm in getattr(device, "arms", (device,)):
+            if isinstance(arm, _Arm) and getattr(arm, "emulated", None) is None:
+                arms.append(arm)
+    return arms
+
+
+def _calibrate_robot(robot: str, overwrite: bool) -> None:
+    from robolearn.devices.robot_config import load_robot_config
+
+    config = load_robot_config(robot)
+    arms = robot_arms(config)
+    if not arms:
+        typer.echo(f"robot {config.name}: no servo arm to calibrate (emulated arms carry a generated calibration)")
+        return
+    for arm in arms:
+        typer.echo(f"robot {config.name}: calibrating {arm.spec.kind} on {arm.config.port} "
+                   f"(id {arm.config.id}) -> {arm.calibration_file}")
+        _calibrate_arm(arm, overwrite)
 
 
 def doctor(

@@ -91,3 +91,44 @@ def test_cli_calibrate_asks_nothing_when_the_motors_hold_the_file_and_never_over
     blocker.write_text("")
     out = runner.invoke(app, ["calibrate", "so101-leader", "--port", emu.port, "--calibration-dir", str(blocker)])
     assert out.exit_code == 2 and "it is a single file, not a folder" in out.output
+
+
+def test_cli_calibrate_robot_config_walks_each_arm_with_its_own_port_and_id(emulator, tmp_path):
+    from robolearn_hardware.arms import SO101_FOLLOWER
+
+    emus = {}
+    for spec in (SO101_FOLLOWER, SO101_LEADER):
+        emus[spec.kind] = emu = start_emulator(emulator, spec)
+        cal = centred_calibration(spec)
+        with ServoBus(emu.port, dict(spec.motors), retry=PATIENT) as bus:
+            bus.write_calibration(cal)
+        save_calibration(tmp_path / "cal" / spec.kind / f"{spec.kind[-6:]}.json", cal)
+    retry = "{retries: 200, within_s: 3.0}"
+    config = tmp_path / "pair.yaml"
+    config.write_text(f"""robot:
+  follower:
+    device: so101-follower
+    kwargs: {{port: {emus['so101_follower'].port}, id: llower, calibration_dir: {tmp_path / 'cal'}, retry: {retry}}}
+  leader:
+    device: so101-leader
+    kwargs: {{port: {emus['so101_leader'].port}, id: leader, calibration_dir: {tmp_path / 'cal'}, retry: {retry}}}
+""")
+    out = runner.invoke(app, ["calibrate", "--robot", str(config)])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("the motors hold the calibration") == 2
+    assert out.output.index(emus["so101_follower"].port) < out.output.index(emus["so101_leader"].port)
+    out = runner.invoke(app, ["calibrate", "--robot", "so101-emulated"])
+    assert out.exit_code == 0 and "no servo arm to calibrate" in out.output
+    out = runner.invoke(app, ["calibrate", "so101-leader", "--robot", str(config)])
+    assert out.exit_code == 2 and "not both or neither" in out.output
+    out = runner.invoke(app, ["calibrate", "so101-leader"])
+    assert out.exit_code == 2 and "needs --port" in out.output
+
+
+def test_robot_arms_of_a_bimanual_config_are_its_four_arms_followers_first():
+    from robolearn.cli.hardware import robot_arms
+    from robolearn.devices.robot_config import load_robot_config
+
+    arms = robot_arms(load_robot_config("so101-bimanual"))
+    assert [a.config.port for a in arms] == ["/dev/ttyACM0", "/dev/ttyACM1", "/dev/ttyACM2", "/dev/ttyACM3"]
+    assert [a.spec.kind for a in arms] == ["so101_follower"] * 2 + ["so101_leader"] * 2
