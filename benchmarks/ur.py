@@ -76,10 +76,18 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--watchdog-hz", type=float, default=50.0)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "ur.json"))
+    p.add_argument("--no-pin", action="store_true",
+                   help="leave both processes unpinned (default: the emulator on the last CPU, the driver on the others)")
     args = p.parse_args()
     with UREmulatorProcess(unlock_delay_s=0.2, gripper=False) as emu:
+        cpus = sorted(os.sched_getaffinity(0))
+        pinned = None
+        if not args.no_pin and len(cpus) >= 2:  # a real controller is its own machine: give it a core of its own
+            os.sched_setaffinity(emu.pid, {cpus[-1]})
+            os.sched_setaffinity(0, set(cpus[:-1]))
+            pinned = {"emulator": [cpus[-1]], "driver": cpus[:-1]}
         result = {"stream": stream(emu, args.seconds, args.rate),
-                  "watchdog": watchdog(emu, args.trials, args.watchdog_hz)}
+                  "watchdog": watchdog(emu, args.trials, args.watchdog_hz), "pinned": pinned}
     result["machine"] = machine("ur-rtde", "mujoco", niceness=os.nice(0), loadavg=os.getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
