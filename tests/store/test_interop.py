@@ -1,6 +1,7 @@
 """LeRobot v3.0 and robomimic hdf5 import/export, checked against the fixtures' FIXTURE.md formulas."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -130,6 +131,14 @@ def test_lerobot_refuses_other_versions_and_leaves_nothing(tmp_path):
     with pytest.raises(StoreError, match="cannot open video"):
         import_dataset(src, tmp_path / "s.zarr", "lerobot")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    # a folder of the user's that looks like a partial output is never taken for one (nor emptied)
+    lookalike = tmp_path / f".s.zarr.partial-{os.getpid()}"
+    lookalike.mkdir()
+    (lookalike / "keep.txt").write_text("mine")
+    with pytest.raises(StoreError, match="cannot open video"):
+        import_dataset(src, tmp_path / "s.zarr", "lerobot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lookalike.name, "old"]
+    assert (lookalike / "keep.txt").read_text() == "mine"
 
 
 def test_video_reader_walks_forward_and_seeks_back():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,14 +52,14 @@ def staged(path: str | os.PathLike, kind: str = "export", overwrite: bool = Fals
     final = Path(path)
     check_new_destination(final, kind, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
-    _remove(tmp)
+    # A fresh folder of our own holds the partial output: nothing that was there before is ever removed.
+    holder = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    tmp = holder / final.name
     try:
         yield tmp
         _move_in(tmp, final, kind, overwrite)
-    except BaseException:
-        _remove(tmp)
-        raise
+    finally:
+        _remove(holder)
 
 
 def _move_in(tmp: Path, final: Path, kind: str, overwrite: bool) -> None:
