@@ -328,15 +328,16 @@ def _request(seq: int, tick: int):
     return ChunkRequest({"state": np.zeros((1, 6), np.float32)}, tick, tick, seq)
 
 
-def pace(hz: float, seconds: float, load: str, run: Path, spin_s: float | None) -> dict:
-    """RealClock at ``hz`` for ``seconds``; ``load``: idle | process | thread (a policy computing all the time)."""
+def pace(hz: float, seconds: float, load: str, run: Path, spin_s: float | None, rt_priority: int | None = None) -> dict:
+    """RealClock at ``hz`` for ``seconds``; ``load``: idle | process | thread (a policy computing all the time);
+    ``rt_priority``: the loop's SCHED_FIFO priority (None: the normal scheduling class)."""
     from robolearn.runtime import RealClock, ThreadBackend
     from robolearn.runtime.rt import RealtimeLoop, split_cores
 
     loop_cpus, inference_cpus, note = split_cores()
     backend = None
     chunks = 0
-    with RealtimeLoop(loop_cpus if load != "thread" else None) as rt:
+    with RealtimeLoop(loop_cpus if load != "thread" else None, rt_priority) as rt:
         if load == "process":
             from robolearn.runtime.process_backend import ProcessBackend
 
@@ -403,15 +404,18 @@ def lerobot_pacing(python: str, seconds: float, rates: list[int], out: Path) -> 
 def pacing(args) -> None:
     path = args.results / "deploy" / "pacing.json"
     run = run_dirs(args.workdir)["flow"]
-    data = {"seconds_per_run": args.seconds, "spin_s": args.spin, "ours": [], "machine": machine("torch", "numpy")}
+    data = {"seconds_per_run": args.seconds, "spin_s": args.spin, "rt_priority": args.rt_priority, "ours": [],
+            "machine": machine("torch", "numpy")}
     for hz in args.rates:
         for load in args.loads:
-            r = pace(hz, args.seconds, load, run, args.spin)
-            data["ours"].append(r)
-            print(f"pacing {hz} Hz {load}: p50 {r['lateness_us_p50']} p99 {r['lateness_us_p99']} max "
-                  f"{r['lateness_us_max']} us, {r['achieved_hz']} Hz, missed {r['missed_ticks']}, "
-                  f"loop CPU {r['loop_cpu_share']:.0%}", flush=True)
-            write_json(path, data)
+            for prio in dict.fromkeys([args.rt_priority, *([None] if args.normal_too else [])]):
+                r = pace(hz, args.seconds, load, run, args.spin, prio)
+                r["sched"] = "fifo" if r["rt"]["sched_fifo"] else "normal"
+                data["ours"].append(r)
+                print(f"pacing {hz} Hz {load} {r['sched']}: p50 {r['lateness_us_p50']} p99 {r['lateness_us_p99']} max "
+                      f"{r['lateness_us_max']} us, {r['achieved_hz']} Hz, missed {r['missed_ticks']}, "
+                      f"loop CPU {r['loop_cpu_share']:.0%}", flush=True)
+                write_json(path, data)
     data["lerobot"] = lerobot_pacing(args.lerobot_python, args.seconds, args.rates,
                                      args.results / "deploy" / "pacing_lerobot_raw.json")
     print(f"lerobot pacing: {json.dumps(data['lerobot'].get('median_over_repeats') or data['lerobot'])}", flush=True)
@@ -666,8 +670,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="pacing: seconds per run")
     ap.add_argument("--rates", nargs="+", type=int, default=[100, 500])
     ap.add_argument("--loads", nargs="+", default=["idle", "process", "thread"], choices=["idle", "process", "thread"])
-    ap.add_argument("--spin", type=lambda v: None if v == "auto" else float(v), default=0.001,
-                    help="RealClock spin_s in seconds (default 1 ms), or auto: sized from the measured wake-up error")
+    ap.add_argument("--rt-priority", type=lambda v: None if v == "none" else int(v), default=50,
+                    help="pacing: the loop's SCHED_FIFO priority (default 50; none: normal class)")
+    ap.add_argument("--normal-too", action=argparse.BooleanOptionalAction, default=True,
+                    help="pacing: also run each cell in the normal scheduling class, beside SCHED_FIFO")
+    ap.add_argument("--spin", type=lambda v: None if v == "auto" else float(v), default=None,
+                    help="RealClock spin_s in seconds, or auto (default): sized from the measured wake-up error")
     ap.add_argument("--lerobot-python", default="/tmp/lerobot-venv/bin/python")
     ap.add_argument("--fps", type=float, default=50.0, help="throughput: control rate of the realtime runs")
     ap.add_argument("--throughput-episodes", type=int, default=30)

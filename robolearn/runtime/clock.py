@@ -91,14 +91,16 @@ class RealClock:
     Args:
         hz: tick rate.
         spin_s: the last ``spin_s`` seconds before a deadline are busy-waited instead of slept,
-            which trades CPU for wake-up precision (0 disables spinning; default 1 ms). ``None``: sized from
+            which trades CPU for wake-up precision (0 disables spinning). ``None`` (the default): sized from
             the measured wake-up error of this machine: the spin window is the 99.9th percentile (about the
             worst) of how late ``sleep`` returned over the last ``SPIN_WINDOW`` sleeps, plus ``SPIN_MARGIN_S``
             (a p99-sized window left the slowest 1% of wake-ups late by ~1 ms on a busy machine), clamped to
             [``SPIN_MIN_S``, ``SPIN_MAX_S``] (1 ms until ``SPIN_WARMUP`` sleeps were measured). A fixed 1 ms
-            spin costs ~47% of a core at 500 Hz; a sized one costs what the OS's wake-up error needs -- on
-            this project's 2-vCPU VM the oversleep tail reaches 1 ms, so the sized window saturated there
-            and the 1 ms default stays (benchmarks/results/deploy.json, pacing).
+            spin costs ~47% of a core at 500 Hz; a sized one costs what the OS's wake-up error needs. On this
+            project's 2-vCPU VM the oversleep tail of a normal-priority thread reaches 1 ms, so there the window
+            saturates at the old fixed 1 ms; a SCHED_FIFO loop (``RealtimeLoop(rt_priority=...)``, ``deploy
+            --rt-priority``) wakes within ~50-150 us and the window shrinks to that (pacing in
+            benchmarks/results/deploy.json).
         time_ns: monotonic time source in integer nanoseconds (injectable for tests).
         sleep: sleep function taking seconds (injectable for tests).
         max_samples: how many recent lateness samples ``stats()`` summarises.
@@ -107,7 +109,7 @@ class RealClock:
     def __init__(
         self,
         hz: float,
-        spin_s: float | None = 0.001,
+        spin_s: float | None = None,
         *,
         time_ns: Callable[[], int] = time.monotonic_ns,
         sleep: Callable[[float], None] = time.sleep,

@@ -70,7 +70,7 @@ def test_auto_spin_is_sized_from_the_measured_oversleep():
     for _ in range(SPIN_WARMUP * 2):
         quiet.wait_next_tick()
     assert quiet.spin_s == pytest.approx(SPIN_MIN_S + 0, abs=SPIN_MARGIN_S)  # a precise sleep: the floor
-    assert "auto" in repr(quiet) and RealClock(100).spin_s == 0.001 and not RealClock(100).adaptive  # default: fixed
+    assert "auto" in repr(quiet) and RealClock(100).adaptive and RealClock(100).spin_s == SPIN_MAX_S  # default: sized
 
 
 def test_fake_time_overrun_skips_to_next_future_tick_and_counts():
