@@ -73,10 +73,12 @@ class DeployConfig:
     replan_every: int | None = None
     """s: actions executed between requests; None: the policy's n_action_steps (1 for ensemble)."""
     max_guidance: float | None = None
-    """RTC's beta, the clip on the guidance weight; None: robolearn.policies.rtc.DEFAULT_MAX_GUIDANCE."""
+    """join rtc: RTC's beta, the clip on the guidance weight (> 0); None: robolearn.policies.rtc.DEFAULT_MAX_GUIDANCE.
+    With --backend server the server guides (`robolearn serve --max-guidance`)."""
     rtc_vjp_steps: int | None = 0
-    """Denoising steps RTC guides through the denoiser's VJP (robolearn.policies.rtc.Inpainting.vjp_steps): 0,
-    the default, none (the low-noise Jacobian, ~0 cost); None: every step (the paper's, about 2x a chunk)."""
+    """join rtc: denoising steps RTC guides through the denoiser's VJP (robolearn.policies.rtc.Inpainting.vjp_steps,
+    >= 0): 0, the default, none (the low-noise Jacobian, ~0 cost); None: every step (the paper's, about 2x a
+    chunk). With --backend server the server guides (`robolearn serve --rtc-vjp-steps`)."""
     max_steps: int | None = None
     """Steps per episode; None: the env's own limit."""
     threads: int = 1
@@ -118,6 +120,12 @@ class DeployConfig:
             raise InvalidValueError(f"--fps must be > 0, got {self.fps}")
         if self.replan_every is not None and self.replan_every < 1:
             raise InvalidValueError(f"replan_every must be >= 1, got {self.replan_every}")
+        from robolearn.policies.rtc import check_guidance
+
+        check_guidance(self.max_guidance, self.rtc_vjp_steps)
+        if self.guidance_set and self.join != "rtc":
+            raise InvalidValueError(f"--max-guidance and --rtc-vjp-steps apply to --join rtc, not to --join "
+                                    f"{self.join}")
         if self.require_rt and self.rt_priority is None:
             raise InvalidValueError("--require-rt needs --rt-priority N, the SCHED_FIFO priority to require")
         if self.rt_priority is not None:
@@ -139,11 +147,21 @@ class DeployConfig:
         if kind in ("thread", "process", "server") and not self.realtime:
             raise InvalidValueError(f"--backend {kind} computes against the wall clock: add --realtime, or use "
                                     "--backend sim:D for reproducible virtual time")
+        if kind == "server" and self.guidance_set:
+            raise InvalidValueError("with --backend server the server guides RTC: pass --max-guidance and "
+                                    "--rtc-vjp-steps to `robolearn serve` instead")
         if kind != "server" and (self.connect or self.key_file):
             raise InvalidValueError("--connect and --key-file apply to --backend server")
         if kind == "sim" and self.realtime:
             raise InvalidValueError(f"--backend {self.backend} is virtual time; drop --realtime, or use "
                                     "--backend thread")
+
+    @property
+    def guidance_set(self) -> bool:
+        """Whether RTC's guidance differs from the defaults (``max_guidance`` or ``rtc_vjp_steps`` given)."""
+        from robolearn.policies.rtc import DEFAULT_VJP_STEPS
+
+        return self.max_guidance is not None or self.rtc_vjp_steps != DEFAULT_VJP_STEPS
 
     @property
     def backend_name(self) -> str:
@@ -331,12 +349,18 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if cfg.join == "rtc" and not chunks.supports_inpainting:
             raise InvalidValueError(f"--join rtc needs a flow or diffusion policy; {checkpoint} holds "
                                     f"{type(policy).__name__}")
+        if cfg.guidance_set and policy.rtc_variant != "guided":
+            raise InvalidValueError(f"--max-guidance and --rtc-vjp-steps set inference-time guidance; {checkpoint} "
+                                    "was trained for training-time RTC (model.rtc_training_max_delay), which fixes "
+                                    "the prefix without guidance: drop them")
+        guidance = {"max_guidance": chunks.max_guidance, "vjp_steps": chunks.vjp_steps}  # what the adapter applies
         if cfg.inference == "async" and parse_backend(cfg.backend_name)[0] == "server":
             from robolearn.runtime.server import ServerBackend
 
             address = cfg.connect or "127.0.0.1:5555"
             server = ServerBackend(address, key_file=cfg.key_file, task=task or None)
             chunks = _Served(server, chunks, task or None, address)
+            guidance = server.info.get("rtc_guidance")  # the server guides; None from one that does not say
         elif kind == "process":
             from robolearn.runtime.process_backend import ProcessBackend
             from robolearn.runtime.rt import RealtimeLoop, split_cores
@@ -345,6 +369,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             server = ProcessBackend.for_checkpoint(checkpoint, compile=cfg.compile, max_guidance=cfg.max_guidance,
                                                    vjp_steps=cfg.rtc_vjp_steps, threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus)
             chunks = _Served(server, chunks, task or None, f"the inference process (pid {server.pid})")
+            guidance = server.info.get("rtc_guidance")
             compiling.update(compiled=bool(server.info.get("compiled")), seconds=float(server.info.get("load_s", 0)))
             torch.set_num_threads(1)  # the loop's process runs no inference
             rt = RealtimeLoop(loop_cpus, cfg.rt_priority, require=cfg.require_rt).__enter__()
@@ -463,7 +488,10 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     summary = {
         "checkpoint": str(Path(checkpoint).resolve()), "env": env_id, "episodes": len(episodes),
         "inference": cfg.inference, "join": cfg.join, "backend": cfg.backend_name, "realtime": cfg.realtime,
-        "rtc_variant": policy.rtc_variant if cfg.join == "rtc" else None, "fps": hz, "safety": preset, "seed": cfg.seed,
+        "rtc_variant": policy.rtc_variant if cfg.join == "rtc" else None,
+        # how RTC was guided (robolearn.policies.rtc.Inpainting): None without guidance (another join, training-time)
+        "rtc_guidance": guidance if cfg.join == "rtc" and policy.rtc_variant == "guided" else None,
+        "fps": hz, "safety": preset, "seed": cfg.seed,
         "success_rate": n_ok / n_run, "ci95": list(wilson_interval(n_ok, len(episodes))),
         "holds": sum(e["holds"] for e in episodes), "missed_ticks": sum(e["missed_ticks"] for e in episodes),
         "skipped_executed": total("scheduler", "skipped_executed"),

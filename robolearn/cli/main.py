@@ -22,6 +22,11 @@ register_hardware(app)  # find-port, find-cameras, setup-motors, calibrate, doct
 register_record(app)  # record (alias teleop), replay
 
 OVERRIDES = typer.Argument(None, help="Presets and overrides: policy=diffusion task=mujoco-push train.steps=2000")
+MAX_GUIDANCE = typer.Option(None, "--max-guidance", help="RTC: the clip on the guidance weight (beta, a number > 0; "
+                                                         "default 5).")
+RTC_VJP_STEPS = typer.Option("0", "--rtc-vjp-steps", help="RTC: denoising steps guided through the denoiser's VJP "
+                                                          "(an integer >= 0, each about one more forward pass; "
+                                                          "'all': the paper's; default 0, ~free).")
 
 
 def _emit(obj: dict, as_json: bool) -> None:
@@ -178,6 +183,8 @@ def deploy(
     fps: Optional[float] = typer.Option(None, "--fps", help="Control rate in Hz (default: the env's control_hz)."),
     inference: str = typer.Option("sync", "--inference", help="sync (inside the tick) | async (in a backend)."),
     join: str = typer.Option("naive", "--join", help="naive | ensemble | rtc (Real-Time Chunking, async only)."),
+    max_guidance: Optional[float] = MAX_GUIDANCE,
+    rtc_vjp_steps: str = RTC_VJP_STEPS,
     backend: Optional[str] = typer.Option(
         None, "--backend", help="async: thread | process | server | sim:D (D ticks of virtual latency; default: "
                                 "thread with --realtime, else sim:0)."),
@@ -226,9 +233,11 @@ def deploy(
     live = LiveViewConfig.from_flags(view, view_host, view_port, allow_remote, view_key_file)
     from robolearn.deploy import DeployAborted, DeployConfig, deploy_checkpoint
     from robolearn.experiment import build_config
+    from robolearn.policies.rtc import parse_vjp_steps
 
     cfg = build_config(overrides or [])
-    dcfg = DeployConfig(inference=inference, join=join, backend=backend, connect=connect,
+    dcfg = DeployConfig(inference=inference, join=join, max_guidance=max_guidance,
+                        rtc_vjp_steps=parse_vjp_steps(rtc_vjp_steps), backend=backend, connect=connect,
                         key_file=None if key_file is None else str(key_file), realtime=realtime, fps=fps,
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
@@ -255,13 +264,18 @@ def serve(
     allow_remote: bool = typer.Option(False, "--allow-remote",
                                       help="Permit a --host that is not loopback (frames are signed, not encrypted)."),
     device: str = typer.Option("cpu", "--device", help="Torch device the policy runs on."),
+    max_guidance: Optional[float] = MAX_GUIDANCE,
+    rtc_vjp_steps: str = RTC_VJP_STEPS,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line when stopped."),
 ):
     """Serve a trained policy's chunks to robots (`deploy --backend server`) over ZeroMQ until Ctrl-C/SIGTERM:
-    msgpack frames with raw arrays, HMAC-SHA256 on every frame, one policy state per client."""
+    msgpack frames with raw arrays, HMAC-SHA256 on every frame, one policy state per client; the server guides
+    the RTC prefixes its clients send (`--max-guidance`, `--rtc-vjp-steps`)."""
+    from robolearn.policies.rtc import parse_vjp_steps
     from robolearn.runtime.server import serve_checkpoint
 
     summary = serve_checkpoint(checkpoint, host, port, key_file=key_file, allow_remote=allow_remote, device=device,
+                               max_guidance=max_guidance, vjp_steps=parse_vjp_steps(rtc_vjp_steps),
                                announce=lambda line: typer.echo(line, err=True))
     _emit(summary, as_json)
 

@@ -52,8 +52,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_MAX_GUIDANCE", "Inpainting", "flag_frozen", "freeze", "frozen_mask", "guidance_weight",
-           "guided_epsilon", "guided_velocity", "hard_prefix", "prefix_weights", "sample_frozen"]
+__all__ = ["DEFAULT_MAX_GUIDANCE", "DEFAULT_VJP_STEPS", "Inpainting", "check_guidance", "flag_frozen", "freeze",
+           "frozen_mask", "guidance_weight", "guided_epsilon", "guided_velocity", "hard_prefix", "parse_vjp_steps",
+           "prefix_weights", "sample_frozen"]
 
 DEFAULT_MAX_GUIDANCE = 5.0
 """beta: the RTC paper's Kinetix setting for 5 flow steps (LeRobot recommends 10 for 10-step policies)."""
@@ -61,6 +62,35 @@ DEFAULT_MAX_GUIDANCE = 5.0
 DEFAULT_VJP_STEPS: int | None = 0
 """Denoising steps guided through the denoiser's VJP before the low-noise Jacobian takes over (`Inpainting`):
 none by default (module doc, "Cost"); None guides every step through the VJP, as the paper does."""
+
+
+def check_guidance(max_guidance: float | None, vjp_steps: int | None) -> None:
+    """Refuse guidance settings `Inpainting` cannot use, in one sentence naming the flag (`robolearn deploy` and
+    `robolearn serve` share them): ``max_guidance`` a finite number > 0 or None (the default), ``vjp_steps`` an
+    integer >= 0 or None (every step)."""
+    from robolearn.errors import InvalidValueError
+
+    if max_guidance is not None and (isinstance(max_guidance, bool) or not isinstance(max_guidance, (int, float))
+                                     or not math.isfinite(max_guidance) or max_guidance <= 0):
+        raise InvalidValueError(f"--max-guidance {max_guidance!r} is not accepted; use a finite number > 0 (the "
+                                f"clip on RTC's guidance weight, default {DEFAULT_MAX_GUIDANCE})")
+    if vjp_steps is not None and (isinstance(vjp_steps, bool) or not isinstance(vjp_steps, int) or vjp_steps < 0):
+        raise InvalidValueError(f"--rtc-vjp-steps {vjp_steps!r} is not accepted; use an integer >= 0 (denoising "
+                                "steps guided through the denoiser's VJP) or 'all'")
+
+
+def parse_vjp_steps(text: str) -> int | None:
+    """``--rtc-vjp-steps`` as `Inpainting.vjp_steps`: ``"all"`` -> None, ``"2"`` -> 2; a one-sentence error
+    otherwise."""
+    value = str(text).strip().lower()
+    if value == "all":
+        return None
+    try:
+        steps = int(value)
+    except ValueError:
+        steps = text  # not a number: refused below with the value as given
+    check_guidance(None, steps)
+    return steps
 
 
 def prefix_weights(d: int, end: int, horizon: int) -> torch.Tensor:

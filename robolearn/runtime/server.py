@@ -88,15 +88,25 @@ class TorchServedPolicy:
             raise InvalidValueError(f"the {type(policy).__name__} acts through its own action source (it runs at its "
                                     "own rates); the policy server serves chunking policies (diffusion, flow, pad, "
                                     "uwm)")
+        from robolearn.policies.rtc import DEFAULT_MAX_GUIDANCE, DEFAULT_VJP_STEPS, check_guidance
+
+        check_guidance(max_guidance, vjp_steps)
+        if (max_guidance is not None or vjp_steps != DEFAULT_VJP_STEPS) and policy.rtc_variant != "guided":
+            raise InvalidValueError(f"--max-guidance and --rtc-vjp-steps set inference-time RTC guidance; this "
+                                    f"{type(policy).__name__} does not guide (RTC variant: {policy.rtc_variant}): "
+                                    "drop them")
         self.policy = policy
         self.device = device
-        self.max_guidance = max_guidance
+        self.max_guidance = DEFAULT_MAX_GUIDANCE if max_guidance is None else float(max_guidance)
         self.vjp_steps = vjp_steps  # RTC's VJP steps (robolearn.policies.rtc.Inpainting.vjp_steps)
         cfg = policy.config
         self.info = {"policy": type(policy).__name__, "n_obs_steps": int(cfg.n_obs_steps),
                      "n_action_steps": int(cfg.n_action_steps), "horizon": int(cfg.horizon),
                      "action_dim": int(policy.action_dim), "input_keys": list(policy.input_keys),
-                     "uses_language": bool(policy.uses_language)}
+                     "uses_language": bool(policy.uses_language),
+                     # how this server guides RTC prefixes (a deploy run records it; vjp_steps None: every step)
+                     "rtc_guidance": ({"max_guidance": self.max_guidance, "vjp_steps": vjp_steps}
+                                      if policy.rtc_variant == "guided" else None)}
 
     def new_client(self, task: str | None, seed: int | None) -> ChunkPolicy:
         from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
@@ -612,18 +622,27 @@ class ServerBackend:
 
 def serve_checkpoint(checkpoint: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                      key_file: str | Path | None = None, allow_remote: bool = False, device: str = "cpu",
+                     max_guidance: float | None = None, vjp_steps: int | None = 0,
                      max_frame: int = DEFAULT_MAX_FRAME, announce: Callable[[str], None] = print) -> dict[str, Any]:
     """``robolearn serve``: load the policy in ``checkpoint`` and serve it until SIGINT/SIGTERM; returns the
-    counts. The bind address is checked before anything loads; ``announce`` gets the line with the address."""
+    counts. The bind address and RTC's guidance (``max_guidance``, ``vjp_steps``: `TorchServedPolicy`) are
+    checked before anything loads; ``announce`` gets the line with the address."""
+    from robolearn.policies.rtc import check_guidance
+
     bind = check_bind_host(host, allow_remote)
+    check_guidance(max_guidance, vjp_steps)
     key_path = Path(key_file).expanduser() if key_file else wire.default_key_file()
     key, _ = wire.load_key(key_path)
     from robolearn.policies import load
 
     policy = load(checkpoint, device=device)
-    server = PolicyServer(TorchServedPolicy(policy, device), key, bind, port, allow_remote=allow_remote,
-                          max_frame=max_frame)
-    announce(f"robolearn serve: {server.served.info['policy']} policy from {checkpoint} on {server.address} "
-             f"(key file {key_path}); Ctrl-C stops")
+    served = TorchServedPolicy(policy, device, max_guidance, vjp_steps)
+    server = PolicyServer(served, key, bind, port, allow_remote=allow_remote, max_frame=max_frame)
+    guided = served.info["rtc_guidance"]
+    how = "" if guided is None else (f", RTC guidance max {guided['max_guidance']:g} with "
+                                     f"{'all' if guided['vjp_steps'] is None else guided['vjp_steps']} VJP step(s)")
+    announce(f"robolearn serve: {served.info['policy']} policy from {checkpoint} on {server.address} "
+             f"(key file {key_path}{how}); Ctrl-C stops")
     net.serve_until_stopped(server.serve, server.stop)
-    return {"address": server.address, "checkpoint": str(checkpoint), "key_file": str(key_path), **server.counts}
+    return {"address": server.address, "checkpoint": str(checkpoint), "key_file": str(key_path),
+            "rtc_guidance": guided, **server.counts}

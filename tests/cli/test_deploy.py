@@ -58,6 +58,33 @@ def test_rtc_on_a_diffusion_policy(runs):
     out = last_json(deploy(*TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference", "async",
                         "--backend", "sim:1", "--join", "rtc", "--json").output)
     assert out["join"] == "rtc" and out["per_episode"][0]["steps"] == 12 and out["rtc_variant"] == "guided"
+    assert out["rtc_guidance"] == {"max_guidance": 5.0, "vjp_steps": 0}  # the defaults, recorded
+
+
+def spy_inpainting(monkeypatch) -> list:
+    """Every `Inpainting` the RTC join builds (`ChunkPolicyAdapter` -> `Inpainting.from_plan`), as
+    (max_guidance, vjp_steps)."""
+    from robolearn.policies.rtc import Inpainting
+
+    built, original = [], Inpainting.from_plan.__func__
+
+    def from_plan(cls, *args, **kwargs):
+        inpaint = original(cls, *args, **kwargs)
+        if inpaint is not None:
+            built.append((inpaint.max_guidance, inpaint.vjp_steps))
+        return inpaint
+    monkeypatch.setattr(Inpainting, "from_plan", classmethod(from_plan))
+    return built
+
+
+@pytest.mark.parametrize("flags,expect", [(["--max-guidance", "2.5", "--rtc-vjp-steps", "1"], (2.5, 1)),
+                                          (["--rtc-vjp-steps", "all"], (5.0, None))])
+def test_rtc_guidance_flags_reach_the_join_and_the_summary(runs, monkeypatch, flags, expect):
+    built = spy_inpainting(monkeypatch)
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference", "async",
+                           "--backend", "sim:1", "--join", "rtc", *flags, "--json").output)
+    assert len(built) >= 2 and set(built) == {expect}
+    assert out["rtc_guidance"] == {"max_guidance": expect[0], "vjp_steps": expect[1]}
 
 
 def test_rtc_uses_a_checkpoints_training_time_variant(runs, tmp_path):
@@ -66,7 +93,10 @@ def test_rtc_uses_a_checkpoints_training_time_variant(runs, tmp_path):
         "--out", tmp_path / "flow-rtc", "--json")
     out = last_json(deploy(*TASK, "--checkpoint", tmp_path / "flow-rtc", "--episodes", 1, "--inference", "async",
                         "--backend", "sim:2", "--join", "rtc", "--json").output)
-    assert out["rtc_variant"] == "trained" and out["per_episode"][0]["steps"] == 12
+    assert out["rtc_variant"] == "trained" and out["per_episode"][0]["steps"] == 12 and out["rtc_guidance"] is None
+    guided = deploy(*TASK, "--checkpoint", tmp_path / "flow-rtc", "--inference", "async", "--backend", "sim:2",
+                    "--join", "rtc", "--max-guidance", "2", ok=False)
+    assert guided.exit_code == 2 and "was trained for training-time RTC" in guided.output
 
 
 def test_sync_deploy_repeats_eval(runs, tmp_path):
@@ -151,6 +181,16 @@ def test_live_view_keys_end_episodes(runs, tmp_path):
     (["--require-rt"], "--require-rt needs --rt-priority N"),
     (["--inference", "sync", "--backend", "sim:2"], "applies to --inference async"),
     (["--join", "average"], "use one of: naive, ensemble, rtc"),
+    (["--inference", "async", "--join", "rtc", "--rtc-vjp-steps", "-1"],
+     "--rtc-vjp-steps -1 is not accepted; use an integer >= 0 (denoising steps guided through the denoiser's VJP) "
+     "or 'all'"),
+    (["--inference", "async", "--join", "rtc", "--rtc-vjp-steps", "1.5"], "--rtc-vjp-steps '1.5' is not accepted"),
+    (["--inference", "async", "--join", "rtc", "--max-guidance", "0"],
+     "--max-guidance 0.0 is not accepted; use a finite number > 0"),
+    (["--inference", "async", "--join", "rtc", "--max-guidance", "inf"], "--max-guidance inf is not accepted"),
+    (["--inference", "async", "--max-guidance", "2"], "apply to --join rtc, not to --join naive"),
+    (["--inference", "async", "--join", "rtc", "--backend", "server", "--realtime", "--rtc-vjp-steps", "2"],
+     "the server guides RTC: pass --max-guidance and --rtc-vjp-steps to `robolearn serve`"),
 ])
 def test_bad_choices_are_one_sentence(runs, args, msg):
     res = deploy(*TASK, "--checkpoint", runs / "flow", *args, ok=False)
@@ -177,6 +217,26 @@ def test_deploy_through_a_policy_server(runs, tmp_path):
     assert wrong.exit_code == 2 and "--inference async" in wrong.output
 
 
+def test_a_policy_server_guides_rtc_with_its_own_settings(runs, tmp_path, monkeypatch):
+    """--backend server --join rtc: the server's `--max-guidance`/`--rtc-vjp-steps` guide the prefixes the client
+    sends, and the deploy summary records them."""
+    from robolearn.policies import load
+    from robolearn.runtime import wire
+    from robolearn.runtime.server import PolicyServer, TorchServedPolicy
+
+    built = spy_inpainting(monkeypatch)  # the server runs in a thread of this process
+    key_file = tmp_path / "server.key"
+    key, _ = wire.load_key(key_file)
+    served = TorchServedPolicy(load(runs / "flow"), max_guidance=3.0, vjp_steps=None)
+    with PolicyServer(served, key, "127.0.0.1", 0).start() as server:
+        out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--inference", "async",
+                               "--backend", "server", "--connect", server.address, "--key-file", key_file,
+                               "--realtime", "--fps", "40", "--join", "rtc", "--json").output)
+    assert out["rtc_guidance"] == {"max_guidance": 3.0, "vjp_steps": None} and set(built) <= {(3.0, None)}
+    if out["per_episode"][0]["scheduler"]["merged"] >= 2:  # a second chunk had a prefix: the server guided it
+        assert built
+
+
 def test_deploy_through_the_process_backend(runs):
     """--backend process --realtime (with RTC: the prefix crosses the socket): the child loads the checkpoint on
     the other core(s), the loop's thread is pinned with the GC frozen and gets its affinity back afterwards,
@@ -186,8 +246,9 @@ def test_deploy_through_the_process_backend(runs):
     before = os.sched_getaffinity(0)
     out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async", "--backend",
                            "process", "--realtime", "--fps", "20", "--join", "rtc", "--rt-priority", "10",
-                           "--json").output)
+                           "--max-guidance", "4", "--json").output)
     assert out["backend"] == "process" and out["episodes"] == 2 and out["compile"]["enabled"] is False
+    assert out["rtc_guidance"] == {"max_guidance": 4.0, "vjp_steps": 0}  # what the child reports it applies
     assert out["compile"]["compiled"] is False
     for ep in out["per_episode"]:  # (how many chunks arrive within 12 ticks depends on the machine's load)
         assert ep["steps"] == 12 and ep["scheduler"]["merged"] >= 1 and ep["scheduler"]["executed"] + ep["holds"] == 12

@@ -391,10 +391,27 @@ def test_serve_refuses_a_remote_host_before_loading_anything(tmp_path):
     assert not (tmp_path / "k").exists()
 
 
+@pytest.mark.parametrize("args,msg", [
+    (["--rtc-vjp-steps", "-2"], "--rtc-vjp-steps -2 is not accepted; use an integer >= 0"),
+    (["--rtc-vjp-steps", "some"], "--rtc-vjp-steps 'some' is not accepted"),
+    (["--max-guidance", "-1"], "--max-guidance -1.0 is not accepted; use a finite number > 0"),
+])
+def test_serve_refuses_bad_rtc_guidance_before_loading_anything(tmp_path, args, msg):
+    from typer.testing import CliRunner
+
+    from robolearn.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--checkpoint", str(tmp_path / "absent"), "--key-file",
+                                      str(tmp_path / "k"), *args])
+    assert result.exit_code == 2 and msg in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "k").exists()
+
+
 def test_serve_command_in_a_subprocess_round_trip_and_sigterm(tiny_run, tmp_path, request):
     key_file = tmp_path / "conf" / "server.key"
     proc = subprocess.Popen([sys.executable, "-m", "robolearn.cli.main", "serve", "--checkpoint", str(tiny_run),
-                             "--port", "0", "--key-file", str(key_file), "--json"],
+                             "--port", "0", "--key-file", str(key_file), "--max-guidance", "3",
+                             "--rtc-vjp-steps", "all", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
@@ -415,6 +432,7 @@ def test_serve_command_in_a_subprocess_round_trip_and_sigterm(tiny_run, tmp_path
             if " on tcp://" in line:
                 address = line.split(" on ")[1].split()[0]
     assert any(f"created the policy server key file {key_file}" in line for line in lines)
+    assert "RTC guidance max 3 with all VJP step(s)" in lines[-1]
     assert (key_file.stat().st_mode & 0o777) == 0o600
     backend = ServerBackend(address, key_file=str(key_file), seed=1, connect_timeout_s=30)
     request.addfinalizer(backend.close)
@@ -426,3 +444,4 @@ def test_serve_command_in_a_subprocess_round_trip_and_sigterm(tiny_run, tmp_path
     assert proc.returncode == 0
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["chunks"] == 1 and summary["resets"] == 1 and summary["address"] == address
+    assert summary["rtc_guidance"] == {"max_guidance": 3.0, "vjp_steps": None}
