@@ -294,6 +294,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     from robolearn.eval.run import read_run_config
     from robolearn.output import check_output
     from robolearn.policies import check_compatible, load
+    from robolearn.record.recorder import loop_status, settle_episode
     from robolearn.record.robot import DEVICE_FAULTS
     from robolearn.runtime import RealClock, SafetyFilter, VirtualClock, load_safety_config
     from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
@@ -409,7 +410,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             session.attach(clock=clock, safety=safety, watchdog=loop.watchdog)
             live_view.serve(out)
         episodes, latencies = [], []
-        keys = {"discarded": 0, "rerecorded": 0, "quit": False}
+        keys = {"episodes": 0, "discarded": 0, "rerecorded": 0}  # counted by settle_episode
+        quit_ = False
         if rt is not None:
             rt.freeze_gc()  # everything built and warm: later collections walk only what episodes allocate
         t0 = time.perf_counter()
@@ -429,32 +431,22 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 break
             ended = None if session is None else session.ended_by(None)  # a key pressed in the live view
             event, e = ended or "save", result.episode
-            if event == "save" and e.steps > 0:
-                if recorder is not None:
-                    from robolearn.record.recorder import loop_status
-
-                    # the operator ended it: "ok", as in teleop; else what ended the loop says
-                    status = "ok" if ended == "save" else loop_status(e, cfg.max_steps)
-                    recorder.save_episode(success=e.success, missed=e.missed_ticks, held=e.holds, status=status)
+            # the operator ended it: "ok", as in teleop; else what ended the loop says
+            status = "ok" if ended == "save" else loop_status(e, cfg.max_steps)
+            done = settle_episode(event, e.steps > 0, recorder, keys, success=e.success, missed=e.missed_ticks,
+                                  held=e.holds, status=status)
+            if done.saved:
                 episodes.append(result.to_json())
                 latencies.extend(loop.source.latencies_ns)
-                n += 1
-            else:  # discard, re-record, stop, or saved before its first tick
-                if recorder is not None:
-                    recorder.discard_episode()
-                if event == "rerecord":
-                    keys["rerecorded"] += 1
-                elif event != "quit":
-                    keys["discarded"] += 1
-                    n += 1
+            n += done.next_seed
             if session is not None:
                 session.end_episode(event, saved=len(episodes), success=bool(e.success))
             if progress:
                 print(f"deploy: episode {len(episodes)}/{cfg.episodes} seed {seed} {event} success={e.success} "
                       f"steps={e.steps} holds={e.holds}" + _takeover_line(result.takeover), file=sys.stderr,
                       flush=True)
-            if event == "quit":
-                keys["quit"] = True
+            if done.quit:
+                quit_ = True
                 break
     finally:
         try:
@@ -511,7 +503,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     if out is not None:
         summary["store"] = str(out) if "://" in str(out) else str(Path(out).resolve())
     if view is not None:
-        summary["live"] = {"url": session.url, **keys}
+        summary["live"] = {"url": session.url, "discarded": keys["discarded"], "rerecorded": keys["rerecorded"],
+                           "quit": quit_}
     if cfg.teleop is not None:
         summary["takeover"] = {"device": cfg.teleop, "key": takeover_used, "tolerance": cfg.takeover_tolerance,
                                **{k: total("takeover", k) for k in ("takeovers", "handbacks", "cancelled",

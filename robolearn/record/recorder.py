@@ -32,7 +32,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -79,6 +81,54 @@ def loop_status(result, max_steps: int | None) -> str:
     budget stopped it before the env ended it (terminated, or the env's time limit), else "ok"."""
     cut = max_steps is not None and result.steps >= max_steps and not (result.terminated or result.truncated)
     return "truncated" if cut else "ok"
+
+
+class Settled(NamedTuple):
+    """What an episode key did to the episode that just ended (`settle_episode`)."""
+
+    saved: bool
+    """Kept: saved to the recorder (when there is one) and counted in ``counts["episodes"]``."""
+    next_seed: bool
+    """The next episode takes the next seed (saved or discarded); False after a re-record (the same seed
+    again) or a quit."""
+    quit: bool
+    """The operator ended the session: the caller stops after this episode."""
+
+
+def settle_episode(event: str, kept: bool, recorder: Recorder | None, counts: dict[str, int],
+                   tally: Mapping[str, int] | None = None, **save: Any) -> Settled:
+    """The episode keys' one rule once an episode has ended (teleop and robot recording, `robolearn deploy`):
+
+    - ``save`` with something to keep (``kept``; an env that ended the episode itself saves too):
+      ``recorder.save_episode(**save)``; ``counts["episodes"]`` + 1 and each ``tally`` count (frames,
+      successes) added; next seed.
+    - ``rerecord``: dropped, ``counts["rerecorded"]`` + 1; the same seed again.
+    - ``quit``: dropped; the session ends.
+    - anything else (``discard``, a save with nothing recorded yet): dropped, ``counts["discarded"]`` + 1;
+      next seed.
+
+    Example::
+
+        done = settle_episode("save", kept=frames > 0, recorder=rec, counts=counts, tally={"frames": frames},
+                              success=True, status="ok")
+        n += done.next_seed
+    """
+    if event == "save" and kept:
+        if recorder is not None:
+            recorder.save_episode(**save)
+        counts["episodes"] += 1
+        for key, value in (tally or {}).items():
+            counts[key] += value
+        return Settled(saved=True, next_seed=True, quit=False)
+    if recorder is not None:
+        recorder.discard_episode()
+    if event == "rerecord":
+        counts["rerecorded"] += 1
+        return Settled(saved=False, next_seed=False, quit=False)
+    if event == "quit":
+        return Settled(saved=False, next_seed=False, quit=True)
+    counts["discarded"] += 1
+    return Settled(saved=False, next_seed=True, quit=False)
 
 
 def tick_of(rec) -> dict:

@@ -38,7 +38,7 @@ from typing import Any
 from robolearn.devices.protocols import DeviceFaultError
 from robolearn.devices.robot_config import RobotConfig, build_robot_env, build_teleop
 from robolearn.errors import CannotCompleteError, InvalidValueError
-from robolearn.record.recorder import Recorder, loop_status
+from robolearn.record.recorder import Recorder, loop_status, settle_episode
 from robolearn.record.teleop import EpisodeEvent, TeleopSource
 
 __all__ = ["DEVICE_FAULTS", "RecordingAborted", "record_robot"]
@@ -255,24 +255,11 @@ def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_ste
             elif recorder is not None:
                 recorder.discard_episode()
             break
-        if event == "save" and (ep["frames"] or recorder is None):
-            if recorder is not None:
-                recorder.save_episode(missed=missed, held=held, status=status, extra=extra)
-            counts["episodes"] += 1
-            counts["frames"] += ep["frames"]
-            n += 1
-        elif event == "rerecord":
-            if recorder is not None:
-                recorder.discard_episode()
-            counts["rerecorded"] += 1
-        else:  # discard, quit, or nothing recorded
-            if recorder is not None:
-                recorder.discard_episode()
-            if event == "quit":
-                quit_ = True
-            else:
-                counts["discarded"] += 1
-                n += 1
+        # saved without a success flag (teleop's counts any info["success"]; a robot session counts none)
+        done = settle_episode(event, bool(ep["frames"] or recorder is None), recorder, counts,
+                              tally={"frames": ep["frames"]}, missed=missed, held=held, status=status, extra=extra)
+        n += done.next_seed
+        quit_ = quit_ or done.quit  # a Ctrl-C saved the episode and quits too
         if progress:
             print(f"record: {event} {ep['frames']} frames ({counts['episodes']} saved)", file=sys.stderr, flush=True)
         if quit_:

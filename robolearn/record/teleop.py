@@ -29,7 +29,7 @@ from robolearn.devices.teleop import EVENTS, make_teleop
 from robolearn.env.registry import make_env
 from robolearn.errors import InvalidValueError
 from robolearn.output import check_output
-from robolearn.record.recorder import Recorder, loop_status
+from robolearn.record.recorder import Recorder, loop_status, settle_episode
 from robolearn.store import StoreWriter, features_from_space
 
 __all__ = ["EpisodeEvent", "TeleopSource", "record_teleop"]
@@ -181,25 +181,13 @@ def record_teleop(env_id: str, out: str | Path, device: str = "keyboard", episod
                 if session is not None:
                     kept = event == "save" and ep["frames"] > 0
                     session.end_episode(event, saved=counts["episodes"] + kept, success=ep["success"], status=status)
-                if event == "save" and ep["frames"] > 0:
-                    if recorder is not None:
-                        recorder.save_episode(success=ep["success"], missed=missed, held=held, status=status)
-                    counts["episodes"] += 1
-                    counts["successes"] += int(ep["success"])
-                    counts["frames"] += ep["frames"]
-                    n += 1
-                elif event == "rerecord":
-                    if recorder is not None:
-                        recorder.discard_episode()
-                    counts["rerecorded"] += 1
-                else:  # discard, quit, or save with nothing recorded yet
-                    if recorder is not None:
-                        recorder.discard_episode()
-                    if event == "quit":
-                        quit_ = True
-                        break
-                    counts["discarded"] += 1
-                    n += 1
+                done = settle_episode(event, ep["frames"] > 0, recorder, counts,
+                                      tally={"successes": int(ep["success"]), "frames": ep["frames"]},
+                                      success=ep["success"], missed=missed, held=held, status=status)
+                n += done.next_seed
+                if done.quit:
+                    quit_ = True
+                    break
     finally:
         try:
             if recorder is not None:

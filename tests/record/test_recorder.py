@@ -113,3 +113,37 @@ def test_a_bad_tick_drops_its_episode_and_recording_goes_on(tmp_path):
     s = Store.open(tmp_path / "r.zarr")
     assert s.lengths.tolist() == [4] and s.episodes["seed"].tolist() == [1]
     assert validate_store(tmp_path / "r.zarr")["ok"]
+
+
+class _Calls:
+    """A recorder stand-in that lists what settle_episode asked of it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def save_episode(self, **kwargs):
+        self.calls.append(("save", kwargs))
+
+    def discard_episode(self):
+        self.calls.append(("discard", {}))
+
+
+@pytest.mark.parametrize("event,kept,expect,call,counts", [
+    ("save", True, (True, True, False), "save", {"episodes": 1, "frames": 7, "successes": 1}),
+    ("save", False, (False, True, False), "discard", {"discarded": 1}),  # nothing recorded yet: dropped
+    ("discard", True, (False, True, False), "discard", {"discarded": 1}),
+    ("rerecord", True, (False, False, False), "discard", {"rerecorded": 1}),  # the same seed again
+    ("quit", True, (False, False, True), "discard", {}),
+])
+def test_settle_episode_is_the_one_rule_for_episode_keys(event, kept, expect, call, counts):
+    from robolearn.record.recorder import settle_episode
+
+    zero = {"episodes": 0, "discarded": 0, "rerecorded": 0, "frames": 0, "successes": 0}
+    rec, seen = _Calls(), dict(zero)
+    done = settle_episode(event, kept, rec, seen, tally={"frames": 7, "successes": 1}, success=True, status="ok")
+    assert (done.saved, done.next_seed, done.quit) == expect
+    assert rec.calls == [(call, {"success": True, "status": "ok"} if call == "save" else {})]
+    assert seen == {**zero, **counts}
+    without = dict(zero)  # no recorder (record=False): the same counts and outcome
+    assert settle_episode(event, kept, None, without, tally={"frames": 7, "successes": 1}) == done
+    assert without == seen
