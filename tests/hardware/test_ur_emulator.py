@@ -3,6 +3,7 @@ own RTDE client (protocol level) and with the unmodified ur_rtde package (RTDERe
 RTDEControlInterface, DashboardClient) against the emulator in its own process on a loopback address."""
 
 import datetime
+import socket
 import struct
 import time
 
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 
 from robolearn_hardware.ur.controller import Controller, ControllerConfig, parse_program
+from robolearn_hardware.ur.emulator import _recv_stamped, _stamp_arrivals, bind
 from robolearn_hardware.ur.kinematics import UR5E, forward, inverse, jacobian
 from robolearn_hardware.ur.process import UREmulatorProcess
 from robolearn_hardware.ur.rtde import FrameReader, Message, Recipe, RTDEClient, RTDEError, frame
+from tests.hardware.sched import fifo_permitted
 
 pytest.importorskip("rtde_control", reason="the ur extra (ur-rtde) is not installed")
 import dashboard_client  # noqa: E402
@@ -85,6 +88,73 @@ def test_register_handshake_in_one_cycle_only_the_last_package_counts():
     trip = [e for e in c.events if e.kind == "watchdog_trip"][0]
     assert trip.detail["deadline"] == pytest.approx(0.0055 + 0.02) and trip.t - trip.detail["deadline"] <= 0.005
     assert c.runtime.name == "STOPPED" and c.program is None
+
+
+CONTROL_SCRIPT = "def rtde_control():\n  signal_ready()\n  read_input_integer_reg(0)\nend\n"
+
+
+def servo(q0: float) -> dict:
+    return {"input_int_register_0": 11, "input_double_register_0": q0, "input_double_register_9": 0.1}
+
+
+def test_a_package_counts_for_the_first_cycle_that_starts_after_it_arrived():
+    c = Controller(ControllerConfig(twin=False))
+    c.run_program(CONTROL_SCRIPT, 0.0)
+    emu = bind(None, c, None)
+    try:
+        def cycle(start):
+            emu.hand_over(start)
+            c.step(start)
+            return c.servo_q[0], c.counters["missed_cycles"], c.counters["lost_packages"]
+
+        # the second package arrived 0.1 ms after the cycle at 2 ms started: the real script read without it
+        emu.inputs = [(0.0019, servo(0.1)), (0.0021, servo(0.2))]
+        assert cycle(0.002) == (0.1, 0, 0)
+        assert cycle(0.004) == (0.2, 0, 0)  # ... and gets it the cycle after
+        assert cycle(0.006) == (0.2, 1, 0)  # nothing new: the script re-runs the old target, a missed cycle
+        emu.inputs = [(0.0061, servo(0.3)), (0.0079, servo(0.4))]  # two in one cycle: the newest wins
+        assert cycle(0.008) == (0.4, 1, 1)
+        assert emu.inputs == [] and c.counters["servo_cycles"] == 4
+    finally:
+        emu.close()
+
+
+def test_rtde_bytes_are_stamped_with_the_time_the_kernel_received_them():
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as client:
+        conn, _ = server.accept()
+        with conn:
+            _stamp_arrivals(conn)
+            sent = time.monotonic()
+            client.sendall(b"package")
+            time.sleep(0.05)  # read late, as a descheduled emulator would
+            data, arrival = _recv_stamped(conn)
+    assert data == b"package"
+    assert sent - 1e-3 <= arrival and time.monotonic() - arrival >= 0.04  # the arrival, not the read
+
+
+def test_the_watchdog_acts_at_the_first_cycle_start_after_its_deadline():
+    c = Controller(ControllerConfig(twin=False))
+    c.run_program(CONTROL_SCRIPT, 0.0)
+    c.on_input({"input_int_register_0": 35, "input_double_register_0": 100.0}, 0.0005)  # SET_WATCHDOG 100 Hz
+    c.step(0.002)
+    c.on_input({"input_int_register_0": 0}, 0.0021)
+    c.on_input(servo(0.1), 0.0031)  # the last package: deadline 0.0131
+    cycles = [0.002 * k for k in range(2, 8)]  # 4 .. 14 ms
+    trips = []
+    for t in cycles:
+        c.step(t)
+        trips.append(any(e.kind == "watchdog_trip" for e in c.events))
+    assert trips == [False] * 5 + [True]
+    trip = [e for e in c.events if e.kind == "watchdog_trip"][0]
+    assert trip.t == pytest.approx(0.014) and trip.detail["deadline"] == pytest.approx(0.0131)
+    assert c.runtime.name == "STOPPED"
+
+
+def test_the_emulator_says_whether_its_cycle_runs_at_sched_fifo():
+    with UREmulatorProcess(twin=False, gripper=False, rt_priority=None) as e:
+        assert e.sched_fifo is False
+    with UREmulatorProcess(twin=False, gripper=False, rt_priority=80) as e:
+        assert e.sched_fifo is fifo_permitted()
 
 
 def test_own_rtde_client_reads_outputs_at_the_configured_rate_and_refuses_unknown_names(emu):

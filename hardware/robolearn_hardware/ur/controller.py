@@ -8,10 +8,18 @@ What it reproduces of a real controller running the script ``RTDEControlInterfac
   "ready" (``output_int_register_<off>`` = 1) in the same cycle; any other command runs once and answers
   "done" (2) until the client clears the register (0), which answers "ready" again; STOP_SCRIPT (255) ends
   the program. Only the register values present at a cycle count: two packages in one cycle, the first is lost;
+- how the real script servoes (ur_rtde 1.6's ``rtde_control`` script): SERVOJ only sets ``servo_target``;
+  a ``servo_thread`` runs ``servoj(servo_target, t=0.002, ...)`` back to back, one control cycle each. A
+  cycle whose registers hold no new servo package (none arrived since the previous cycle read them) re-runs
+  the previous target: that is a **missed cycle** (the robot received no new target before its cycle
+  started), counted here exactly so. A package counts for the first cycle that starts after it arrived
+  (``step(t)`` is that cycle's start; `emulator.Emulator` hands packages over by their arrival time, so its
+  own scheduling delay moves no package into an earlier or a later cycle);
 - ``rtde_set_watchdog(variable, min_frequency, action)`` for SET_WATCHDOG (35): every RTDE input package
-  that writes ``variable`` feeds it (a servoJ does, so does kickWatchdog's empty command); checked each
-  cycle, so a missed deadline is acted on within one period. The action is read from the uploaded script
-  (ur_rtde's is ``"stop"``: the program stops);
+  that writes ``variable`` feeds it (a servoJ does, so does kickWatchdog's empty command); checked at the
+  start of each cycle, as a controller's 500 Hz loop does: a missed deadline is acted on at the first cycle
+  start after it (0..1 period later; a controller cannot act between its cycles). The action is read from
+  the uploaded script (ur_rtde's is ``"stop"``: the program stops);
 - ``protective_stop()`` (PROTECTIVE_STOP 31) and injected protective stops: safety mode PROTECTIVE_STOP,
   the program paused, motion halted; the dashboard unlocks it only ``unlock_delay_s`` after it occurred
   (5 s on a real e-Series);
@@ -23,8 +31,8 @@ target and gives ``actual_q``. ``servoL`` solves the pose for joints near the cu
 
 Counters kept for tests and benchmarks (``stats()``): ``servo_cycles`` (cycles that ran a servo command),
 ``missed_cycles`` (servo cycles with no new servo package since the previous cycle: the script re-ran a
-stale command), ``lost_packages`` (servo packages overwritten before a cycle read them), ``watchdog_trips``
-with their deadline and detection times.
+stale command), ``lost_packages`` (servo packages overwritten before a cycle read them); ``watchdog_trip``
+events with their deadline and the start of the cycle that acted (``t``).
 """
 
 from __future__ import annotations
@@ -192,7 +200,7 @@ class Controller:
 
     # -- inputs --
     def on_input(self, values: dict[str, object], t: float) -> None:
-        """An RTDE input package arrived (its registers are what the next cycle reads)."""
+        """An RTDE input package arrived at ``t`` (its registers are what the next cycle reads)."""
         if t < self.drop_inputs_until:
             self.counters["dropped_packages"] += 1
             return
@@ -304,6 +312,7 @@ class Controller:
 
     # -- one control cycle --
     def step(self, t: float) -> None:
+        """Run the cycle that starts at ``t``: the inputs that arrived before ``t`` are what it reads."""
         c = self.config
         self.counters["ticks"] += 1
         if self._mode_change and t >= self._mode_change[0]:

@@ -23,7 +23,17 @@ never reads them). ur_rtde cannot be told other ports, so each emulator binds it
 ``--control`` reads JSON-line commands on stdin and answers on stdout: ``state``, ``protective_stop``
 (a collision), ``drop_inputs`` (seconds of lost RTDE input packages: the watchdog's test), ``gripper_object``
 (an object between the fingers), ``estop``. The emulator exits when stdin closes, so it never outlives the
-process that started it. One thread runs everything (sockets, the 500 Hz cycle), bounded by ``--max-s``.
+process that started it. One thread runs everything (sockets, the 500 Hz cycle), bounded by ``--max-s``;
+it runs at SCHED_FIFO ``--rt-priority`` (a real controller runs on a real-time kernel) where the user may
+(root, CAP_SYS_NICE or an rtprio limit), else at normal priority with one line on stderr saying so; the
+hello line's ``sched_fifo`` says which.
+
+Cycle timing, as a real-time controller has it: cycle k starts at t0 + k * 2 ms (its nominal start, whatever
+this process's own wake-up delay). RTDE input packages are stamped with the time the kernel received them
+(SO_TIMESTAMPNS; the time they are read where the kernel gives none) and handed to the cycle that starts
+after they arrived, so a late wake-up here neither rescues a command that came after its cycle started nor
+drops one that came before; the cycle's data package is stamped with its nominal start. A cycle that could
+not run before the next one was due is skipped and counted (``overruns``), never bursted.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robolearn.runtime.rt import RealtimeLoop
+
 from .controller import Controller, ControllerConfig, RobotMode, RuntimeState, SafetyMode
 from .robotiq_model import GripperModel, GripperModelConfig
 from .rtde import INPUT_TYPES, OUTPUT_TYPES, TYPE_FORMATS, FrameReader, Message, Recipe, RTDEError, frame
@@ -50,6 +62,28 @@ __all__ = ["PORTS", "Emulator", "main"]
 PORTS = {"rtde": 30004, "dashboard": 29999, "primary": 30001, "secondary": 30002, "realtime": 30003,
          "gripper": 63352}
 MAX_FREQUENCY = 500.0
+DEFAULT_RT_PRIORITY = 80
+"""SCHED_FIFO priority of the emulated controller's cycle (it runs everything: one thread)."""
+SO_TIMESTAMPNS = 35  # Linux's SO_TIMESTAMPNS(_OLD): kernel receive times as timespec; Python's socket module lacks it
+
+
+def _stamp_arrivals(sock: socket.socket) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass  # the read time stands in for the arrival time
+
+
+def _recv_stamped(sock: socket.socket) -> tuple[bytes, float]:
+    """Bytes from ``sock`` and the monotonic time the kernel received them (the time now if it gave none)."""
+    data, ancillary, _, _ = sock.recvmsg(65536, 64)
+    now = time.monotonic()
+    for level, kind, raw in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+            sec, nsec = struct.unpack("qq", raw[:16])
+            return data, min(now, now - (time.time() - (sec + nsec * 1e-9)))  # realtime stamp -> monotonic
+    return data, now
 
 
 def _zero(kind: str) -> object:
@@ -84,7 +118,8 @@ class Emulator:
         self.ports = dict(ports or PORTS)
         if gripper is None:
             self.ports.pop("gripper", None)
-        self.sel = selectors.DefaultSelector()
+        # select(2) waits to the microsecond; epoll and poll round a timeout up to whole milliseconds (half a cycle)
+        self.sel = selectors.SelectSelector()
         self.listeners: list[socket.socket] = []
         try:
             for kind, port in self.ports.items():
@@ -100,6 +135,7 @@ class Emulator:
             raise
         self.claimed_inputs: dict[str, _RTDEConn] = {}
         self.rtde_conns: list[_RTDEConn] = []
+        self.inputs: list[tuple[float, dict]] = []  # (arrival, values): input packages no cycle has read yet
         self.tick = 0
         self.stop_requested = False
         self.on_control = None
@@ -133,18 +169,36 @@ class Emulator:
             if late:  # cycles that could not run in time are skipped and counted, never bursted
                 c.counters["overruns"] += late
                 next_tick += late * dt
-            c.step(now)
+            n_events = len(c.events)
+            self.hand_over(next_tick)
+            c.step(next_tick)  # the cycle's nominal start: what a real-time controller reads and decides then
             if self.gripper is not None:
                 self.gripper.step(dt * (1 + late))
             self._publish(next_tick)  # stamped with the cycle's own time, as the controller does
+            if len(c.events) > n_events:  # when this cycle's decisions (a watchdog stop, ...) went out
+                published = time.monotonic()
+                for e in c.events[n_events:]:
+                    e.detail["t_published"] = published
             self.tick += 1
             next_tick += dt
+
+    def hand_over(self, cycle_start: float) -> None:
+        """Give the controller the input packages that arrived before the cycle starting at ``cycle_start``."""
+        later = []
+        for arrival, values in self.inputs:
+            if arrival <= cycle_start:
+                self.controller.on_input(values, arrival)
+            else:
+                later.append((arrival, values))
+        self.inputs = later
 
     def _event(self, data: tuple[str, str | None], obj) -> None:
         what, kind = data
         if what == "listen":
             sock, _ = obj.accept()
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if kind == "rtde":
+                _stamp_arrivals(sock)
             sock.setblocking(False)
             conn: object = _RTDEConn(sock) if kind == "rtde" else _TextConn(sock, kind)
             self.sel.register(sock, selectors.EVENT_READ, ("conn", conn))
@@ -162,8 +216,12 @@ class Emulator:
                     self.on_control(raw)
         else:
             conn = kind  # the connection object
+            arrival = time.monotonic()
             try:
-                chunk = conn.sock.recv(65536)  # type: ignore[union-attr]
+                if isinstance(conn, _RTDEConn):
+                    chunk, arrival = _recv_stamped(conn.sock)
+                else:
+                    chunk = conn.sock.recv(65536)  # type: ignore[union-attr]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -173,7 +231,7 @@ class Emulator:
                 return
             try:
                 if isinstance(conn, _RTDEConn):
-                    self._rtde(conn, chunk)
+                    self._rtde(conn, chunk, arrival)
                 else:
                     self._text(conn, chunk)
             except (RTDEError, struct.error, ValueError, UnicodeDecodeError) as e:
@@ -198,14 +256,13 @@ class Emulator:
             pass  # a client that does not read loses packages, as on the robot
 
     # -- RTDE --
-    def _rtde(self, conn: _RTDEConn, chunk: bytes) -> None:
-        now = time.monotonic()
+    def _rtde(self, conn: _RTDEConn, chunk: bytes, arrival: float) -> None:
         for kind, body in conn.reader.feed(chunk):
             if kind == Message.DATA_PACKAGE:
                 recipe = conn.inputs.get(body[0]) if body else None
                 if recipe is None:
                     raise RTDEError(f"data package for unknown input recipe {body[:1]!r}")
-                self.controller.on_input(recipe.unpack(body), now)
+                self.inputs.append((arrival, recipe.unpack(body)))  # read by the next cycle (hand_over)
             elif kind == Message.REQUEST_PROTOCOL_VERSION:
                 version = struct.unpack(">H", body[:2])[0]
                 self._send(conn.sock, frame(kind, bytes([1 if version in (1, 2) else 0])))
@@ -400,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gripper-activation", type=float, default=1.5, help="seconds from ACT 1 to STA 3")
     p.add_argument("--control", action="store_true", help="JSON-line control on stdin/stdout; exit when stdin closes")
     p.add_argument("--max-s", type=float, default=3600.0, help="exit after this many seconds")
+    p.add_argument("--rt-priority", type=int, default=DEFAULT_RT_PRIORITY,
+                   help="SCHED_FIFO priority of the control cycle where permitted (0: normal priority)")
     return p
 
 
@@ -427,10 +486,12 @@ def main(argv: list[str] | None = None) -> int:
         out.flush()
 
     emu.on_control = answer
-    out.write(json.dumps({"host": emu.host, "ports": emu.ports, "pid": os.getpid()}) + "\n")
-    out.flush()
     try:
-        emu.serve(args.max_s, sys.stdin.fileno() if args.control else None)
+        with RealtimeLoop(rt_priority=args.rt_priority or None) as rt:
+            out.write(json.dumps({"host": emu.host, "ports": emu.ports, "pid": os.getpid(),
+                                  "sched_fifo": rt.sched_fifo}) + "\n")
+            out.flush()
+            emu.serve(args.max_s, sys.stdin.fileno() if args.control else None)
     except KeyboardInterrupt:
         pass
     finally:
