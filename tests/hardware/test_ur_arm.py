@@ -2,6 +2,7 @@
 process: the device contract, streaming that moves the MuJoCo twin, a missed watchdog and a protective stop
 latched and refused until cleared, the gripper socket protocol, and the registry ids."""
 
+import os
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ from robolearn.spaces import STATE
 from robolearn_hardware.ur import ProtectiveStopError, Robotiq2F85, URArm, URConfig, ur5e
 from robolearn_hardware.ur.process import UREmulatorProcess
 from robolearn_hardware.ur.robotiq_model import GripperModel, GripperModelConfig
+from tests.hardware.sched import fifo_permitted
 
 pytest.importorskip("rtde_control", reason="the ur extra (ur-rtde) is not installed")
 
@@ -42,8 +44,9 @@ def test_ur5e_with_gripper_passes_the_device_contract_and_registers(emu):
     assert emu.state()["runtime_state"] == "STOPPED"  # disconnect stopped the control script
 
 
-def test_streamed_targets_move_the_twin_and_the_emulator_misses_few_cycles(emu):
-    with ur5e(emu.host, max_joint_step=0.1) as arm:
+@pytest.mark.parametrize("pacing", ["controller", "client"])
+def test_streamed_targets_move_the_twin_and_the_emulator_misses_few_cycles(emu, pacing):
+    with ur5e(emu.host, max_joint_step=0.1, pacing=pacing) as arm:
         q = arm.read().values[STATE]
         assert q == pytest.approx(emu.state()["actual_q"], abs=1e-3)
         goal = q + np.array([0.3, 0.0, 0.0, 0.0, 0.0, -0.2], np.float32)
@@ -52,7 +55,42 @@ def test_streamed_targets_move_the_twin_and_the_emulator_misses_few_cycles(emu):
         assert arm.hold() == pytest.approx(sent)
         assert wait_for(lambda: np.allclose(arm.read().values[STATE], sent, atol=2e-3))
         before = emu.state()
+        realtime = arm.realtime
     assert before["servo_cycles"] > 50 and before["missed_cycles"] <= before["servo_cycles"] // 2
+    # the streaming thread ran at SCHED_FIFO where this user may, and said why not where not
+    assert realtime["sched_fifo"] is fifo_permitted() and realtime["rt_priority"] == 80
+    assert realtime["sched_fifo"] or "not permitted" in realtime["notes"][0]
+
+
+def fifo_threads() -> dict[int, int]:
+    """SCHED_FIFO threads of this process and their priorities."""
+    out = {}
+    for tid in map(int, os.listdir("/proc/self/task")):
+        try:
+            if os.sched_getscheduler(tid) == os.SCHED_FIFO:
+                out[tid] = os.sched_getparam(tid).sched_priority
+        except ProcessLookupError:
+            pass
+    return out
+
+
+def test_without_rt_priority_the_stream_runs_at_normal_priority(emu):
+    with ur5e(emu.host, rt_priority=None) as arm:
+        assert wait_for(lambda: arm.counters["cycles"] > 10)
+        assert arm.realtime == {"loop_cpus": None, "rt_priority": None, "sched_fifo": False, "gc_frozen": False,
+                                "notes": []}
+        assert fifo_threads() == {}
+
+
+def test_ur_rtde_receive_threads_run_above_the_stream_where_fifo_is_permitted(emu):
+    with ur5e(emu.host, rt_priority=60) as arm:
+        assert wait_for(lambda: arm.counters["cycles"] > 10)
+        fifo, stream = fifo_threads(), arm._thread.native_id
+    if fifo_permitted():  # the stream at 60; the receive threads of RTDEReceiveInterface and RTDEControlInterface at 70
+        assert fifo.pop(stream) == 60
+        assert sorted(fifo.values()) == [70, 70]
+    else:
+        assert fifo == {}
 
 
 def test_tcp_control_streams_servol_through_the_controllers_ik(emu):
@@ -114,6 +152,10 @@ def test_config_values_outside_what_ur_rtde_accepts_are_refused():
         URConfig(host="127.0.0.1", lookahead_time=0.5)
     with pytest.raises(ValueError, match="gain must be within 100..2000"):
         URConfig(host="127.0.0.1", gain=50)
+    with pytest.raises(ValueError, match="pacing 'robot' is not one of controller, client"):
+        URConfig(host="127.0.0.1", pacing="robot")
+    with pytest.raises(ValueError, match=r"rt_priority must be within 1..99 \(SCHED_FIFO\) or None, got 100"):
+        URConfig(host="127.0.0.1", rt_priority=100)
 
 
 def test_gripper_moves_at_its_speed_and_reports_an_object(emu):

@@ -2,10 +2,17 @@
 
 The policy's or teleop's rate is not the robot's: ``send_action`` only sets the target, and a streaming
 thread sends it with ``servoJ`` (or ``servoL`` for ``control="tcp"``) at the RTDE rate (500 Hz on an
-e-Series), paced by ur_rtde's ``initPeriod``/``waitPeriod`` on absolute cycle starts (cycle k starts at
-t0 + k/f, so pacing never drifts; a cycle that could not run in time is skipped and counted).
+e-Series). ``pacing="controller"`` (default): the controller clocks the stream (`pacing.CyclePacer`): a command
+goes out as soon as the data package of a new controller cycle arrives, so the next cycle reads it with nearly
+a whole period to spare: one command per controller cycle, whatever the phase between the two clocks.
+``pacing="client"``: ur_rtde's ``initPeriod``/``waitPeriod`` on absolute cycle starts of this machine's clock
+(cycle k starts at t0 + k/f; a cycle that could not run in time is skipped and counted); its phase against the
+controller's cycle is arbitrary, so jitter near a cycle start puts two commands into one controller cycle and
+none into the next. The streaming thread runs at SCHED_FIFO ``rt_priority`` where permitted (else at normal
+priority, with one warning saying why).
 
-Safety, checked by the streaming thread every cycle (so within one RTDE period of the controller saying so):
+Safety, checked by the streaming thread every cycle right after the data package arrives (so within one RTDE
+period of the controller saying so):
 - the RTDE watchdog is armed at ``watchdog_hz`` (``setWatchdog``): every servo package feeds it, so it
   trips only when commands stop reaching the robot (this process hangs, the network drops). The
   controller then stops the control script;
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -47,8 +55,10 @@ from robolearn import spaces
 from robolearn.devices.base import DeviceBase
 from robolearn.devices.protocols import Reading
 from robolearn.errors import CannotCompleteError, InvalidValueError, MissingExtraError
+from robolearn.runtime.rt import RealtimeLoop
 
 from ..emulators.owned import EMULATE, OwnedEmulator
+from .pacing import CyclePacer
 from .robotiq import Robotiq2F85
 
 __all__ = ["EMULATE", "URConfig", "URArm", "ProtectiveStopError", "URFault", "ur5e", "UR5E_JOINT_LIMITS"]
@@ -63,6 +73,16 @@ RECEIVE_VARIABLES = ["timestamp", "actual_q", "actual_qd", "target_q", "actual_T
 PLAYING, STOPPED = 2, 1
 RUNNING = 7
 PROTECTIVE_BIT, EMERGENCY_BITS = 1 << 2, (1 << 5) | (1 << 6) | (1 << 7)
+IO_PRIORITY_ABOVE = 10
+"""ur_rtde's receive threads run this much above the streaming thread's ``rt_priority`` (URArm._raise_io_threads)."""
+
+
+def _threads() -> set[int]:
+    """Ids of this process's threads (Linux: /proc/self/task; elsewhere none)."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
 
 
 def _ur_rtde():
@@ -88,6 +108,13 @@ class URConfig:
     """``joint``: actions are joint targets, streamed with servoJ; ``tcp``: flange poses, streamed with servoL."""
     frequency: float = 500.0
     """RTDE and servo streaming rate (Hz): 500 on an e-Series, 125 on a CB3."""
+    pacing: Literal["controller", "client"] = "controller"
+    """``controller``: one command per controller cycle, sent when the cycle's data package arrives;
+    ``client``: ur_rtde's initPeriod/waitPeriod on this machine's clock (module docstring)."""
+    rt_priority: int | None = 80
+    """SCHED_FIFO priority (1..99) of the streaming thread where permitted (root, CAP_SYS_NICE or an rtprio
+    limit; otherwise it streams at normal priority and warns once), ur_rtde's receive threads 10 above it;
+    None: normal priority for all of them."""
     lookahead_time: float = 0.1
     """servoJ/servoL lookahead (s), 0.03..0.2: larger is smoother and lags more."""
     gain: float = 300.0
@@ -111,6 +138,11 @@ class URConfig:
             raise InvalidValueError(f"URConfig.lookahead_time must be within 0.03..0.2 s, got {self.lookahead_time}")
         if not 100 <= self.gain <= 2000:
             raise InvalidValueError(f"URConfig.gain must be within 100..2000, got {self.gain}")
+        if self.pacing not in ("controller", "client"):
+            raise InvalidValueError(f"URConfig.pacing {self.pacing!r} is not one of controller, client")
+        if self.rt_priority is not None and not 1 <= self.rt_priority <= 99:
+            raise InvalidValueError(f"URConfig.rt_priority must be within 1..99 (SCHED_FIFO) or None, got "
+                                    f"{self.rt_priority}")
         if not 0 < self.frequency <= 500:
             raise InvalidValueError(f"URConfig.frequency must be within (0, 500] Hz, got {self.frequency}")
         if self.watchdog_hz is not None and not 0 < self.watchdog_hz <= self.frequency:
@@ -166,7 +198,9 @@ class URArm(DeviceBase):
         self._clock_offset = 0.0
         self._last_capture = -np.inf
         self._expect_running = False
-        self.counters = dict(cycles=0, skipped_cycles=0, failed_sends=0)
+        self.counters = dict(cycles=0, skipped_cycles=0, failed_sends=0, unsynced_cycles=0)
+        self.realtime: dict | None = None
+        """What the streaming thread got (`RealtimeLoop.report`: sched_fifo, notes) while it runs."""
 
     # -- lifecycle --
     @property
@@ -203,9 +237,13 @@ class URArm(DeviceBase):
         try:
             if self.gripper is not None:  # first: activating it takes a while, and the watchdog is not armed yet
                 self.gripper.connect()
+            before = _threads()
             self._recv = rtde_receive.RTDEReceiveInterface(c.host, c.frequency, RECEIVE_VARIABLES)
+            self._raise_io_threads(before)
             self._ensure_running()
+            before = _threads()
             self._ctl = rtde_control.RTDEControlInterface(c.host, c.frequency)
+            self._raise_io_threads(before)
             self._clock_offset = time.monotonic() - self._recv.getTimestamp()
             self._last_capture = -np.inf
             self._fault = None
@@ -218,6 +256,23 @@ class URArm(DeviceBase):
         except BaseException:
             self._close()
             raise
+
+    def _raise_io_threads(self, before: set[int]) -> None:
+        """Move the threads ur_rtde's constructor just started (its receive threads) to SCHED_FIFO above the
+        streaming thread, where permitted. The stream waits on what they receive (ur_rtde's sendCommand even
+        busy-waits for it), so below a SCHED_FIFO stream on a busy core they would be starved by the very thread
+        that waits for them (seen: a 930 ms stall, ended by the kernel's RT throttling). ur_rtde raises them
+        itself only on a PREEMPT_RT kernel."""
+        if self.config.rt_priority is None or not hasattr(os, "SCHED_FIFO"):
+            return
+        param = os.sched_param(min(99, self.config.rt_priority + IO_PRIORITY_ABOVE))
+        for tid in _threads() - before:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_FIFO, param)
+            except ProcessLookupError:
+                continue  # it ended already
+            except PermissionError:
+                return  # not permitted: the stream runs at normal priority too, and says so when it starts
 
     def _close(self) -> None:
         try:
@@ -275,20 +330,40 @@ class URArm(DeviceBase):
     # -- streaming --
     def _stream(self) -> None:
         c = self.config
-        servo = self._ctl.servoJ if c.control == "joint" else self._ctl.servoL
+        priority = c.rt_priority if hasattr(os, "SCHED_FIFO") else None
+        with RealtimeLoop(rt_priority=priority, announce=lambda line: log.warning("%s: %s", self.name, line)) as rt:
+            self.realtime = rt.report()
+            if c.pacing == "controller":
+                self._stream_on_controller_cycles()
+            else:
+                self._stream_on_client_clock()
+
+    def _serve_cycle(self) -> None:
+        c = self.config
+        self._check_safety()
+        if self._fault is None:
+            servo = self._ctl.servoJ if c.control == "joint" else self._ctl.servoL
+            with self._lock:
+                ok = servo(self._target.tolist(), 0.0, 0.0, self.dt, c.lookahead_time, c.gain)
+            if not ok:
+                self.counters["failed_sends"] += 1
+                self._check_safety()
+        self.counters["cycles"] += 1
+
+    def _stream_on_controller_cycles(self) -> None:
+        pacer = CyclePacer(self.dt, self._recv.getTimestamp)
+        while not self._stop.is_set():
+            tick = pacer.wait()
+            self.counters["skipped_cycles"] += tick.skipped
+            self.counters["unsynced_cycles"] += not tick.synced
+            self._serve_cycle()
+
+    def _stream_on_client_clock(self) -> None:
         period = datetime.timedelta(seconds=self.dt)
         t0 = self._ctl.initPeriod()
         k = 0
         while not self._stop.is_set():
-            self._check_safety()
-            if self._fault is None:
-                with self._lock:
-                    target = self._target
-                    ok = servo(target.tolist(), 0.0, 0.0, self.dt, c.lookahead_time, c.gain)
-                if not ok:
-                    self.counters["failed_sends"] += 1
-                    self._check_safety()
-            self.counters["cycles"] += 1
+            self._serve_cycle()
             k += 1
             behind = (self._ctl.initPeriod() - (t0 + k * period)) / period
             if behind >= 1:  # cycles that could not run in time are skipped, never bursted
