@@ -1,15 +1,21 @@
 """UR5e driver against the emulated controller (issue #10 targets): servoJ streamed at 500 Hz with 0 missed
 cycles at the emulator, and a missed watchdog kick -> protective stop reported within one RTDE period.
 
-Stream: `URArm` (ur_rtde 1.6.5, servoJ paced by initPeriod/waitPeriod on absolute cycle starts) follows a slow
-sine for ``--seconds``; the emulator (its own process, MuJoCo twin) counts servo cycles, cycles that re-ran a
-stale command (missed), packages overwritten before a cycle read them (lost) and its own late cycles
-(overruns). Watchdog: ``--trials`` times, the emulator drops RTDE input packages; the trip is detected by the
-emulator at its first cycle after the deadline (last package + 1/watchdog_hz) and by the driver's streaming
-thread when the data package says so; both latencies are measured from the deadline on the shared monotonic clock.
+Stream: `URArm` (ur_rtde 1.6.5, servoJ; ``--pacing controller``: one command per controller cycle, sent when
+that cycle's data package arrives; ``client``: ur_rtde's initPeriod/waitPeriod on this machine's clock) follows
+a slow sine for ``--seconds``; the emulator (its own process, MuJoCo twin) counts servo cycles, cycles that
+re-ran a stale command because no new package arrived before the cycle started (missed, what the real
+control script does), packages overwritten before a cycle read them (lost) and its own late cycles (overruns).
+Watchdog: ``--trials`` times, the emulator drops RTDE input packages; the controller acts at the start of its
+first cycle after the deadline (last package + 1/watchdog_hz; 0..2 ms later: a 500 Hz loop acts only at its
+cycles) and publishes the stopped script in that cycle's data package; the driver's streaming thread reports
+it when that package arrives. Latencies on the shared monotonic clock: ``driver_report_ms`` from the deadline,
+``driver_report_after_stop_ms`` from the start of the cycle that stopped the script.
 
-    nice -n 10 .venv/bin/python benchmarks/ur.py                 # -> benchmarks/results/ur.json
-    nice -n 10 .venv/bin/python benchmarks/ur.py --seconds 5 --trials 3 --out /tmp/ur.json
+Both processes run their loops at SCHED_FIFO ``--rt-priority`` where permitted (``--rt-priority 0``: normal).
+
+    .venv/bin/python benchmarks/ur.py                          # -> benchmarks/results/ur.json
+    .venv/bin/python benchmarks/ur.py --seconds 5 --trials 3 --out /tmp/ur.json
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ from robolearn_hardware.ur.process import UREmulatorProcess  # noqa: E402
 PERIOD_S = 0.002
 
 
-def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float) -> dict:
+def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float, **driver) -> dict:
     """Targets at ``rate_hz`` (a policy's rate); the driver streams them at 500 Hz."""
-    with ur5e(emu.host) as arm:
+    with ur5e(emu.host, **driver) as arm:
         q0 = arm.read().values[STATE]
         before, c0 = emu.state(), dict(arm.counters)
         t0 = time.monotonic()
@@ -45,14 +51,16 @@ def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float) -> dict:
             errors.append(float(np.abs(arm.read().values[STATE] - goal).max()))
             time.sleep(1.0 / rate_hz)
         after, c1 = emu.state(), dict(arm.counters)
+        realtime = arm.realtime
     d = {k: after[k] - before[k] for k in ("servo_cycles", "missed_cycles", "lost_packages", "overruns", "ticks")}
     return {"seconds": seconds, "policy_rate_hz": rate_hz, "emulator": d,
-            "driver": {k: c1[k] - c0[k] for k in c1}, "tracking_error_rad_p95": float(np.percentile(errors, 95))}
+            "driver": {k: c1[k] - c0[k] for k in c1}, "tracking_error_rad_p95": float(np.percentile(errors, 95)),
+            "pacing": driver["pacing"], "driver_realtime": realtime}
 
 
-def watchdog(emu: UREmulatorProcess, trials: int, watchdog_hz: float) -> dict:
-    emulator_ms, driver_ms = [], []
-    with ur5e(emu.host, watchdog_hz=watchdog_hz) as arm:
+def watchdog(emu: UREmulatorProcess, trials: int, watchdog_hz: float, **driver) -> dict:
+    emulator_ms, driver_ms, after_stop_ms, publish_ms = [], [], [], []
+    with ur5e(emu.host, watchdog_hz=watchdog_hz, **driver) as arm:
         for _ in range(trials):
             time.sleep(0.3)
             until = emu.command("drop_inputs", seconds=3.0 / watchdog_hz)["until"]
@@ -62,11 +70,16 @@ def watchdog(emu: UREmulatorProcess, trials: int, watchdog_hz: float) -> dict:
             trip = [e for e in emu.state()["events"] if e["kind"] == "watchdog_trip"][-1]
             emulator_ms.append((trip["t"] - trip["deadline"]) * 1e3)
             driver_ms.append((arm.fault.t_detected - trip["deadline"]) * 1e3)
+            after_stop_ms.append((arm.fault.t_detected - trip["t"]) * 1e3)
+            publish_ms.append((trip["t_published"] - trip["t"]) * 1e3)
             time.sleep(max(0.0, until - time.monotonic()) + 0.01)
             arm.clear_protective_stop()
     return {"trials": trials, "watchdog_hz": watchdog_hz, "rtde_period_ms": PERIOD_S * 1e3,
             "emulator_detect_ms": emulator_ms, "driver_report_ms": driver_ms,
-            "driver_report_ms_max": max(driver_ms), "within_one_period": sum(x <= PERIOD_S * 1e3 for x in driver_ms)}
+            "driver_report_ms_max": max(driver_ms), "within_one_period": sum(x <= PERIOD_S * 1e3 for x in driver_ms),
+            "driver_report_after_stop_ms": after_stop_ms, "driver_report_after_stop_ms_max": max(after_stop_ms),
+            "within_one_period_after_stop": sum(x <= PERIOD_S * 1e3 for x in after_stop_ms),
+            "emulator_publish_lag_ms": publish_ms}
 
 
 def main() -> None:
@@ -75,19 +88,25 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=50.0, help="rate of new targets (a policy's rate)")
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--watchdog-hz", type=float, default=50.0)
+    p.add_argument("--pacing", choices=["controller", "client"], default="controller",
+                   help="the driver's stream: on the controller's cycles, or on ur_rtde's initPeriod/waitPeriod")
+    p.add_argument("--rt-priority", type=int, default=80,
+                   help="SCHED_FIFO priority of the emulator's cycle and the driver's stream where permitted (0: off)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "ur.json"))
     p.add_argument("--no-pin", action="store_true",
                    help="leave both processes unpinned (default: the emulator on the last CPU, the driver on the others)")
     args = p.parse_args()
-    with UREmulatorProcess(unlock_delay_s=0.2, gripper=False) as emu:
+    driver = {"pacing": args.pacing, "rt_priority": args.rt_priority or None}
+    with UREmulatorProcess(unlock_delay_s=0.2, gripper=False, rt_priority=args.rt_priority or None) as emu:
         cpus = sorted(os.sched_getaffinity(0))
         pinned = None
         if not args.no_pin and len(cpus) >= 2:  # a real controller is its own machine: give it a core of its own
             os.sched_setaffinity(emu.pid, {cpus[-1]})
             os.sched_setaffinity(0, set(cpus[:-1]))
             pinned = {"emulator": [cpus[-1]], "driver": cpus[:-1]}
-        result = {"stream": stream(emu, args.seconds, args.rate),
-                  "watchdog": watchdog(emu, args.trials, args.watchdog_hz), "pinned": pinned}
+        result = {"stream": stream(emu, args.seconds, args.rate, **driver),
+                  "watchdog": watchdog(emu, args.trials, args.watchdog_hz, **driver), "pinned": pinned,
+                  "realtime": {"rt_priority": args.rt_priority or None, "emulator_sched_fifo": emu.sched_fifo}}
     result["machine"] = machine("ur-rtde", "mujoco", niceness=os.nice(0), loadavg=os.getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
