@@ -8,8 +8,9 @@ draws the plots):
 - ``train``: collects 300 expert episodes of ``robolearn/planar-catch`` (a pure-numpy task where chunk joining
   matters: velocity actions, a bimodal expert, a moving target; envs/robolearn_envs/planar/catch.py says why)
   and trains four small state-only policies on it (T = 16, Ta = s = 8, To = 1, U-Net (32, 64)): flow (4 Euler
-  steps) and diffusion (DDIM-10), each plain and with training-time RTC (``rtc_training_max_delay`` = 8). The
-  run folders live in ``--workdir`` (default benchmarks/results/deploy/runs, not committed) and are reused.
+  steps) and diffusion (DDIM-10), each plain and with training-time RTC (``rtc_training_max_delay`` = 8), for
+  ``TRAIN_STEPS``. The run folders live in ``--workdir`` (default benchmarks/results/deploy/runs, not
+  committed) and are reused; an interrupted training resumes.
 - ``success``: the grid, in virtual time through the library (``DeployLoop`` + ``SimulatedLatencyBackend``, the
   RTC paper's protocol: a chunk computed from the observation at tick k is delivered at tick k + D). Methods:
   ``sync`` (the robot holds while the chunk is computed: a request only when the queue is empty, Ta actions
@@ -17,8 +18,11 @@ draws the plots):
   every tick), ``rtc`` (guided inpainting of the frozen prefix) and ``rtc_trained`` (training-time RTC). Every
   cell runs the same seeds; its JSON (cells/<policy>-<method>-D<d>.json) holds the Wilson interval, holds,
   skipped and late counts and the seam metrics: |a_t - a_{t-1}| at chunk switches over the within-chunk
-  median, and RMS jerk (third difference of the applied commands, per tick^3) overall and around switches.
-  A cell is reused only when it was computed with the same policy weights (sha256).
+  median, and RMS jerk (third difference of the applied commands, per tick^3) overall, around switches and
+  inside chunks; the episode's start (standstill while the first chunk is computed, then its first action) is
+  kept apart (``seam_terms``). A cell is reused only when it was computed with the same policy weights
+  (sha256), RTC code and settings (``RTC_VERSION``, ``--max-guidance``, ``--rtc-vjp-steps``) and seam metric
+  (``cell_key``); ``summary`` leaves stale cells out.
 - ``pacing``: ``RealClock`` lateness p50/p99/max, achieved rate, missed ticks and the loop thread's CPU share at
   100 and 500 Hz, idle and with a policy computing all the time in the process backend (the loop and the
   child on different cores) and in the thread backend; LeRobot's ../shared/bench/lerobot/pacing_bench.py runs
@@ -64,7 +68,16 @@ MODEL = ["model.n_obs_steps=1", f"model.horizon={T}", f"model.n_action_steps={TA
 POLICIES = {"flow": ["policy=flow", "model.num_inference_steps=4"],
             "diffusion": ["policy=diffusion", "model.inference_scheduler=ddim", "model.num_inference_steps=10"]}
 TRAINED_DELAY = 8
+TRAIN_STEPS = {"flow": 3000, "diffusion": 10000}
+"""Optimizer steps per policy (``--train-steps`` sets one number for all): the diffusion policy trained for 3000
+steps like flow (session 5) was weak at every delay (0.67 at D = 0, a quarter of its episodes timing out)."""
 SEED = 200_000  # episode i of every cell is reset with SEED + i (collection uses seeds from 0)
+RTC_VERSION = 1
+"""Bump it whenever what RTC computes changes (robolearn.policies.rtc, the scheduler's prefix): RTC cells of
+another version are stale even with the same weights. 1: guidance as of session 6 (cells before it carry no
+version and are recomputed)."""
+SEAM_METRIC_VERSION = 2
+"""Bumped whenever ``seam_terms`` counts differently (2: the episode's start kept apart from the seams)."""
 ANCHORS = {
     "success_vs_delay": "RTC paper (Kinetix, H=8, d=0..4): RTC keeps its success as d grows, naive async drops; "
                         "Agouzoul 2605.08168: inference-time RTC degrades at high d, training-time RTC most robust",
@@ -133,14 +146,17 @@ def train(args) -> dict:
         if (run / "config.json").is_file() and weights_of(run).is_file():
             continue
         policy = name.removesuffix("-rtc")
-        overrides = [*POLICIES[policy], *MODEL, f"task.env={ENV_ID}", f"train.steps={args.train_steps}",
+        steps = args.train_steps or TRAIN_STEPS[policy]
+        overrides = [*POLICIES[policy], *MODEL, f"task.env={ENV_ID}", f"train.steps={steps}",
                      "train.batch_size=64", "train.lr=1e-3", "train.warmup_steps=100", "train.threads=1",
-                     f"train.val_every={max(args.train_steps // 4, 1)}", "train.log_every=100"]
+                     f"train.val_every={max(steps // 4, 1)}", "train.log_every=100",
+                     f"train.save_every={max(steps // 10, 1)}"]  # an interrupted run resumes (checkpoints/last)
         if name.endswith("-rtc"):
             overrides.append(f"model.rtc_training_max_delay={TRAINED_DELAY}")
         t0 = time.perf_counter()
-        summary = train_policy(build_config(overrides), str(store), run, progress=False,
-                               overwrite=(run / "config.json").is_file())
+        resume = (run / "checkpoints" / "last").is_dir()
+        summary = train_policy(build_config(overrides), str(store), run, progress=False, resume=resume,
+                               overwrite=not resume and (run / "config.json").is_file())
         info[name] = {"overrides": overrides, "seconds": round(time.perf_counter() - t0, 1),
                       "final": {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
         write_json(work / "runs.json", info)
@@ -175,28 +191,47 @@ class Trace:
 
 def seam_terms(actions: np.ndarray, sources: np.ndarray) -> dict[str, list[float]]:
     """|a_t - a_{t-1}| at switches (the planning chunk changes, or a hold starts or ends) and within chunks;
-    |jerk| (third difference) everywhere and where its window spans a switch."""
-    out = {"seam": [], "within": [], "jerk": [], "seam_jerk": []}
+    |jerk| (third difference) everywhere and where its window spans a switch.
+
+    The episode's start is kept apart ("start", "start_jerk"): the step from the holds while the first chunk
+    is computed (D ticks at delay D) onto its first action is no switch between chunks -- no joining method
+    has a plan to continue there, every async method makes the same step -- and at D > 0 it is the largest
+    step of an episode (velocity actions: from standstill to full speed). A hold later in the episode (the
+    queue ran dry, or sync waiting for its next chunk) is a switch like any other."""
+    out = {"seam": [], "within": [], "jerk": [], "seam_jerk": [], "start": [], "start_jerk": [], "within_jerk": []}
     if len(actions) < 2:
         return out
     delta = np.linalg.norm(np.diff(actions, axis=0), axis=1)  # delta[t-1] = |a_t - a_{t-1}|
     switch = sources[1:] != sources[:-1]
+    executed = np.flatnonzero(sources >= 0)
+    first = int(executed[0]) if len(executed) else len(sources)  # tick of the episode's first action
+    start = np.arange(len(switch)) < first  # delta[t-1] for t <= first: the leading holds, the step onto it
+    chunk_switch = switch & ~start
     both_chunk = (sources[1:] >= 0) & ~switch
-    out["seam"] = delta[switch].tolist()
+    out["seam"] = delta[chunk_switch].tolist()
+    out["start"] = delta[switch & start].tolist()
     out["within"] = delta[both_chunk].tolist()
     if len(actions) >= 4:
         jerk = np.linalg.norm(actions[3:] - 3 * actions[2:-1] + 3 * actions[1:-2] - actions[:-3], axis=1)
-        # jerk[j] covers steps t-2..t (t = j + 3): it spans a switch when any of them is one
-        sw = switch  # sw[t-1] for t = 1..N-1
-        spans = sw[2:] | sw[1:-1] | sw[:-2]
+
+        def spans(sw):  # jerk[j] covers steps t-2..t (t = j + 3): it spans a switch when any of them is one
+            return sw[2:] | sw[1:-1] | sw[:-2]
+
+        at_seam, at_start = spans(chunk_switch), spans(switch & start)
         out["jerk"] = jerk.tolist()
-        out["seam_jerk"] = jerk[spans].tolist()
+        out["seam_jerk"] = jerk[at_seam].tolist()
+        out["start_jerk"] = jerk[at_start & ~at_seam].tolist()
+        out["within_jerk"] = jerk[~spans(switch)].tolist()  # windows inside one chunk: the floor of seam jerk
     return out
 
 
 def seam_summary(terms: dict[str, list[float]]) -> dict:
+    """Medians of the steps, the seam ratio (seam step median over within-chunk step median) and RMS jerks;
+    ``*_with_start`` count the episode's start as a seam too (``seam_terms``)."""
     seam, within = np.asarray(terms["seam"]), np.asarray(terms["within"])
     jerk, sj = np.asarray(terms["jerk"]), np.asarray(terms["seam_jerk"])
+    seam_all = np.concatenate([seam, np.asarray(terms.get("start", []))])
+    sj_all = np.concatenate([sj, np.asarray(terms.get("start_jerk", []))])
 
     def med(x):
         return float(np.median(x)) if len(x) else None
@@ -204,13 +239,18 @@ def seam_summary(terms: dict[str, list[float]]) -> dict:
     def rms(x):
         return float(np.sqrt(np.mean(x**2))) if len(x) else None
 
-    out = {"n_seams": len(seam), "n_within": len(within), "seam_delta_median": med(seam),
-           "seam_delta_mean": float(seam.mean()) if len(seam) else None, "within_delta_median": med(within),
-           "within_delta_mean": float(within.mean()) if len(within) else None,
-           "rms_jerk": rms(jerk), "seam_rms_jerk": rms(sj)}
-    w_med, w_mean = out["within_delta_median"], out["within_delta_mean"]
-    out["seam_ratio"] = out["seam_delta_median"] / w_med if w_med and out["seam_delta_median"] is not None else None
-    out["seam_ratio_mean"] = out["seam_delta_mean"] / w_mean if w_mean and out["seam_delta_mean"] is not None else None
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    out = {"n_seams": len(seam), "n_within": len(within), "n_starts": len(seam_all) - len(seam),
+           "seam_delta_median": med(seam), "seam_delta_mean": float(seam.mean()) if len(seam) else None,
+           "within_delta_median": med(within), "within_delta_mean": float(within.mean()) if len(within) else None,
+           "start_delta_median": med(seam_all[len(seam):]), "rms_jerk": rms(jerk), "seam_rms_jerk": rms(sj),
+           "within_rms_jerk": rms(np.asarray(terms.get("within_jerk", []))),
+           "seam_rms_jerk_with_start": rms(sj_all)}
+    out["seam_ratio"] = ratio(out["seam_delta_median"], out["within_delta_median"])
+    out["seam_ratio_mean"] = ratio(out["seam_delta_mean"], out["within_delta_mean"])
+    out["seam_ratio_with_start"] = ratio(med(seam_all), out["within_delta_median"])
     return out
 
 
@@ -227,6 +267,13 @@ def make_scheduler(method: str, d: int):
     return ChunkScheduler(joiner, replan_every=TA, delay=DelayEstimator(initial=d))
 
 
+def default_guidance() -> dict:
+    """Guided RTC's settings as `robolearn deploy` applies them by default."""
+    from robolearn.policies.rtc import DEFAULT_MAX_GUIDANCE, DEFAULT_VJP_STEPS
+
+    return {"max_guidance": DEFAULT_MAX_GUIDANCE, "vjp_steps": DEFAULT_VJP_STEPS}
+
+
 _POLICIES: dict[str, object] = {}
 
 
@@ -238,7 +285,21 @@ def policy_for(run: Path):
     return _POLICIES[str(run)]
 
 
-def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path) -> dict:
+def cell_key(method: str, run: Path, guidance: dict) -> dict:
+    """What a cell's numbers depend on besides its seeds: the weights, the RTC code and settings it ran with
+    (``RTC_VERSION``, ``guidance``) and the seam metric's definition. A cell is reused only when all match."""
+    rtc = None
+    if method == "rtc":
+        rtc = {"version": RTC_VERSION, **guidance}
+    elif method == "rtc_trained":
+        rtc = {"version": RTC_VERSION}
+    return {"weights_sha256": sha256(weights_of(run)), "rtc": rtc, "seam_metric": SEAM_METRIC_VERSION}
+
+
+def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path, guidance: dict | None = None
+             ) -> dict:
+    """One cell of the grid; ``guidance``: ``ChunkPolicyAdapter``'s max_guidance and vjp_steps for guided RTC
+    (default: the library's)."""
     from robolearn.env.registry import load_env_plugins, make_env
     from robolearn.eval.metrics import wilson_interval
     from robolearn.runtime import SafetyFilter, SimulatedLatencyBackend, VirtualClock, load_safety_config
@@ -249,14 +310,15 @@ def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path
     policy = policy_for(run)
     load_env_plugins()
     env = make_env(ENV_ID)
-    chunks = ChunkPolicyAdapter(policy)
+    guidance = default_guidance() if guidance is None else guidance
+    chunks = ChunkPolicyAdapter(policy, **guidance)
     clock = VirtualClock(env.unwrapped.control_hz)
     scheduler = make_scheduler(method, d)
     trace = Trace(scheduler)
     safety = SafetyFilter.for_env(env, load_safety_config("default"))
     loop = DeployLoop(env, chunks, clock, lambda: SimulatedLatencyBackend(chunks, d, clock), scheduler, safety,
                       on_step=trace.on_step)
-    terms: dict[str, list[float]] = {"seam": [], "within": [], "jerk": [], "seam_jerk": []}
+    terms: dict[str, list[float]] = {}
     success, steps, crashed = [], [], []
     totals: dict[str, int] = {}
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -271,7 +333,7 @@ def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path
                 if k != "delay_estimate":
                     totals[k] = totals.get(k, 0) + int(v)
             for k, v in seam_terms(np.asarray(trace.actions), np.asarray(trace.sources)).items():
-                terms[k].extend(v)
+                terms.setdefault(k, []).extend(v)
     finally:
         env.close()
     k = sum(success)
@@ -282,7 +344,7 @@ def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path
             "steps_to_success_mean": float(np.mean(ok_steps)) if ok_steps else None,
             "rtc_variant": policy.rtc_variant if method.startswith("rtc") else None,
             "scheduler": totals, "seams": seam_summary(terms), "seconds": round(time.perf_counter() - t0, 2),
-            "cpu_seconds": round(time.process_time() - cpu0, 2), "weights_sha256": sha256(weights_of(run)),
+            "cpu_seconds": round(time.process_time() - cpu0, 2), **cell_key(method, run, guidance),
             "first_seed": SEED, "per_episode_success": [int(x) for x in success],
             "per_episode_steps": steps}
 
@@ -309,9 +371,10 @@ def success(args) -> None:
         path = folder / f"{p}-{m}-D{d}.json"
         old = read_json(path)
         run = run_dirs(args.workdir)[p + ("-rtc" if m == "rtc_trained" else "")]
-        if old and old["episodes"] >= n and old["weights_sha256"] == sha256(weights_of(run)):
+        key = cell_key(m, run, args.guidance)
+        if old and old["episodes"] >= n and all(old.get(k) == v for k, v in key.items()):
             continue
-        cell = run_cell(p, m, d, n, args.workdir)
+        cell = run_cell(p, m, d, n, args.workdir, args.guidance)
         write_json(path, cell)
         s = cell["seams"]
         print(f"{p:9s} {m:11s} D={d}: {cell['success_rate']:.2f} [{cell['ci95'][0]:.2f}, {cell['ci95'][1]:.2f}] "
@@ -528,6 +591,24 @@ def load_cells(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
+def current_cells(cells_: list[dict], workdir: Path, guidance: dict) -> tuple[list[dict], list[str]]:
+    """The cells computed with today's weights, RTC code and settings and seam metric (``cell_key``), and the
+    names of the others (stale: left out of the checks, table and plots until ``--part success`` reruns them)."""
+    runs = run_dirs(workdir)
+    keys: dict[tuple[str, str], dict | None] = {}
+    ok, stale = [], []
+    for c in cells_:
+        run = runs[c["policy"] + ("-rtc" if c["method"] == "rtc_trained" else "")]
+        if (c["policy"], c["method"]) not in keys:
+            keys[(c["policy"], c["method"])] = cell_key(c["method"], run, guidance) if weights_of(run).is_file() else None
+        key = keys[(c["policy"], c["method"])]
+        if key is not None and all(c.get(k) == v for k, v in key.items()):
+            ok.append(c)
+        else:
+            stale.append(f"{c['policy']}-{c['method']}-D{c['delay']}")
+    return ok, stale
+
+
 def grid_checks(cells_: list[dict]) -> dict:
     """The targets of items 1 and 2 per policy, from the cells present."""
     by = {(c["policy"], c["method"], c["delay"]): c for c in cells_}
@@ -546,13 +627,18 @@ def grid_checks(cells_: list[dict]) -> dict:
             if ratios and None not in ratios:
                 r[f"{m}_seam_ratio_max_D<=T/4"] = round(max(ratios), 3)
                 r[f"{m}_seam_ratio_ok"] = max(ratios) <= 1.5
-            less = []
-            for d in DELAYS:
-                a, b = by.get((p, m, d)), by.get((p, "naive", d))
-                if d > 0 and a and b and a["seams"]["seam_rms_jerk"] and b["seams"]["seam_rms_jerk"]:
-                    less.append((d, round(1 - a["seams"]["seam_rms_jerk"] / b["seams"]["seam_rms_jerk"], 3)))
-            if less:
-                r[f"{m}_seam_jerk_reduction_vs_naive"] = dict(less)
+            for suffix in ("", "_with_start"):  # _with_start: the episode's start counted as a seam (seam_terms)
+                less = []
+                for d in DELAYS:
+                    a, b = by.get((p, m, d)), by.get((p, "naive", d))
+                    ja, jb = (c and c["seams"].get("seam_rms_jerk" + suffix) for c in (a, b))
+                    if d > 0 and ja and jb:
+                        less.append((d, round(1 - ja / jb, 3)))
+                if less:
+                    r[f"{m}_seam_jerk_reduction_vs_naive{suffix}"] = dict(less)
+            ok = [v for k, v in r.get(f"{m}_seam_jerk_reduction_vs_naive", {}).items() if k <= q]
+            if ok:
+                r[f"{m}_seam_jerk_reduction_ok_D<=T/4"] = min(ok) >= 0.5
         out[p] = r
     return out
 
@@ -614,10 +700,12 @@ def plot_seams(cells_: list[dict], path: Path) -> None:
 
 def summary(args) -> None:
     folder = args.results / "deploy"
-    cells_ = load_cells(folder / "cells")
+    cells_, stale = current_cells(load_cells(folder / "cells"), args.workdir, args.guidance)
     table = [{k: c[k] for k in ("policy", "method", "delay", "episodes", "success_rate", "ci95", "crashes", "timeouts",
                                 "steps_to_success_mean")}
              | {"seam_ratio": c["seams"]["seam_ratio"], "seam_rms_jerk": c["seams"]["seam_rms_jerk"],
+                "seam_ratio_with_start": c["seams"].get("seam_ratio_with_start"),
+                "seam_rms_jerk_with_start": c["seams"].get("seam_rms_jerk_with_start"), "rtc": c.get("rtc"),
                 "rms_jerk": c["seams"]["rms_jerk"], "holds": c["scheduler"].get("holds"),
                 "excess_actions": c["scheduler"].get("excess_actions"),
                 "dropped_late": c["scheduler"].get("dropped_late")} for c in cells_]
@@ -640,7 +728,7 @@ def summary(args) -> None:
         "benchmark": "deploy", "env": ENV_ID, "chunk": {"horizon": T, "s": TA, "n_obs_steps": 1},
         "delays": list(DELAYS), "first_seed": SEED, "runs": read_json(args.workdir / "runs.json"),
         "workdir": str(args.workdir), "targets": TARGETS, "anchors": ANCHORS,
-        "success_vs_delay": table, "checks": grid_checks(cells_),
+        "success_vs_delay": table, "checks": grid_checks(cells_), "stale_cells": stale,
         "pacing": read_json(folder / "pacing.json"), "throughput": throughput_summary(thr) if thr else None,
         "watchdog": read_json(folder / "watchdog.json"), "reused": reused, "machine": machine("torch", "numpy"),
     }
@@ -649,6 +737,8 @@ def summary(args) -> None:
         plot_success(cells_, args.results / "deploy_success_vs_delay.png")
         plot_seams(cells_, args.results / "deploy_seams.png")
     print(json.dumps(data["checks"], indent=1))
+    if stale:
+        print(f"left out, stale (rerun --part success): {', '.join(stale)}")
     print(f"wrote {args.results / 'deploy.json'}")
 
 
@@ -660,13 +750,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=RESULTS / "deploy" / "runs",
                     help="demonstrations and trained runs (reused when present)")
     ap.add_argument("--demos", type=int, default=300)
-    ap.add_argument("--train-steps", type=int, default=3000)
+    ap.add_argument("--train-steps", type=int, default=None, help="default: TRAIN_STEPS per policy")
     ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--delays", nargs="+", type=int, default=list(DELAYS))
     ap.add_argument("--ensemble-delays", nargs="+", type=int, default=[0, 2, 4, 8])
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--episodes-quarter", type=int, default=400, help="episodes of naive and both RTCs at D = T/4")
+    ap.add_argument("--max-guidance", type=float, default=None, help="guided RTC's beta (default: the library's)")
+    ap.add_argument("--rtc-vjp-steps", default=None,
+                    help="guided RTC's denoising steps through the VJP: an integer or 'all' (default: the library's)")
     ap.add_argument("--seconds", type=float, default=60.0, help="pacing: seconds per run")
     ap.add_argument("--rates", nargs="+", type=int, default=[100, 500])
     ap.add_argument("--loads", nargs="+", default=["idle", "process", "thread"], choices=["idle", "process", "thread"])
@@ -682,6 +775,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--throughput-policy", default="diffusion", choices=list(POLICIES))
     ap.add_argument("--watchdog-trials", type=int, default=50)
     args = ap.parse_args(argv)
+    args.guidance = default_guidance()
+    if args.max_guidance is not None:
+        args.guidance["max_guidance"] = args.max_guidance
+    if args.rtc_vjp_steps is not None:
+        args.guidance["vjp_steps"] = None if args.rtc_vjp_steps == "all" else int(args.rtc_vjp_steps)
     if args.episodes_quarter < args.episodes:
         args.episodes_quarter = args.episodes
     for part in args.part or ["train", "success", "summary"]:

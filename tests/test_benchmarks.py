@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,29 @@ def test_rtc_overhead_benchmark_smoke(tmp_path):
     assert isinstance(data["met"]["guided"], bool) and data["machine"]["torch"]
 
 
+def test_deploy_seams_keep_the_episode_start_apart():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.deploy import seam_summary, seam_terms
+
+    # two holds while the first chunk is computed, chunk 0 for three ticks, then chunk 1
+    actions = np.array([[0, 0], [0, 0], [1, 1], [1, 1.1], [1, 1.2], [0.5, 1.2], [0.5, 1.25]])
+    sources = np.array([-1, -1, 0, 0, 0, 1, 1])
+    terms = seam_terms(actions, sources)
+    assert terms["seam"] == pytest.approx([0.5])  # the switch from chunk 0 to chunk 1 only
+    assert terms["start"] == pytest.approx([np.sqrt(2)])  # standstill -> the first action
+    assert terms["within"] == pytest.approx([0.1, 0.1, 0.05])
+    assert len(terms["seam_jerk"]) == 2 and len(terms["start_jerk"]) == 2 and len(terms["jerk"]) == 4
+    assert terms["within_jerk"] == []  # every window of this short trace touches a switch
+    s = seam_summary(terms)
+    assert s["seam_ratio"] == pytest.approx(5.0) and s["n_starts"] == 1
+    assert s["seam_ratio_with_start"] == pytest.approx(np.median([0.5, np.sqrt(2)]) / 0.1)
+    assert s["seam_rms_jerk_with_start"] == pytest.approx(s["rms_jerk"])  # every window touches a switch here
+    assert s["seam_rms_jerk_with_start"] > 2 * s["seam_rms_jerk"]
+    # a hold in the middle of an episode is a switch like any other
+    mid = seam_terms(np.array([[1, 1], [1, 1], [0, 0], [1, 1]]), np.array([0, 0, -1, 1]))
+    assert mid["seam"] == pytest.approx([np.sqrt(2), np.sqrt(2)]) and mid["start"] == []
+
+
 @pytest.mark.slow
 def test_deploy_benchmark_smoke(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
@@ -102,6 +126,12 @@ def test_deploy_benchmark_smoke(tmp_path):
     run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "success", "--policies", "flow", "--methods", "rtc",
         "--delays", "4", "--episodes", "2", "--episodes-quarter", "2", *common, cwd=tmp_path)
     assert (results / "deploy" / "cells" / "flow-rtc-D4.json").stat().st_mtime_ns == before
+    # ... but not one computed with other RTC settings: the cell is keyed on them
+    run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "success", "--policies", "flow", "--methods", "rtc",
+        "--delays", "4", "--episodes", "2", "--episodes-quarter", "2", "--max-guidance", "10", *common, cwd=tmp_path)
+    cell = json.loads((results / "deploy" / "cells" / "flow-rtc-D4.json").read_text())
+    assert cell["rtc"]["max_guidance"] == 10.0 and cell["rtc"]["vjp_steps"] == 0 and cell["rtc"]["version"] >= 1
+    assert (results / "deploy" / "cells" / "flow-rtc-D4.json").stat().st_mtime_ns != before
     run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "watchdog", "--watchdog-trials", "3", *common, cwd=tmp_path)
     wd = json.loads((results / "deploy" / "watchdog.json").read_text())
     assert wd["loop_check"]["n"] == 3 and wd["thread"]["n"] == 3 and wd["budget_ms"] == 25.0
