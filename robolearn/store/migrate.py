@@ -2,8 +2,9 @@
 
 Two ways, both verified bit for bit before they count as done:
 
-- ``migrate(src, out)``: a new store at `out` (claimed like any store output, `robolearn.output`) through
-  the single writer: every committed episode with its table row, tasks, sources, timestamps, the root
+- ``migrate(src, out)``: a new store at `out` (claimed like any store output, `robolearn.output`; written
+  beside it and moved in only once verified, `robolearn.store.staging`) through the single writer: every
+  committed episode with its table row, tasks, sources, timestamps, the root
   attrs robolearn does not rebuild, the statistics and the cached latents. JPEG and zstd frames move as
   their stored bytes (never decoded and re-encoded). Then every episode of `out` is compared with `src`:
   the stored bytes of every frame of every image key, the bytes of every other array, the timestamps,
@@ -29,8 +30,6 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync as zsync
 
-from robolearn.output import check_output
-from robolearn.store.backend import is_url
 from robolearn.store.chunks import frame_chunked, gather, get_raw, store_key
 from robolearn.store.codecs import array_codecs
 from robolearn.store.create import ensure_stage
@@ -39,6 +38,7 @@ from robolearn.store.layout import EPISODE_COLUMNS, ROOT_ATTR, StoreError
 from robolearn.store.ops import _SCHEMA_ATTRS, copy_episode, raw_copy_keys
 from robolearn.store.reader import Store
 from robolearn.store.shards import encode_shard, frame_array_kwargs, is_sharded, shard_key, split_shard
+from robolearn.store.staging import staged
 from robolearn.store.writer import StoreWriter
 
 _BLOCK = 256
@@ -61,24 +61,19 @@ def migrate_to(src_path, out, overwrite: bool = False, shard_frames: int | None 
     src = Store.open(src_path, storage_options)
     if str(out).rstrip("/") == str(src_path).rstrip("/"):
         raise StoreError(f"migrate --out {out} is the source store itself: use --in-place to migrate it there")
-    check_output(out, "store", overwrite=overwrite, storage_options=storage_options)
     attrs = {k: v for k, v in src.info.items() if k not in (*_SCHEMA_ATTRS, "frame_layout", "shard_frames",
                                                              "status_names")}
-    created = not is_url(out) and not Path(out).exists()
-    try:
-        with StoreWriter(out, src.features, fps=src.fps, attrs=attrs, storage_options=storage_options,
+    # nothing of a failed (or unverified) migration is left at `out`; an old store there stays whole until then
+    with staged(out, "store", overwrite=overwrite, storage_options=storage_options) as tmp:
+        with StoreWriter(tmp, src.features, fps=src.fps, attrs=attrs, storage_options=storage_options,
                          overwrite=overwrite, shard_frames=shard_frames) as w:
             raw_keys = raw_copy_keys(src, w)
             for e in range(src.n_episodes):
                 copy_episode(src, e, w, raw_keys)
             if src.stats is not None:
                 w.set_stats(src.stats)
-    except BaseException:
-        if created and not is_url(out):
-            shutil.rmtree(out, ignore_errors=True)  # nothing of a failed migration is left behind
-        raise
-    latents = _copy_latents(src, out, storage_options)
-    report = verify_same(src, Store.open(out, storage_options))
+        latents = _copy_latents(src, tmp, storage_options)
+        report = verify_same(src, Store.open(tmp, storage_options), f"the migrated copy of {out}")
     return {"store": str(out), "from": str(src_path), "layout": "sharded", **report, "latents": latents}
 
 
@@ -94,10 +89,11 @@ def _copy_latents(src: Store, out, storage_options) -> list[str]:
     return done
 
 
-def verify_same(a: Store, b: Store) -> dict:
-    """Compare two stores episode by episode, bit for bit; raise StoreError at the first difference."""
+def verify_same(a: Store, b: Store, b_name: str | None = None) -> dict:
+    """Compare two stores episode by episode, bit for bit; raise StoreError at the first difference (naming
+    `b` as `b_name`, default its path)."""
     def differ(what: str) -> StoreError:
-        return StoreError(f"migration check failed: {b.path} differs from {a.path} in {what}")
+        return StoreError(f"migration check failed: {b_name or b.path} differs from {a.path} in {what}")
 
     if (a.n_episodes, a.n_frames) != (b.n_episodes, b.n_frames):
         raise differ(f"size ({b.n_episodes} episodes, {b.n_frames} frames vs {a.n_episodes}, {a.n_frames})")

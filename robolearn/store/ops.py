@@ -1,9 +1,9 @@
 """Whole-store operations: merge stores, split one into train/val, filter episodes into a new store.
 
-Each reads committed episodes and writes a *new* store through the single writer, so the result is
-crash-safe like any recording; a destination holding anything is refused (robolearn.output), and a
-robolearn store there is replaced only with `overwrite`. Frames stored
-one per chunk (images) are copied as their stored chunk bytes when the destination array encodes
+Each reads committed episodes and writes a *new* store through the single writer, beside the destination,
+moved in only once complete (`robolearn.store.staging.staged`): a failure leaves nothing there. A
+destination holding anything is refused (robolearn.output), and a robolearn store there is replaced only
+with `overwrite` (it stays whole until the new store is done). Frames stored one per chunk (images) are copied as their stored chunk bytes when the destination array encodes
 them the same way (same codecs, chunking, dtype, fill value): JPEG frames are never decoded and
 re-encoded, so they stay bit-identical and the copy costs file reads and writes only.
 
@@ -15,17 +15,16 @@ re-encoded, so they stay bit-identical and the copy costs file reads and writes 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from robolearn.errors import InvalidValueError
 from robolearn.output import check_output
-from robolearn.store.backend import is_url
 from robolearn.store.chunks import frame_inner
 from robolearn.store.frames import inner_codecs
 from robolearn.store.layout import ACTION_KEY, EpisodeMeta, StoreError
 from robolearn.store.reader import Store
+from robolearn.store.staging import staged
 from robolearn.store.writer import StoreWriter
 
 # Root attrs that describe the schema or are rebuilt by the writer; everything else (env_id, ...) is carried over.
@@ -122,26 +121,17 @@ def copy_episodes(parts: list[tuple[Store, np.ndarray]] | list[tuple[Store, np.n
     (`overwrite`: replace a robolearn store there; anything else at `out` is refused, see robolearn.output)."""
     if not any(len(part[1]) for part in parts):
         raise StoreError(f"no episodes selected: nothing to write to {out}")
-    check_output(out, "store", overwrite=overwrite)
     first = parts[0][0]
     attrs = {k: v for k, v in first.info.items() if k not in _SCHEMA_ATTRS}
     attrs["derived"] = derived
-    created = not is_url(out) and not Path(out).exists()
-    written = 0
-    try:
-        with StoreWriter(out, first.features, fps=first.fps, attrs=attrs, overwrite=overwrite) as w:
+    # all or nothing: a failure leaves nothing at `out`, and an old store there stays whole until the new one is done
+    with staged(out, "store", overwrite=overwrite) as tmp:
+        with StoreWriter(tmp, first.features, fps=first.fps, attrs=attrs, overwrite=overwrite) as w:
             for src, eps, *flag in parts:
                 raw_keys = raw_copy_keys(src, w)
                 for e in eps:
                     copy_episode(src, int(e), w, raw_keys, action_free=bool(flag and flag[0]))
-                    written += 1
             n_eps, n_frames = w.n_episodes, w.n_frames
-    except BaseException:
-        if created and written == 0:  # nothing committed: leave nothing behind
-            import shutil
-
-            shutil.rmtree(out, ignore_errors=True)
-        raise
     return {"store": str(out), "episodes": n_eps, "frames": n_frames}
 
 

@@ -199,6 +199,53 @@ def test_data_ops_refuse_and_overwrite(tmp_path):
     assert merge([src], out, overwrite=True)["episodes"] == 3
 
 
+@pytest.mark.parametrize("op", ["merge", "migrate"])
+def test_a_failed_data_op_removes_only_what_it_created(tmp_path, monkeypatch, op):
+    """A Ctrl-C after the first copied episode: a new path stays absent, a user's empty folder stays (empty), a
+    store being replaced with --overwrite stays whole with the user's file in it, a user's folder named like the
+    staging folder is untouched, and nothing else is left beside them."""
+    from robolearn.store import migrate as migrate_module
+    from robolearn.store import ops
+
+    src = write_store(tmp_path / "src.zarr", n=3)
+    module = ops if op == "merge" else migrate_module
+    real, calls = module.copy_episode, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "copy_episode", interrupted)
+
+    def fails(out, **kw):
+        calls.clear()
+        with pytest.raises(KeyboardInterrupt):
+            ops.merge([src], out, **kw) if op == "merge" else migrate_module.migrate(src, out, **kw)
+        assert len(calls) == 2
+
+    outs = tmp_path / "outs"
+    lookalike = outs / ".new.zarr.partial-mine"
+    lookalike.mkdir(parents=True)
+    (lookalike / "keep.txt").write_text("mine")
+    fails(outs / "new.zarr")
+    (outs / "empty").mkdir()
+    fails(outs / "empty")
+    old = write_store(outs / "old.zarr", n=1)
+    (old / "README.md").write_text("what this store is")
+    before = tree_hash(old)
+    fails(old, overwrite=True)
+    assert tree_hash(old) == before and Store.open(old).n_episodes == 1
+    assert sorted(p.name for p in outs.iterdir()) == [".new.zarr.partial-mine", "empty", "old.zarr"]
+    assert not list((outs / "empty").iterdir()) and (lookalike / "keep.txt").read_text() == "mine"
+    monkeypatch.undo()
+    done = ops.merge([src], old, overwrite=True) if op == "merge" else migrate_module.migrate(src, old, overwrite=True)
+    assert done["episodes"] == 3 and Store.open(old).n_episodes == 3
+    assert (old / "README.md").read_text() == "what this store is"
+    assert sorted(p.name for p in outs.iterdir()) == [".new.zarr.partial-mine", "empty", "old.zarr"]
+
+
 def test_inspect_recognises_each_kind(tmp_path):
     assert inspect_output(tmp_path / "nope").what == "absent"
     (tmp_path / "empty").mkdir()

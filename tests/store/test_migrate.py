@@ -73,6 +73,22 @@ def test_verification_finds_a_changed_frame(tmp_path):
         verify_same(Store.open(src), Store.open(tmp_path / "new.zarr"))
 
 
+def test_an_unverified_migration_leaves_nothing_at_out(tmp_path, monkeypatch):
+    """The bit-for-bit check runs before the new store moves in: a difference leaves nothing at `out`."""
+    src = old_store(tmp_path / "old.zarr")
+    out = tmp_path / "new.zarr"
+    real = migrate_module.verify_same
+
+    def differs(a, b, name=None):
+        assert not out.exists() and real(a, b, name)["frames"] == a.n_frames  # the staged copy, complete
+        raise StoreError(f"migration check failed: {name} differs from {a.path} in images/raw")
+
+    monkeypatch.setattr(migrate_module, "verify_same", differs)
+    with pytest.raises(StoreError, match=f"the migrated copy of {out} differs"):
+        migrate(src, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.zarr"]
+
+
 def test_migrate_refusals(tmp_path):
     src = old_store(tmp_path / "old.zarr")
     (tmp_path / "mine").mkdir()

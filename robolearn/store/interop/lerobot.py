@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robolearn.store.interop.common import staged
+from robolearn.store.staging import staged
 from robolearn.store.interop.video import VideoReader, VideoWriter, video_info
 from robolearn.store.layout import EpisodeMeta, Feature, StoreError
 from robolearn.store.reader import Store

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robolearn.store.interop.common import staged
+from robolearn.store.staging import staged
 from robolearn.store.layout import EpisodeMeta, Feature, StoreError
 from robolearn.store.reader import Store
 from robolearn.store.writer import StoreWriter
