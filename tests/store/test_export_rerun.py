@@ -123,6 +123,26 @@ def test_export_claims_its_output(exported, tmp_path):
     assert Store.open(store).n_episodes == 3
 
 
+def test_a_failed_export_leaves_nothing_and_deletes_nothing_of_the_users(exported, tmp_path, monkeypatch):
+    """The partial recording lives in a fresh folder of its own: a user's file named like the old fixed temporary
+    name (.OUT.partial-PID) survives a failed export, and nothing else is left beside it."""
+    import os
+
+    from robolearn.store.interop import rerun_rrd
+
+    store, _, _ = exported
+    mine = tmp_path / f".out.rrd.partial-{os.getpid()}"
+    mine.write_bytes(b"my notes")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("encoding failed")
+
+    monkeypatch.setattr(rerun_rrd, "_episode_rrd", broken)
+    with pytest.raises(RuntimeError, match="encoding failed"):
+        export_dataset(store, tmp_path / "out.rrd", "rerun")
+    assert mine.read_bytes() == b"my notes" and sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
+
+
 def test_an_s3_store_exports_too(s3, s3_store, tmp_path):
     """A store on S3 (moto's server on loopback: the fixtures of test_s3) exports like a local one."""
     from robolearn.store.interop.rerun_rrd import export_rerun

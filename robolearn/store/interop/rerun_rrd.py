@@ -29,6 +29,7 @@ at OUT until it is complete.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,7 +88,10 @@ def export_rerun(store: str | Path, dst: str | Path, *, overwrite: bool = False,
     if s.n_episodes == 0:
         raise StoreError(f"store {store} has no committed episodes to export")
     dst = _claim(dst, overwrite)
-    tmp = dst.parent / f".{dst.name}.partial-{os.getpid()}"
+    # A fresh folder of our own holds the partial recording (`robolearn.store.staging`'s rule): a fixed name
+    # beside dst could be the user's, and would be replaced or deleted.
+    holder = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
+    tmp = holder / dst.name
     kinds = {k: key_kind(k, f.shape, f.dtype) for k, f in s.features.items()}
     log = tempfile.TemporaryFile()  # the merge's stderr (a file: a full pipe would stall it)
     merge = subprocess.Popen([sys.executable, "-m", "rerun_cli", "rrd", "merge", "-o", str(tmp)],
@@ -113,11 +117,10 @@ def export_rerun(store: str | Path, dst: str | Path, *, overwrite: bool = False,
         if merge.poll() is None:
             merge.kill()
             merge.wait()
-        if tmp.is_file():
-            tmp.unlink()
         raise
     finally:
         log.close()
+        shutil.rmtree(holder, ignore_errors=True)  # ours alone: created by mkdtemp above
     return {"store": str(store), "out": str(dst), "format": "rerun", "rerun_sdk": rr.__version__,
             "episodes": s.n_episodes, "frames": s.n_frames, "recordings": "one per episode",
             "timelines": [FRAME, TIME], "entities": {k: kinds[k] for k in s.features}, "bytes": dst.stat().st_size}
