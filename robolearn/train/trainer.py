@@ -20,6 +20,7 @@ from robolearn.policies.base import Model
 from robolearn.sampling import WindowSampler, infinite_batches, make_loader
 from robolearn.train.config import TrainConfig
 from robolearn.train.ema import EMA
+from robolearn.train.memory import keep_freed_memory
 from robolearn.train.plots import plot_curves
 
 
@@ -91,6 +92,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         if cfg.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
+        if cfg.keep_freed_memory and self.device.type == "cpu":
+            keep_freed_memory()
         # Ranks draw different noise; rank 0 draws what a single-process run draws.
         torch.manual_seed(cfg.seed + _RANK_SEED_STRIDE * rank)
         np.random.seed(cfg.seed + _RANK_SEED_STRIDE * rank)
