@@ -14,7 +14,8 @@ Two CPU-speed choices, both the same math rearranged:
   observation part once per chunk (`obs_film`) and the step part for all its steps in one call
   (`step_film`), then runs `denoise` per step.
 - Small inputs (batch-1 inference) run each temporal conv as one im2col matmul: PyTorch routes
-  batch-1 1-D convolutions to its reference kernel, 3-5x slower at 128+ channels.
+  batch-1 1-D convolutions to its reference kernel, 3-5x slower at 128+ channels. Training keeps
+  oneDNN's convolution (unfold's backward costs more than the matmul saves).
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ class Conv1d(nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, T = x.shape
         compiling = torch.compiler.is_compiling()
-        if not compiling and (not self._use_matmul or B * T > self._MAX_ROWS or x.device.type != "cpu"):
+        # Training takes oneDNN's convolution: unfold's backward makes the matmul path slower there (U-Net
+        # forward + backward at B=64, T=16: 135 vs 150 ms, one thread).
+        training = torch.is_grad_enabled() and self.weight.requires_grad
+        if not compiling and (not self._use_matmul or B * T > self._MAX_ROWS or x.device.type != "cpu" or training):
             return super().forward(x)
         k, p, s = self.kernel_size[0], self.padding[0], self.stride[0]
         cols = F.pad(x, (p, p)).unfold(2, k, s)  # (B, C, T_out, k)
