@@ -10,6 +10,10 @@ latency only), so a busy machine slows all of them alike.
   images (as in its harness); ours gets raw uint8 images and normalizes inside.
 - Training: batch 64, forward + backward + clip_grad_norm(10) + optimizer step. LeRobot uses its
   preset (Adam, lr 1e-4); ours uses AdamW with the same hyper-parameters, fused CPU kernel.
+  LeRobot 0.4.4's config has no crop by default (crop_shape None: its ResNet sees 96x96, 1.3x the
+  pixels of our 84x84 crop), so training also runs "lerobot_crop84", LeRobot with crop_shape (84, 84)
+  (a random window per batch), the same input size as ours: `train_speedup_vs_lerobot_crop84`.
+  Neither side sets `robolearn.train.memory.keep_freed_memory` (our Trainer does; it is process-wide).
 
 Run with the interpreter of a venv that has lerobot 0.4.4 (shared/bench/lerobot/make-venv.sh), with
 this repository on PYTHONPATH:
@@ -37,7 +41,7 @@ from robolearn.policies.compile import compile_for_inference  # noqa: E402
 IMG = "observation.images.front"
 
 
-def lerobot_policy():
+def lerobot_policy(crop_shape: tuple[int, int] | None = None):
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
@@ -48,6 +52,7 @@ def lerobot_policy():
         output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(DA,))},
         device="cpu", down_dims=(64, 128, 256), vision_backbone="resnet18", pretrained_backbone_weights=None,
         noise_scheduler_type="DDIM", num_inference_steps=10, n_obs_steps=TO, horizon=T, n_action_steps=8,
+        crop_shape=crop_shape,
     )
     return cfg, DiffusionPolicy(cfg)
 
@@ -63,6 +68,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     lr_cfg, lr_pol = lerobot_policy()
+    lr84_cfg, lr84_pol = lerobot_policy(crop_shape=(84, 84))
     features, stats = features_and_stats()
     ours = {dt: make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84),
                             encoder_dtype=dt) for dt in ("float32", "bfloat16")}
@@ -101,6 +107,8 @@ def main() -> None:
     lr_pol.train()
     preset = lr_cfg.get_optimizer_preset()
     lr_opt = preset.build(lr_pol.get_optim_params())
+    lr84_pol.train()
+    lr84_opt = lr84_cfg.get_optimizer_preset().build(lr84_pol.get_optim_params())
     lr_b = {IMG: torch.rand(args.batch, TO, 3, SIZE, SIZE), "observation.state": torch.randn(args.batch, TO, DO),
             "action": torch.randn(args.batch, T, DA), "action_is_pad": torch.zeros(args.batch, T, dtype=torch.bool)}
     our_b = batch(args.batch)
@@ -109,12 +117,12 @@ def main() -> None:
     for p in ours.values():
         p.train()
 
-    def lr_step():
-        loss, _ = lr_pol.forward(lr_b)
+    def lr_step(pol=lr_pol, opt=lr_opt):
+        loss, _ = pol.forward(lr_b)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(lr_pol.parameters(), preset.grad_clip_norm)
-        lr_opt.step()
-        lr_opt.zero_grad()
+        torch.nn.utils.clip_grad_norm_(pol.parameters(), preset.grad_clip_norm)
+        opt.step()
+        opt.zero_grad()
 
     def our_step(dt):
         loss = ours[dt].compute_loss(our_b)["loss"]
@@ -123,10 +131,10 @@ def main() -> None:
         our_opts[dt].step()
         our_opts[dt].zero_grad(set_to_none=True)
 
-    steps = {"lerobot": lr_step, "ours_float32": lambda: our_step("float32"), "ours_bfloat16": lambda: our_step("bfloat16")}
-    train = {n: [] for n in names}
+    steps = {"lerobot": lr_step, "lerobot_crop84": lambda: lr_step(lr84_pol, lr84_opt), "ours_float32": lambda: our_step("float32"), "ours_bfloat16": lambda: our_step("bfloat16")}
+    train = {n: [] for n in steps}
     for i in range(args.train_steps + 1):
-        for n in names:
+        for n in steps:
             t0 = time.perf_counter()
             steps[n]()
             if i >= 1:
@@ -147,9 +155,14 @@ def main() -> None:
         "latency_speedup_vs_lerobot": round(
             statistics.median(lat["lerobot"]) / statistics.median(lat["ours_float32_compiled"]), 2),
     }
+    out["lerobot_crop84"] = {"crop_shape": [84, 84],
+                             "train_samples_per_s": round(args.batch / statistics.median(train["lerobot_crop84"]), 1),
+                             "train_step_s_all": [round(t, 2) for t in train["lerobot_crop84"]]}
     for n in names[1:]:
         out[n]["latency_speedup_vs_lerobot"] = round(out["lerobot"]["chunk_ms_median"] / out[n]["chunk_ms_median"], 2)
         out[n]["train_speedup_vs_lerobot"] = round(out[n]["train_samples_per_s"] / out["lerobot"]["train_samples_per_s"], 2)
+        out[n]["train_speedup_vs_lerobot_crop84"] = round(
+            out[n]["train_samples_per_s"] / out["lerobot_crop84"]["train_samples_per_s"], 2)
     print(json.dumps(out, indent=2))
 
 
