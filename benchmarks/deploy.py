@@ -221,7 +221,9 @@ def seam_terms(actions: np.ndarray, sources: np.ndarray) -> dict[str, list[float
         out["jerk"] = jerk.tolist()
         out["seam_jerk"] = jerk[at_seam].tolist()
         out["start_jerk"] = jerk[at_start & ~at_seam].tolist()
-        out["within_jerk"] = jerk[~spans(switch)].tolist()  # windows inside one chunk: the floor of seam jerk
+        # windows spanning no switch: inside one chunk (the floor of seam jerk), or inside the leading holds
+        # (zero jerk, D - 3 windows per episode; all an ensembling cell has, which switches every tick)
+        out["within_jerk"] = jerk[~spans(switch)].tolist()
     return out
 
 
