@@ -77,6 +77,7 @@ def _summary(ticks: int, missed: int, lateness_ns: deque[int], span_s: float) ->
 
 
 SPIN_MAX_S = 0.001        # the spin window before the wake-up error was measured, and its cap
+SPIN_MAX_SHARE = 0.125    # ... and never more than this share of a period (a CPU budget: 250 us at 500 Hz)
 SPIN_MIN_S = 0.00002      # never less: one time read and a branch cost a few hundred ns
 SPIN_PERCENTILE = 99.9    # of the measured oversleeps the spin window covers
 SPIN_MARGIN_S = 0.00002   # added to that oversleep
@@ -95,10 +96,11 @@ class RealClock:
             the measured wake-up error of this machine: the spin window is the 99.9th percentile (about the
             worst) of how late ``sleep`` returned over the last ``SPIN_WINDOW`` sleeps, plus ``SPIN_MARGIN_S``
             (a p99-sized window left the slowest 1% of wake-ups late by ~1 ms on a busy machine), clamped to
-            [``SPIN_MIN_S``, ``SPIN_MAX_S``] (1 ms until ``SPIN_WARMUP`` sleeps were measured). A fixed 1 ms
+            [``SPIN_MIN_S``, min(``SPIN_MAX_S``, ``SPIN_MAX_SHARE`` x period)] (that cap until ``SPIN_WARMUP``
+            sleeps were measured), so spinning never costs more than 1/8 of a core. A fixed 1 ms
             spin costs ~47% of a core at 500 Hz; a sized one costs what the OS's wake-up error needs. On this
             project's 2-vCPU VM the oversleep tail of a normal-priority thread reaches 1 ms, so there the window
-            saturates at the old fixed 1 ms; a SCHED_FIFO loop (``RealtimeLoop(rt_priority=...)``, ``deploy
+            saturates at its cap; a SCHED_FIFO loop (``RealtimeLoop(rt_priority=...)``, ``deploy
             --rt-priority``) wakes within ~50-150 us and the window shrinks to that (pacing in
             benchmarks/results/deploy.json).
         time_ns: monotonic time source in integer nanoseconds (injectable for tests).
@@ -122,7 +124,8 @@ class RealClock:
         self.hz = float(hz)
         self.period = 1.0 / self.hz
         self.adaptive = spin_s is None
-        self.spin_s = SPIN_MAX_S if spin_s is None else float(spin_s)
+        self._spin_cap_s = min(SPIN_MAX_S, SPIN_MAX_SHARE * self.period)
+        self.spin_s = self._spin_cap_s if spin_s is None else float(spin_s)
         self._oversleep_ns: deque[int] = deque(maxlen=SPIN_WINDOW)
         # Integer nanoseconds keep `deadline_k = t0 + k * period` exact for any k.
         self._period_ns = round(_NS / self.hz)
@@ -199,7 +202,7 @@ class RealClock:
         n = len(self._oversleep_ns)
         if n >= SPIN_WARMUP and n % SPIN_RESIZE_EVERY == 0:
             worst = float(np.percentile(np.fromiter(self._oversleep_ns, np.int64, n), SPIN_PERCENTILE)) / _NS
-            self.spin_s = min(max(worst + SPIN_MARGIN_S, SPIN_MIN_S), SPIN_MAX_S)
+            self.spin_s = min(max(worst + SPIN_MARGIN_S, SPIN_MIN_S), self._spin_cap_s)
             self._spin_ns = round(self.spin_s * _NS)
 
     def now(self) -> float:

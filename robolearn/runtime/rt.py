@@ -6,8 +6,8 @@ collector and the threads of the libraries it hosts.
 - ``thread_env(n)``: an environment whose OpenMP/MKL/OpenBLAS pools have ``n`` threads (the inference child's).
 - ``RealtimeLoop``: a context manager for the loop's thread. On entry it pins the thread to its cores
   (``os.sched_setaffinity``; threads started later inherit it) and, when asked, moves it to ``SCHED_FIFO`` at
-  a priority; ``freeze_gc()`` (call it after warm-up) moves every object alive into the permanent generation
-  (``gc.freeze``), so a collection during an episode walks only what the episode allocated. On exit it
+  a priority (with SCHED_RESET_ON_FORK: threads and processes the loop starts run at normal priority);
+  ``freeze_gc()`` (call it after warm-up) moves every object alive into the permanent generation (``gc.freeze``), so a collection during an episode walks only what the episode allocated. On exit it
   undoes all three, so a library caller (or a test process) gets its thread back as it was.
 
 SCHED_FIFO needs ``CAP_SYS_NICE`` or an ``rtprio`` limit (``/etc/security/limits.conf``). Without either,
@@ -109,7 +109,10 @@ class RealtimeLoop:
     def _enter_fifo(self, priority: int) -> None:
         policy, param = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
         try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            # Reset on fork: threads and processes started from the loop (an inference child, a library's worker
+            # thread) begin at normal priority. A CPU-bound child at SCHED_FIFO took its core from everything
+            # else and ate the RT time budget the loop shares with it (the loop woke ~230 us late at p50).
+            os.sched_setscheduler(0, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(priority))
         except PermissionError:
             why = (f"SCHED_FIFO priority {priority} is not permitted for this user (it needs CAP_SYS_NICE or an "
                    "rtprio limit in /etc/security/limits.conf)")

@@ -50,11 +50,11 @@ def test_fake_time_ticks_are_on_absolute_deadlines():
 
 
 def test_auto_spin_is_sized_from_the_measured_oversleep():
-    from robolearn.runtime.clock import SPIN_MARGIN_S, SPIN_MAX_S, SPIN_MIN_S, SPIN_WARMUP
+    from robolearn.runtime.clock import SPIN_MARGIN_S, SPIN_MAX_S, SPIN_MAX_SHARE, SPIN_MIN_S, SPIN_WARMUP
 
     ft = FakeTime(overshoot_s=0.00015)  # this OS wakes every sleep 150 us late
     clock = RealClock(500, spin_s=None, time_ns=ft.time_ns, sleep=ft.sleep)
-    assert clock.adaptive and clock.spin_s == SPIN_MAX_S  # 1 ms until measured
+    assert clock.adaptive and clock.spin_s == SPIN_MAX_SHARE * 0.002  # the cap until measured: 1/8 of a period
     clock.start()
     for _ in range(SPIN_WARMUP * 4):
         clock.wait_next_tick()
@@ -71,6 +71,13 @@ def test_auto_spin_is_sized_from_the_measured_oversleep():
         quiet.wait_next_tick()
     assert quiet.spin_s == pytest.approx(SPIN_MIN_S + 0, abs=SPIN_MARGIN_S)  # a precise sleep: the floor
     assert "auto" in repr(quiet) and RealClock(100).adaptive and RealClock(100).spin_s == SPIN_MAX_S  # default: sized
+    ft3 = FakeTime(overshoot_s=0.0012)  # a VM whose every wake-up is 1.2 ms late
+    slow = RealClock(500, spin_s=None, time_ns=ft3.time_ns, sleep=ft3.sleep)
+    slow.start()
+    for _ in range(SPIN_WARMUP * 2):
+        slow.wait_next_tick()
+    assert slow.spin_s == pytest.approx(SPIN_MAX_SHARE * 0.002)  # capped: spinning never takes more than 1/8 of a core
+    assert slow.stats()["lateness_p50_us"] == pytest.approx(1200 - 250, abs=20)  # the rest is lateness, said so
 
 
 def test_fake_time_overrun_skips_to_next_future_tick_and_counts():

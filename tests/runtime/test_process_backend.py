@@ -8,6 +8,9 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -169,7 +172,16 @@ def test_sched_fifo_is_a_note_when_not_permitted_or_refused_when_required():
     with RealtimeLoop(None, rt_priority=10, announce=notes.append) as rt:
         permitted = rt.sched_fifo
         if permitted:
-            assert os.sched_getscheduler(0) == os.SCHED_FIFO
+            reset = os.SCHED_RESET_ON_FORK
+            assert os.sched_getscheduler(0) == os.SCHED_FIFO | reset
+            # what the loop starts runs at normal priority: a thread, and a process (an inference child)
+            seen = []
+            worker = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+            worker.start()
+            worker.join(5)
+            child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
+                                   capture_output=True, text=True, timeout=30, check=True)
+            assert seen == [os.SCHED_OTHER] and int(child.stdout) == os.SCHED_OTHER
         else:
             assert len(notes) == 1 and "SCHED_FIFO priority 10 is not permitted" in notes[0]
             assert "normal priority" in notes[0] and os.sched_getscheduler(0) == policy
