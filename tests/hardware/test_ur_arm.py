@@ -67,7 +67,7 @@ def fifo_threads() -> dict[int, int]:
     out = {}
     for tid in map(int, os.listdir("/proc/self/task")):
         try:
-            if os.sched_getscheduler(tid) == os.SCHED_FIFO:
+            if os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_FIFO:
                 out[tid] = os.sched_getparam(tid).sched_priority
         except ProcessLookupError:
             pass
