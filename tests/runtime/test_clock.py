@@ -166,3 +166,20 @@ def test_virtualclock_never_sleeps(monkeypatch):
 def test_rejects_bad_rate(cls):
     with pytest.raises(ValueError, match="hz must be > 0"):
         cls(0)
+
+
+def test_auto_spin_is_resized_every_few_sleeps_even_once_its_window_is_full():
+    from robolearn.runtime.clock import SPIN_RESIZE_EVERY, SPIN_WINDOW
+
+    ft = FakeTime(overshoot_s=0.0001)
+    clock = RealClock(500, spin_s=None, time_ns=ft.time_ns, sleep=ft.sleep)
+    resizes = []
+    resize = clock._resize_spin
+    clock._resize_spin = lambda: (resizes.append(ft.t), resize())
+    clock.start()
+    n = SPIN_WINDOW * 3
+    for _ in range(n):
+        clock.wait_next_tick()
+    # a full window once made it resize (a percentile over 512 samples) on every tick, between wake-up and deadline
+    assert len(resizes) == (n - 1) // SPIN_RESIZE_EVERY  # tick 0 fires at start(), without a sleep
+    assert clock.missed_ticks == 0 and clock.stats()["lateness_max_us"] < 10
