@@ -119,6 +119,34 @@ def test_a_package_counts_for_the_first_cycle_that_starts_after_it_arrived():
         emu.close()
 
 
+def test_cycles_the_emulator_woke_too_late_for_run_at_their_own_starts():
+    from robolearn_hardware.ur.emulator import CATCH_UP_CYCLES
+
+    c = Controller(ControllerConfig(twin=False))
+    c.run_program(CONTROL_SCRIPT, 0.0)
+    emu = bind(None, c, None)
+    published = []
+    emu._publish = published.append
+    try:
+        emu.next_tick = 0.002
+        # one package per cycle, on time, but this process wakes 3 cycles late (a VM stall): no cycle is missed
+        emu.inputs = [(0.0015, servo(0.1)), (0.0035, servo(0.2)), (0.0055, servo(0.3)), (0.0075, servo(0.4))]
+        emu.run_due(0.0081)
+        assert (c.counters["servo_cycles"], c.counters["missed_cycles"], c.counters["lost_packages"]) == (4, 0, 0)
+        assert c.counters["overruns"] == 3 and c.servo_q[0] == 0.4 and emu.inputs == []
+        assert published == [pytest.approx(0.008)] and emu.next_tick == pytest.approx(0.010)  # the newest state only
+        # a stall the client did not cover is still a missed cycle at its own start
+        emu.inputs = [(0.0115, servo(0.5))]
+        emu.run_due(0.0121)
+        assert (c.counters["missed_cycles"], c.servo_q[0]) == (1, 0.5)  # 10 ms: nothing had arrived; 12 ms: 0.5
+        # a stall longer than CATCH_UP_CYCLES skips the rest (counted), never bursts more
+        ticks = c.counters["ticks"]
+        emu.run_due(emu.next_tick + (CATCH_UP_CYCLES + 10) * 0.002)
+        assert c.counters["skipped_cycles"] == 10 and c.counters["ticks"] - ticks == CATCH_UP_CYCLES + 1
+    finally:
+        emu.close()
+
+
 def test_rtde_bytes_are_stamped_with_the_time_the_kernel_received_them():
     with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as client:
         conn, _ = server.accept()

@@ -194,7 +194,7 @@ class Controller:
         self.drop_inputs_until = -np.inf
         self._servo_packages = 0
         self.counters = dict(servo_cycles=0, missed_cycles=0, lost_packages=0, dropped_packages=0, ticks=0,
-                             overruns=0, programs=0, commands=0, unsupported_commands=0)
+                             overruns=0, skipped_cycles=0, programs=0, commands=0, unsupported_commands=0)
         self.events: list[_Event] = []
         self.last_error = ""
 

@@ -32,8 +32,12 @@ Cycle timing, as a real-time controller has it: cycle k starts at t0 + k * 2 ms 
 this process's own wake-up delay). RTDE input packages are stamped with the time the kernel received them
 (SO_TIMESTAMPNS; the time they are read where the kernel gives none) and handed to the cycle that starts
 after they arrived, so a late wake-up here neither rescues a command that came after its cycle started nor
-drops one that came before; the cycle's data package is stamped with its nominal start. A cycle that could
-not run before the next one was due is skipped and counted (``overruns``), never bursted.
+drops one that came before; the cycle's data package is stamped with its nominal start. When this process
+itself wakes a whole cycle late or more (the VM stalled it; a real controller runs on a real-time kernel), the
+cycles it missed are counted (``overruns``) and run late at their own nominal starts, each with the packages
+that had arrived before it, so the client's stream is judged by when its packages arrived, not by when the
+emulator got to them; only the newest state is published after such a catch-up. A stall longer than
+``CATCH_UP_CYCLES`` skips the cycles beyond that (``skipped_cycles``), never bursting more.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ PORTS = {"rtde": 30004, "dashboard": 29999, "primary": 30001, "secondary": 30002
          "gripper": 63352}
 MAX_FREQUENCY = 500.0
 DEFAULT_RT_PRIORITY = 80
+CATCH_UP_CYCLES = 25  # the most cycles run late after a stall of this process (50 ms at 500 Hz); the rest are skipped
 """SCHED_FIFO priority of the emulated controller's cycle (it runs everything: one thread)."""
 SO_TIMESTAMPNS = 35  # Linux's SO_TIMESTAMPNS(_OLD): kernel receive times as timespec; Python's socket module lacks it
 
@@ -137,6 +142,8 @@ class Emulator:
         self.rtde_conns: list[_RTDEConn] = []
         self.inputs: list[tuple[float, dict]] = []  # (arrival, values): input packages no cycle has read yet
         self.tick = 0
+        self.next_tick = time.monotonic()
+        """Nominal start of the next cycle."""
         self.stop_requested = False
         self.on_control = None
 
@@ -155,32 +162,40 @@ class Emulator:
         if control_fd is not None:
             self.sel.register(control_fd, selectors.EVENT_READ, ("control", None))
         end = time.monotonic() + max_s
-        next_tick = time.monotonic()
+        self.next_tick = time.monotonic()
         while not self.stop_requested:
             now = time.monotonic()
             if now >= end:
                 break
-            for key, _ in self.sel.select(max(0.0, next_tick - now)):
+            for key, _ in self.sel.select(max(0.0, self.next_tick - now)):
                 self._event(key.data, key.fileobj)
             now = time.monotonic()
-            if now < next_tick:
-                continue
-            late = int((now - next_tick) // dt)
-            if late:  # cycles that could not run in time are skipped and counted, never bursted
-                c.counters["overruns"] += late
-                next_tick += late * dt
-            n_events = len(c.events)
-            self.hand_over(next_tick)
-            c.step(next_tick)  # the cycle's nominal start: what a real-time controller reads and decides then
+            if now >= self.next_tick:
+                self.run_due(now)
+
+    def run_due(self, now: float) -> None:
+        """Run every cycle whose nominal start is at or before ``now``, oldest first (module doc): the ones this
+        process woke too late for are caught up at their own starts, each reading the packages that had arrived
+        before it, and only the newest state is published; beyond ``CATCH_UP_CYCLES`` they are skipped."""
+        c, dt = self.controller, self.controller.config.dt
+        late = int((now - self.next_tick) // dt)
+        skip = max(0, late - CATCH_UP_CYCLES)
+        c.counters["overruns"] += late
+        c.counters["skipped_cycles"] += skip
+        self.next_tick += skip * dt
+        n_events = len(c.events)
+        for k in range(late - skip + 1):
+            self.hand_over(self.next_tick)
+            c.step(self.next_tick)  # the cycle's nominal start: what a real-time controller reads and decides then
             if self.gripper is not None:
-                self.gripper.step(dt * (1 + late))
-            self._publish(next_tick)  # stamped with the cycle's own time, as the controller does
-            if len(c.events) > n_events:  # when this cycle's decisions (a watchdog stop, ...) went out
-                published = time.monotonic()
-                for e in c.events[n_events:]:
-                    e.detail["t_published"] = published
+                self.gripper.step(dt * (1 + skip) if k == 0 else dt)
             self.tick += 1
-            next_tick += dt
+            self.next_tick += dt
+        self._publish(self.next_tick - dt)  # stamped with the newest cycle's own time, as the controller does
+        if len(c.events) > n_events:  # when these cycles' decisions (a watchdog stop, ...) went out
+            published = time.monotonic()
+            for e in c.events[n_events:]:
+                e.detail["t_published"] = published
 
     def hand_over(self, cycle_start: float) -> None:
         """Give the controller the input packages that arrived before the cycle starting at ``cycle_start``."""
