@@ -32,7 +32,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from robolearn.errors import CannotCompleteError, InvalidValueError
 
-__all__ = ["THREAD_ENV", "RealtimeLoop", "check_rt_priority", "split_cores", "thread_env"]
+__all__ = ["RT_SWITCH_INTERVAL_S", "THREAD_ENV", "RealtimeLoop", "check_rt_priority", "split_cores", "thread_env"]
+
+RT_SWITCH_INTERVAL_S = 0.0002
+"""The interpreter's thread switch interval while a SCHED_FIFO loop runs (CPython's default: 5 ms)."""
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 """Variables that size the native thread pools (torch's intra-op pool follows OMP_NUM_THREADS)."""
@@ -76,7 +79,10 @@ class RealtimeLoop:
 
     Args:
         cpus: the loop's cores (None: leave the affinity alone).
-        rt_priority: SCHED_FIFO priority (None: stay in the normal scheduling class).
+        rt_priority: SCHED_FIFO priority (None: stay in the normal scheduling class). While a FIFO loop runs, the
+            interpreter's thread switch interval is ``RT_SWITCH_INTERVAL_S`` (``sys.setswitchinterval``): a
+            thread of the loop's process that holds the GIL gives it up within that time, not CPython's 5 ms
+            (a UR stream thread woke on time, then waited up to 5 ms for a busy main thread).
         require: refuse (``CannotCompleteError``) when SCHED_FIFO is not permitted, instead of a note.
         announce: where the notes go (one line each; default stderr).
     """
@@ -93,6 +99,7 @@ class RealtimeLoop:
         self.notes: list[str] = []
         self._affinity: set[int] | None = None
         self._sched: tuple[int, int] | None = None
+        self._switch: float | None = None
 
     def __enter__(self) -> RealtimeLoop:
         try:
@@ -123,6 +130,8 @@ class RealtimeLoop:
             return
         self._sched = (policy, param)
         self.sched_fifo = True
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, RT_SWITCH_INTERVAL_S))
 
     def note(self, line: str) -> None:
         """Announce ``line`` and keep it for ``report()``."""
@@ -139,6 +148,9 @@ class RealtimeLoop:
         if self.gc_frozen:
             gc.unfreeze()
             self.gc_frozen = False
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
         if self._sched is not None:
             policy, param = self._sched
             os.sched_setscheduler(0, policy, os.sched_param(param))

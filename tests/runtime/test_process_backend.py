@@ -19,7 +19,7 @@ import pytest
 from robolearn.errors import CannotCompleteError, InvalidValueError
 from robolearn.runtime.backends import ChunkRequest, InferenceBackend
 from robolearn.runtime.process_backend import ProcessBackend, _describe_exit
-from robolearn.runtime.rt import RealtimeLoop, split_cores, thread_env
+from robolearn.runtime.rt import RT_SWITCH_INTERVAL_S, RealtimeLoop, split_cores, thread_env
 
 FACTORY = "tests.runtime.process_policies:scripted"
 LOOP_CPUS, INFERENCE_CPUS, NOTE = split_cores()
@@ -167,7 +167,7 @@ def test_realtime_loop_pins_freezes_and_restores():
 
 
 def test_sched_fifo_is_a_note_when_not_permitted_or_refused_when_required():
-    policy = os.sched_getscheduler(0)
+    policy, switch = os.sched_getscheduler(0), sys.getswitchinterval()
     notes = []
     with RealtimeLoop(None, rt_priority=10, announce=notes.append) as rt:
         permitted = rt.sched_fifo
@@ -182,10 +182,11 @@ def test_sched_fifo_is_a_note_when_not_permitted_or_refused_when_required():
             child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
                                    capture_output=True, text=True, timeout=30, check=True)
             assert seen == [os.SCHED_OTHER] and int(child.stdout) == os.SCHED_OTHER
+            assert sys.getswitchinterval() == pytest.approx(RT_SWITCH_INTERVAL_S)  # a busy thread hands over the GIL in 0.2 ms
         else:
             assert len(notes) == 1 and "SCHED_FIFO priority 10 is not permitted" in notes[0]
             assert "normal priority" in notes[0] and os.sched_getscheduler(0) == policy
-    assert os.sched_getscheduler(0) == policy
+    assert os.sched_getscheduler(0) == policy and sys.getswitchinterval() == switch
     if not permitted:
         with pytest.raises(CannotCompleteError, match="drop --require-rt"):
             RealtimeLoop(None, rt_priority=10, require=True).__enter__()
