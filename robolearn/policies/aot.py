@@ -127,6 +127,7 @@ def _load(path: Path) -> Callable:
     machine), only to log a mismatch. The package key holds the CPU flags already, so the probe trusts them
     (``cpp.vec_isa_ok``), then forgets its answer for any compilation that follows."""
     import torch._inductor as inductor
+    import torch._inductor.codecache  # noqa: F401  (torch 2.10's load path uses it without importing it)
     import torch._inductor.config as inductor_config
     from torch._inductor import cpu_vec_isa
 
