@@ -152,6 +152,15 @@ def test_rtde_bytes_are_stamped_with_the_time_the_kernel_received_them():
         conn, _ = server.accept()
         with conn:
             _stamp_arrivals(conn)
+            # Linux turns receive stamping on for the machine lazily (a deferred static key): until then a packet
+            # is stamped when it is read. Wait until stamps show the arrival (what the emulator's first packages
+            # of a run may lack too: they fall back to the read time).
+            for _ in range(100):
+                client.sendall(b"w")
+                time.sleep(0.01)
+                _, warm = _recv_stamped(conn)
+                if time.monotonic() - warm >= 0.005:
+                    break
             sent = time.monotonic()
             client.sendall(b"package")
             time.sleep(0.05)  # read late, as a descheduled emulator would
