@@ -56,7 +56,7 @@ def staged(path: str | os.PathLike, kind: str = "export", overwrite: bool = Fals
         yield tmp
         _move_in(tmp, final, kind, overwrite)
     finally:
-        _remove(holder)
+        shutil.rmtree(holder, ignore_errors=True)  # ours alone: created by mkdtemp above
 
 
 def _move_in(tmp: Path, final: Path, kind: str, overwrite: bool) -> None:
@@ -89,10 +89,3 @@ def _check_room(final: Path, tmp: Path) -> None:
         if not there.is_dir() or inspect_output(there).what not in ("zarr", "store"):
             raise InvalidValueError(f"cannot replace the store at {final}: {there} is not robolearn's, and the new "
                                     f"store needs that name; move it away or choose a new path")
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p)
-    elif p.exists():
-        p.unlink()
