@@ -19,6 +19,17 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def steal_s() -> float:
+    """CPU time the hypervisor gave to others so far (s, summed over this VM's CPUs; /proc/stat ``steal``, 0 where
+    unknown). The difference over a run says how much of it this machine could not run: a vCPU stolen for 2 ms
+    misses a 2 ms cycle whatever the code does."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def machine(*packages: str, **extra) -> dict:
     """CPU, cores, platform, Python, the versions of `packages`, MUJOCO_GL, a note on sharing, then `extra`."""
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),

@@ -12,6 +12,10 @@ cycles) and publishes the stopped script in that cycle's data package; the drive
 it when that package arrives. Latencies on the shared monotonic clock: ``driver_report_ms`` from the deadline,
 ``driver_report_after_stop_ms`` from the start of the cycle that stopped the script.
 
+Each missed cycle or lost package is listed in ``why`` with the kernel arrival stamps of the servo packages before
+it and the emulator's own lateness; ``hypervisor_steal_ms`` is the CPU time the VM's host took from this machine
+during the stream (/proc/stat): a vCPU stolen for longer than the slack in a cycle misses it whatever the code does.
+
 Both processes run their loops at SCHED_FIFO ``--rt-priority`` where permitted (``--rt-priority 0``: normal).
 
     .venv/bin/python benchmarks/ur.py                          # -> benchmarks/results/ur.json
@@ -30,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.machine import machine  # noqa: E402
+from benchmarks.machine import machine, steal_s  # noqa: E402
 from robolearn.spaces import STATE  # noqa: E402
 from robolearn_hardware.ur import ur5e  # noqa: E402
 from robolearn_hardware.ur.process import UREmulatorProcess  # noqa: E402
@@ -43,7 +47,7 @@ def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float, **driver) -> 
     with ur5e(emu.host, **driver) as arm:
         q0 = arm.read().values[STATE]
         before, c0 = emu.state(), dict(arm.counters)
-        t0 = time.monotonic()
+        t0, stolen = time.monotonic(), steal_s()
         errors = []
         while (t := time.monotonic() - t0) < seconds:
             goal = q0 + 0.2 * np.sin(2 * np.pi * 0.25 * t) * np.array([1, 0.5, -0.5, 0.5, 0.5, 1], np.float32)
@@ -51,11 +55,25 @@ def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float, **driver) -> 
             errors.append(float(np.abs(arm.read().values[STATE] - goal).max()))
             time.sleep(1.0 / rate_hz)
         after, c1 = emu.state(), dict(arm.counters)
-        realtime = arm.realtime
+        stolen = steal_s() - stolen
+        realtime = dict(arm.realtime or {}, rtde_sockets_no_delay=arm.rtde_sockets_no_delay)
     d = {k: after[k] - before[k] for k in ("servo_cycles", "missed_cycles", "lost_packages", "overruns", "ticks")}
-    return {"seconds": seconds, "policy_rate_hz": rate_hz, "emulator": d,
+    return {"seconds": seconds, "policy_rate_hz": rate_hz, "emulator": d, "why": why_missed(after, t0),
+            "hypervisor_steal_ms": round(stolen * 1e3, 1),
             "driver": {k: c1[k] - c0[k] for k in c1}, "tracking_error_rad_p95": float(np.percentile(errors, 95)),
             "pacing": driver["pacing"], "driver_realtime": realtime}
+
+
+def why_missed(after: dict, t0: float) -> list[dict]:
+    """Each missed cycle or lost package of a stream with what was around it (ms from the cycle's start): when
+    the recent servo packages arrived (kernel stamps) and how late the emulator ran the cycle (its own stall)."""
+    out = []
+    for e in after["events"]:  # the controller's last 50 events (the monotonic clock is shared)
+        if e["t"] >= t0 and e["kind"] in ("missed_cycle", "lost_package"):
+            out.append({"kind": e["kind"],
+                        "arrivals_ms": [round((a - e["t"]) * 1e3, 3) for a in e["arrivals"]],
+                        "emulator_late_ms": None if e["run_at"] is None else round((e["run_at"] - e["t"]) * 1e3, 3)})
+    return out
 
 
 def watchdog(emu: UREmulatorProcess, trials: int, watchdog_hz: float, **driver) -> dict:

@@ -3,6 +3,7 @@ process: the device contract, streaming that moves the MuJoCo twin, a missed wat
 latched and refused until cleared, the gripper socket protocol, and the registry ids."""
 
 import os
+import socket
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from robolearn.devices import check_device, make_device
 from robolearn.spaces import STATE
 from robolearn_hardware.ur import ProtectiveStopError, Robotiq2F85, URArm, URConfig, ur5e
+from robolearn_hardware.ur.arm import _no_delay, _sockets
 from robolearn_hardware.ur.process import UREmulatorProcess
 from robolearn_hardware.ur.robotiq_model import GripperModel, GripperModelConfig
 from tests.hardware.sched import fifo_permitted
@@ -91,6 +93,49 @@ def test_ur_rtde_receive_threads_run_above_the_stream_where_fifo_is_permitted(em
         assert sorted(fifo.values()) == [70, 70]
     else:
         assert fifo == {}
+
+
+def rtde_sockets_no_delay() -> list[int]:
+    """TCP_NODELAY of each of this process's TCP sockets connected to an RTDE port (30004)."""
+    out = []
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.getpeername()[1] == 30004:
+                out.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return out
+
+
+def test_ur_rtde_sockets_send_without_waiting_for_acks(emu):
+    """ur_rtde leaves Nagle's algorithm on; a servo package must not wait for the ACK of the one before it."""
+    with ur5e(emu.host) as arm:
+        assert arm.rtde_sockets_no_delay == 2  # RTDEReceiveInterface's and RTDEControlInterface's
+        assert rtde_sockets_no_delay() == [1, 1]
+
+
+def test_no_delay_touches_only_new_sockets_to_that_port():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        old = socket.create_connection(("127.0.0.1", port))
+        before = _sockets()
+        new = socket.create_connection(("127.0.0.1", port))
+        other = socket.socket()  # not connected: skipped without an error
+        try:
+            assert _no_delay(before, port) == 1
+            assert new.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert old.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+            assert _no_delay(before, port + 1) == 0
+            new.sendall(b"x")  # the socket is still open after its duplicate was closed
+        finally:
+            for s in (old, new, other):
+                s.close()
 
 
 def test_tcp_control_streams_servol_through_the_controllers_ik(emu):

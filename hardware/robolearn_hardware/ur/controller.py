@@ -32,12 +32,14 @@ target and gives ``actual_q``. ``servoL`` solves the pose for joints near the cu
 Counters kept for tests and benchmarks (``stats()``): ``servo_cycles`` (cycles that ran a servo command),
 ``missed_cycles`` (servo cycles with no new servo package since the previous cycle: the script re-ran a
 stale command), ``lost_packages`` (servo packages overwritten before a cycle read them); ``watchdog_trip``
-events with their deadline and the start of the cycle that acted (``t``).
+events with their deadline and the start of the cycle that acted (``t``); ``missed_cycle``/``lost_package`` events
+(the first ``MAX_CYCLE_EVENTS``) with the arrival times of the last servo packages and when the cycle ran.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -100,6 +102,7 @@ class RuntimeState(IntEnum):
 DEFAULT_REALTIME = frozenset({24, 11, 9, 10, 6, 25, 26, 27, 38, 58})
 """Commands ur_rtde's script answers "ready" in the cycle it processes them (used if the script says nothing)."""
 _SERVO = (Command.SERVOJ, Command.SERVOL)
+MAX_CYCLE_EVENTS = 1000  # missed_cycle/lost_package events kept (the counters count them all)
 JOINT_SPEED_MAX = np.pi  # rad/s, every UR5e joint
 READY, DONE = 1, 2
 
@@ -193,6 +196,9 @@ class Controller:
         self.watchdog: tuple[str, float, float] | None = None  # (variable, min frequency, armed at)
         self.drop_inputs_until = -np.inf
         self._servo_packages = 0
+        self._servo_arrivals: deque[float] = deque(maxlen=4)
+        self.run_at: float | None = None
+        """When the emulator's loop runs the current cycle (monotonic; later than its start when caught up)."""
         self.counters = dict(servo_cycles=0, missed_cycles=0, lost_packages=0, dropped_packages=0, ticks=0,
                              overruns=0, skipped_cycles=0, programs=0, commands=0, unsupported_commands=0)
         self.events: list[_Event] = []
@@ -213,6 +219,7 @@ class Controller:
         off = self.program.offset if self.program else 0
         if f"input_int_register_{off}" in values and values[f"input_int_register_{off}"] in _SERVO:
             self._servo_packages += 1
+            self._servo_arrivals.append(t)
 
     # -- programs --
     def run_program(self, text: str, t: float) -> str:
@@ -353,6 +360,9 @@ class Controller:
             if fresh == 0:
                 self.counters["missed_cycles"] += 1
             self.counters["lost_packages"] += max(fresh - 1, 0)
+            if fresh != 1 and len(self.events) < MAX_CYCLE_EVENTS:  # why a cycle missed: when the packages came
+                self.events.append(_Event("missed_cycle" if fresh == 0 else "lost_package", t, {
+                    "arrivals": list(self._servo_arrivals), "run_at": self.run_at}))
         if cmd in prog.realtime:
             keep = self._process(cmd, t)
             self.out_int[off] = READY
