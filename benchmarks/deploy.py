@@ -28,7 +28,10 @@ draws the plots):
   child on different cores) and in the thread backend; LeRobot's ../shared/bench/lerobot/pacing_bench.py runs
   in the same invocation with the LeRobot venv's python (``--lerobot-python``).
 - ``throughput``: time to success in ``--realtime`` sim with real inference (``robolearn.deploy.deploy_checkpoint``,
-  thread backend): sync vs async naive vs async RTC on the same seeds.
+  thread backend): sync vs async naive vs async RTC on the same seeds; ``--throughput-inference-steps K`` runs the
+  policy with K denoising steps per chunk instead of its own (kept apart in ``throughput_stepsK.json``): the
+  checkpoint's 10 DDIM steps take ~14 ms, under one 20 ms tick, where waiting for a chunk costs little; ~50 take
+  ~70 ms, about T/4 of a chunk, the regime of RTC's measurements (pi0 at 50 Hz).
 - ``watchdog``: reaction time after the deadline of ``Watchdog.check()`` from a 100 Hz loop and of
   ``WatchdogThread`` (budget: 2 periods + 5 ms).
 - ``summary``: everything above plus safety.json, server.json and rtc_overhead.json (not re-measured).
@@ -493,8 +496,12 @@ def pacing(args) -> None:
 def throughput(args) -> None:
     from robolearn.deploy import DeployConfig, deploy_checkpoint
 
-    path = args.results / "deploy" / "throughput.json"
-    data = read_json(path) or {"fps": args.fps, "episodes": args.throughput_episodes, "modes": {}}
+    path = args.results / "deploy" / throughput_file(args.throughput_inference_steps)
+    data = read_json(path) or {"fps": args.fps, "episodes": args.throughput_episodes, "modes": {},
+                               "inference_steps": args.throughput_inference_steps}
+    if data.get("inference_steps") != args.throughput_inference_steps or data["fps"] != args.fps:
+        raise SystemExit(f"{path} holds runs at {data['fps']} Hz with inference_steps "
+                         f"{data.get('inference_steps')}; move it away to measure another setting")
     run = run_dirs(args.workdir)[args.throughput_policy]
     modes = {"sync": dict(inference="sync"), "async_naive": dict(inference="async", join="naive", backend="thread"),
              "async_rtc": dict(inference="async", join="rtc", backend="thread")}
@@ -502,19 +509,26 @@ def throughput(args) -> None:
         if name in data["modes"]:
             continue
         cfg = DeployConfig(realtime=True, fps=args.fps, episodes=args.throughput_episodes, seed=SEED, compile=False,
-                           **kw)
+                           inference_steps=args.throughput_inference_steps, **kw)
         s = deploy_checkpoint(run, cfg, env=ENV_ID, progress=False)
         eps = s["per_episode"]
         data["modes"][name] = {
             "success_rate": s["success_rate"], "ci95": s["ci95"], "holds": s["holds"], "missed_ticks": s["missed_ticks"],
+            "inference_ms_p50": float(np.median([e["latency_ms"]["inference_p50"] for e in eps])),
             "obs_to_action_ms": s["latency_ms"], "per_episode": [
                 {"seed": e["seed"], "success": e["success"], "steps": e["steps"], "duration_s": e["duration_s"],
                  "missed_ticks": e["missed_ticks"], "holds": e["holds"]} for e in eps]}
         print(f"throughput {name}: success {s['success_rate']:.2f}", flush=True)
         write_json(path, data)
     data["policy"] = args.throughput_policy
+    data["inference_steps"] = args.throughput_inference_steps
     data["machine"] = machine("torch", "numpy")
     write_json(path, data)
+
+
+def throughput_file(inference_steps: int | None) -> str:
+    """Each denoising-step setting keeps its own runs (the checkpoint's: throughput.json)."""
+    return "throughput.json" if inference_steps is None else f"throughput_steps{inference_steps}.json"
 
 
 def throughput_summary(data: dict) -> dict:
@@ -523,7 +537,8 @@ def throughput_summary(data: dict) -> dict:
     if "sync" not in modes:
         return {}
     ok = set.intersection(*({e["seed"] for e in m["per_episode"] if e["success"]} for m in modes.values()))
-    out = {"common_successes": len(ok)}
+    out = {"common_successes": len(ok), "fps": data.get("fps"), "inference_steps": data.get("inference_steps"),
+           "inference_ms_p50": {name: m.get("inference_ms_p50") for name, m in modes.items()}}
     for name, m in modes.items():
         d = [e["duration_s"] for e in m["per_episode"] if e["seed"] in ok]
         own = [e["duration_s"] for e in m["per_episode"] if e["success"]]
@@ -726,12 +741,16 @@ def summary(args) -> None:
             reused[name] = {k: {v: d["results"][k][v].get("overhead_cpu_p50") for v in ("guided", "trained")}
                             for k in d["results"]} | {"met": d["met"]}
     thr = read_json(folder / "throughput.json") or {}
+    slow = {p.stem.removeprefix("throughput_"): throughput_summary(read_json(p))
+            for p in sorted(folder.glob("throughput_steps*.json"))}
     data = {
         "benchmark": "deploy", "env": ENV_ID, "chunk": {"horizon": T, "s": TA, "n_obs_steps": 1},
         "delays": list(DELAYS), "first_seed": SEED, "runs": read_json(args.workdir / "runs.json"),
         "workdir": str(args.workdir), "targets": TARGETS, "anchors": ANCHORS,
         "success_vs_delay": table, "checks": grid_checks(cells_), "stale_cells": stale,
         "pacing": read_json(folder / "pacing.json"), "throughput": throughput_summary(thr) if thr else None,
+        # the same with more denoising steps per chunk: inference spanning several ticks (RTC's regime, d ~ T/4)
+        "throughput_slower_inference": slow or None,
         "watchdog": read_json(folder / "watchdog.json"), "reused": reused, "machine": machine("torch", "numpy"),
     }
     write_json(args.results / "deploy.json", data)
@@ -775,6 +794,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fps", type=float, default=50.0, help="throughput: control rate of the realtime runs")
     ap.add_argument("--throughput-episodes", type=int, default=30)
     ap.add_argument("--throughput-policy", default="diffusion", choices=list(POLICIES))
+    ap.add_argument("--throughput-inference-steps", type=int, default=None,
+                    help="throughput: denoising steps per chunk (default: the trained policy's)")
     ap.add_argument("--watchdog-trials", type=int, default=50)
     args = ap.parse_args(argv)
     args.guidance = default_guidance()

@@ -79,6 +79,10 @@ class DeployConfig:
     """join rtc: denoising steps RTC guides through the denoiser's VJP (robolearn.policies.rtc.Inpainting.vjp_steps,
     >= 0): 0, the default, none (the low-noise Jacobian, ~0 cost); None: every step (the paper's, about 2x a
     chunk). With --backend server the server guides (`robolearn serve --rtc-vjp-steps`)."""
+    inference_steps: int | None = None
+    """Denoising (diffusion) or integration (flow) steps per chunk instead of the checkpoint's
+    ``num_inference_steps``: inference time grows with them. With --backend server the server's apply
+    (`robolearn serve --inference-steps`)."""
     max_steps: int | None = None
     """Steps per episode; None: the env's own limit."""
     threads: int = 1
@@ -118,6 +122,8 @@ class DeployConfig:
             raise InvalidValueError(f"--episodes must be >= 1, got {self.episodes}")
         if self.fps is not None and not self.fps > 0:
             raise InvalidValueError(f"--fps must be > 0, got {self.fps}")
+        if self.inference_steps is not None and self.inference_steps < 1:
+            raise InvalidValueError(f"--inference-steps must be >= 1, got {self.inference_steps}")
         if self.replan_every is not None and self.replan_every < 1:
             raise InvalidValueError(f"replan_every must be >= 1, got {self.replan_every}")
         from robolearn.policies.rtc import check_guidance
@@ -150,6 +156,9 @@ class DeployConfig:
         if kind == "server" and self.guidance_set:
             raise InvalidValueError("with --backend server the server guides RTC: pass --max-guidance and "
                                     "--rtc-vjp-steps to `robolearn serve` instead")
+        if kind == "server" and self.inference_steps is not None:
+            raise InvalidValueError("with --backend server the server runs the policy: pass --inference-steps to "
+                                    "`robolearn serve` instead")
         if kind != "server" and (self.connect or self.key_file):
             raise InvalidValueError("--connect and --key-file apply to --backend server")
         if kind == "sim" and self.realtime:
@@ -318,11 +327,12 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     kwargs = {**(run.get("env_kwargs") or {}), **(env_kwargs or {})}
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    policy = load(checkpoint)
+    policy = load(checkpoint, inference_steps=cfg.inference_steps)
     if policy.make_action_source() is not None:
         raise InvalidValueError(f"{type(policy).__name__} runs its own multi-rate action source; deploy runs "
                                 "chunking policies (diffusion, flow, pad, uwm)")
     kind = parse_backend(cfg.backend_name)[0] if cfg.inference == "async" else "inline"
+    inference_steps = getattr(policy.config, "num_inference_steps", None)
     compiling = {"enabled": cfg.compile, "compiled": False, "seconds": 0.0}
     if cfg.compile and kind not in ("process", "server"):  # the child compiles its own copy; a server its own
         from robolearn.policies.compile import compile_if_supported
@@ -362,15 +372,18 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             server = ServerBackend(address, key_file=cfg.key_file, task=task or None)
             chunks = _Served(server, chunks, task or None, address)
             guidance = server.info.get("rtc_guidance")  # the server guides; None from one that does not say
+            inference_steps = server.info.get("inference_steps")
         elif kind == "process":
             from robolearn.runtime.process_backend import ProcessBackend
             from robolearn.runtime.rt import RealtimeLoop, split_cores
 
             loop_cpus, inference_cpus, note = split_cores()
             server = ProcessBackend.for_checkpoint(checkpoint, compile=cfg.compile, max_guidance=cfg.max_guidance,
-                                                   vjp_steps=cfg.rtc_vjp_steps, threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus)
+                                                   vjp_steps=cfg.rtc_vjp_steps, threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus,
+                                                   inference_steps=cfg.inference_steps)
             chunks = _Served(server, chunks, task or None, f"the inference process (pid {server.pid})")
             guidance = server.info.get("rtc_guidance")
+            inference_steps = server.info.get("inference_steps")  # what the child runs
             compiling.update(compiled=bool(server.info.get("compiled")), seconds=float(server.info.get("load_s", 0)))
             torch.set_num_threads(1)  # the loop's process runs no inference
             rt = RealtimeLoop(loop_cpus, cfg.rt_priority, require=cfg.require_rt).__enter__()
@@ -484,6 +497,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         # how RTC was guided (robolearn.policies.rtc.Inpainting): None without guidance (another join, training-time)
         "rtc_guidance": guidance if cfg.join == "rtc" and policy.rtc_variant == "guided" else None,
         "fps": hz, "safety": preset, "seed": cfg.seed,
+        "inference_steps": inference_steps,  # denoising/integration steps per chunk as run (None: the policy has none)
         "success_rate": n_ok / n_run, "ci95": list(wilson_interval(n_ok, len(episodes))),
         "holds": sum(e["holds"] for e in episodes), "missed_ticks": sum(e["missed_ticks"] for e in episodes),
         "skipped_executed": total("scheduler", "skipped_executed"),

@@ -24,6 +24,8 @@ register_record(app)  # record (alias teleop), replay
 OVERRIDES = typer.Argument(None, help="Presets and overrides: policy=diffusion task=mujoco-push train.steps=2000")
 MAX_GUIDANCE = typer.Option(None, "--max-guidance", help="RTC: the clip on the guidance weight (beta, a number > 0; "
                                                          "default 5).")
+INFERENCE_STEPS = typer.Option(None, "--inference-steps", help="Denoising/integration steps per chunk instead of "
+                                                               "the checkpoint's num_inference_steps.")
 RTC_VJP_STEPS = typer.Option("0", "--rtc-vjp-steps", help="RTC: denoising steps guided through the denoiser's VJP "
                                                           "(an integer >= 0, each about one more forward pass; "
                                                           "'all': the paper's; default 0, ~free).")
@@ -185,6 +187,7 @@ def deploy(
     join: str = typer.Option("naive", "--join", help="naive | ensemble | rtc (Real-Time Chunking, async only)."),
     max_guidance: Optional[float] = MAX_GUIDANCE,
     rtc_vjp_steps: str = RTC_VJP_STEPS,
+    inference_steps: Optional[int] = INFERENCE_STEPS,
     backend: Optional[str] = typer.Option(
         None, "--backend", help="async: thread | process | server | sim:D (D ticks of virtual latency; default: "
                                 "thread with --realtime, else sim:0)."),
@@ -237,7 +240,8 @@ def deploy(
 
     cfg = build_config(overrides or [])
     dcfg = DeployConfig(inference=inference, join=join, max_guidance=max_guidance,
-                        rtc_vjp_steps=parse_vjp_steps(rtc_vjp_steps), backend=backend, connect=connect,
+                        rtc_vjp_steps=parse_vjp_steps(rtc_vjp_steps), inference_steps=inference_steps,
+                        backend=backend, connect=connect,
                         key_file=None if key_file is None else str(key_file), realtime=realtime, fps=fps,
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
@@ -266,6 +270,7 @@ def serve(
     device: str = typer.Option("cpu", "--device", help="Torch device the policy runs on."),
     max_guidance: Optional[float] = MAX_GUIDANCE,
     rtc_vjp_steps: str = RTC_VJP_STEPS,
+    inference_steps: Optional[int] = INFERENCE_STEPS,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary line when stopped."),
 ):
     """Serve a trained policy's chunks to robots (`deploy --backend server`) over ZeroMQ until Ctrl-C/SIGTERM:
@@ -276,7 +281,7 @@ def serve(
 
     summary = serve_checkpoint(checkpoint, host, port, key_file=key_file, allow_remote=allow_remote, device=device,
                                max_guidance=max_guidance, vjp_steps=parse_vjp_steps(rtc_vjp_steps),
-                               announce=lambda line: typer.echo(line, err=True))
+                               inference_steps=inference_steps, announce=lambda line: typer.echo(line, err=True))
     _emit(summary, as_json)
 
 

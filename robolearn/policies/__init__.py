@@ -163,13 +163,17 @@ def _read_json(directory: Path, name: str) -> Any:
 
 
 def load(
-    directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True, compile: bool = False
+    directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True, compile: bool = False,
+    inference_steps: int | None = None,
 ) -> Model:
     """Rebuild a policy from a checkpoint directory, in eval mode on `device`.
 
     Uses ``ema.safetensors`` when present and `use_ema`, else ``model.safetensors``. A missing file
     raises FileNotFoundError naming the file and the directory. ``compile=True`` compiles it for fast
     inference (`robolearn.policies.compile.compile_for_inference`; diffusion and flow policies).
+    ``inference_steps`` replaces the config's ``num_inference_steps`` (denoising or integration steps per
+    chunk: fewer is faster, more is what a slow policy costs); the config checks its range, and a policy
+    without such steps refuses it.
     """
     from safetensors.torch import load_file
 
@@ -180,7 +184,13 @@ def load(
         if key not in config_json:
             raise InvalidValueError(f"{directory / CONFIG_FILE} has no {key!r} entry.")
     config_cls, policy_cls = _lookup(config_json["policy"])
-    config = config_cls.from_dict(config_json["config"], features=config_json["features"])
+    fields = config_json["config"]
+    if inference_steps is not None:
+        if "num_inference_steps" not in fields:
+            raise InvalidValueError(f"the {config_json['policy']!r} policy in {directory} has no denoising steps to "
+                                    "set (num_inference_steps); drop --inference-steps")
+        fields = {**fields, "num_inference_steps": int(inference_steps)}
+    config = config_cls.from_dict(fields, features=config_json["features"])
     policy = policy_cls(config, stats)
     weights = directory / (EMA_FILE if use_ema and (directory / EMA_FILE).is_file() else MODEL_FILE)
     if not weights.is_file():

@@ -175,12 +175,13 @@ class ProcessBackend:
     @classmethod
     def for_checkpoint(cls, checkpoint: str | os.PathLike, *, compile: bool = True, device: str = "cpu",
                        max_guidance: float | None = None, vjp_steps: int | None = 0, threads: int = 1,
-                       **kwargs: Any) -> ProcessBackend:
+                       inference_steps: int | None = None, **kwargs: Any) -> ProcessBackend:
         """The policy of a checkpoint (EMA weights when saved), loaded by the child and compiled there when
-        ``compile`` (checked against eager; inductor's on-disk cache makes a second start fast)."""
+        ``compile`` (checked against eager; inductor's on-disk cache makes a second start fast);
+        ``inference_steps``: `robolearn.policies.load`'s."""
         return cls(CHECKPOINT_FACTORY, {"checkpoint": os.fspath(checkpoint), "compile": bool(compile),
                                         "device": device, "max_guidance": max_guidance, "vjp_steps": vjp_steps,
-                                        "threads": int(threads)},
+                                        "threads": int(threads), "inference_steps": inference_steps},
                    threads=threads, **kwargs)
 
     # -- InferenceBackend

@@ -48,8 +48,8 @@ class CheckpointPolicy(TorchServedPolicy):
 
 
 def checkpoint_policy(checkpoint: str, compile: bool = True, device: str = "cpu", max_guidance: float | None = None,
-                      vjp_steps: int | None = 0,
-                      threads: int = 1) -> CheckpointPolicy:
+                      vjp_steps: int | None = 0, threads: int = 1,
+                      inference_steps: int | None = None) -> CheckpointPolicy:
     """The factory ``ProcessBackend.for_checkpoint`` names (module doc)."""
     import torch
 
@@ -58,7 +58,7 @@ def checkpoint_policy(checkpoint: str, compile: bool = True, device: str = "cpu"
 
     torch.set_num_threads(threads)
     t0 = time.monotonic()
-    policy = load(checkpoint, device=device)
+    policy = load(checkpoint, device=device, inference_steps=inference_steps)
     compiled = compile_if_supported(policy) if compile else False
     return CheckpointPolicy(policy, device, max_guidance, compiled, time.monotonic() - t0, vjp_steps)
 

@@ -104,6 +104,7 @@ class TorchServedPolicy:
                      "n_action_steps": int(cfg.n_action_steps), "horizon": int(cfg.horizon),
                      "action_dim": int(policy.action_dim), "input_keys": list(policy.input_keys),
                      "uses_language": bool(policy.uses_language),
+                     "inference_steps": getattr(cfg, "num_inference_steps", None),  # per chunk, as run
                      # how this server guides RTC prefixes (a deploy run records it; vjp_steps None: every step)
                      "rtc_guidance": ({"max_guidance": self.max_guidance, "vjp_steps": vjp_steps}
                                       if policy.rtc_variant == "guided" else None)}
@@ -623,26 +624,31 @@ class ServerBackend:
 def serve_checkpoint(checkpoint: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *,
                      key_file: str | Path | None = None, allow_remote: bool = False, device: str = "cpu",
                      max_guidance: float | None = None, vjp_steps: int | None = 0,
-                     max_frame: int = DEFAULT_MAX_FRAME, announce: Callable[[str], None] = print) -> dict[str, Any]:
+                     inference_steps: int | None = None, max_frame: int = DEFAULT_MAX_FRAME,
+                     announce: Callable[[str], None] = print) -> dict[str, Any]:
     """``robolearn serve``: load the policy in ``checkpoint`` and serve it until SIGINT/SIGTERM; returns the
     counts. The bind address and RTC's guidance (``max_guidance``, ``vjp_steps``: `TorchServedPolicy`) are
-    checked before anything loads; ``announce`` gets the line with the address."""
+    checked before anything loads; ``inference_steps``: `robolearn.policies.load`'s; ``announce`` gets the line with
+    the address."""
     from robolearn.policies.rtc import check_guidance
 
     bind = check_bind_host(host, allow_remote)
     check_guidance(max_guidance, vjp_steps)
+    if inference_steps is not None and inference_steps < 1:
+        raise InvalidValueError(f"--inference-steps must be >= 1, got {inference_steps}")
     key_path = Path(key_file).expanduser() if key_file else wire.default_key_file()
     key, _ = wire.load_key(key_path)
     from robolearn.policies import load
 
-    policy = load(checkpoint, device=device)
+    policy = load(checkpoint, device=device, inference_steps=inference_steps)
     served = TorchServedPolicy(policy, device, max_guidance, vjp_steps)
     server = PolicyServer(served, key, bind, port, allow_remote=allow_remote, max_frame=max_frame)
     guided = served.info["rtc_guidance"]
     how = "" if guided is None else (f", RTC guidance max {guided['max_guidance']:g} with "
                                      f"{'all' if guided['vjp_steps'] is None else guided['vjp_steps']} VJP step(s)")
+    steps = "" if inference_steps is None else f", {inference_steps} inference steps"
     announce(f"robolearn serve: {served.info['policy']} policy from {checkpoint} on {server.address} "
-             f"(key file {key_path}{how}); Ctrl-C stops")
+             f"(key file {key_path}{how}{steps}); Ctrl-C stops")
     net.serve_until_stopped(server.serve, server.stop)
     return {"address": server.address, "checkpoint": str(checkpoint), "key_file": str(key_path),
-            "rtc_guidance": guided, **server.counts}
+            "rtc_guidance": guided, "inference_steps": served.info["inference_steps"], **server.counts}

@@ -87,6 +87,23 @@ def test_rtc_guidance_flags_reach_the_join_and_the_summary(runs, monkeypatch, fl
     assert out["rtc_guidance"] == {"max_guidance": expect[0], "vjp_steps": expect[1]}
 
 
+def test_inference_steps_replace_the_checkpoints(runs):
+    """--inference-steps: the policy denoises with that many steps (its config's range checked); the summary says
+    how many ran, in this process and in the process backend's child."""
+    default = last_json(deploy(*TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--json").output)
+    assert default["inference_steps"] == 3  # TINY's num_inference_steps
+    out = last_json(deploy(*TASK, "--checkpoint", runs / "diffusion", "--episodes", 1, "--inference-steps", 7,
+                           "--json").output)
+    assert out["inference_steps"] == 7 and out["per_episode"][0]["steps"] == 12
+    child = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--inference", "async",
+                             "--backend", "process", "--realtime", "--fps", "20", "--inference-steps", 2,
+                             "--json").output)
+    assert child["inference_steps"] == 2 and child["backend"] == "process"
+    bad = deploy(*TASK, "--checkpoint", runs / "diffusion", "--inference-steps", 5000, ok=False)
+    assert bad.exit_code == 2 and "num_inference_steps must be in [1, num_train_timesteps=" in bad.output
+    assert "Traceback" not in bad.output
+
+
 def test_rtc_uses_a_checkpoints_training_time_variant(runs, tmp_path):
     """A policy trained with frozen prefixes deploys under --join rtc with them fixed, no guidance."""
     run("train", *TASK, "policy=flow", *TINY, "model.rtc_training_max_delay=2", "--store", runs / "reach.zarr",
@@ -191,6 +208,9 @@ def test_live_view_keys_end_episodes(runs, tmp_path):
     (["--inference", "async", "--max-guidance", "2"], "apply to --join rtc, not to --join naive"),
     (["--inference", "async", "--join", "rtc", "--backend", "server", "--realtime", "--rtc-vjp-steps", "2"],
      "the server guides RTC: pass --max-guidance and --rtc-vjp-steps to `robolearn serve`"),
+    (["--inference-steps", "0"], "--inference-steps must be >= 1, got 0"),
+    (["--inference", "async", "--backend", "server", "--realtime", "--inference-steps", "2"],
+     "the server runs the policy: pass --inference-steps to `robolearn serve` instead"),
 ])
 def test_bad_choices_are_one_sentence(runs, args, msg):
     res = deploy(*TASK, "--checkpoint", runs / "flow", *args, ok=False)
@@ -205,11 +225,13 @@ def test_deploy_through_a_policy_server(runs, tmp_path):
 
     key_file = tmp_path / "server.key"
     key, _ = wire.load_key(key_file)
-    with PolicyServer(TorchServedPolicy(load(runs / "flow")), key, "127.0.0.1", 0).start() as server:
+    served = TorchServedPolicy(load(runs / "flow", inference_steps=2))  # `robolearn serve --inference-steps 2`
+    with PolicyServer(served, key, "127.0.0.1", 0).start() as server:
         out = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 2, "--inference", "async",
                             "--backend", "server", "--connect", server.address, "--key-file", key_file,
                             "--realtime", "--fps", "40", "--json").output)
     assert out["backend"] == "server" and out["episodes"] == 2
+    assert out["inference_steps"] == 2  # the server's, from its hello (the checkpoint says 3)
     for ep in out["per_episode"]:
         assert ep["steps"] == 12 and ep["scheduler"]["merged"] >= 2 and ep["scheduler"]["executed"] + ep["holds"] == 12
     wrong = deploy(*TASK, "--checkpoint", runs / "flow", "--backend", "server", "--connect", "tcp://127.0.0.1:1",
