@@ -77,11 +77,21 @@ def fifo_threads() -> dict[int, int]:
 
 
 def test_without_rt_priority_the_stream_runs_at_normal_priority(emu):
-    with ur5e(emu.host, rt_priority=None) as arm:
+    with ur5e(emu.host, rt_priority=None, freeze_gc=False) as arm:
         assert wait_for(lambda: arm.counters["cycles"] > 10)
         assert arm.realtime == {"loop_cpus": None, "rt_priority": None, "sched_fifo": False, "gc_frozen": False,
                                 "notes": []}
         assert fifo_threads() == {}
+
+
+def test_the_stream_keeps_old_objects_out_of_garbage_collections(emu):
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with ur5e(emu.host) as arm:
+        assert wait_for(lambda: arm.counters["cycles"] > 10)
+        assert arm.realtime["gc_frozen"] and gc.get_freeze_count() > 1000  # everything alive at connect
+    assert gc.get_freeze_count() == 0  # unfrozen at disconnect
 
 
 def test_ur_rtde_receive_threads_run_above_the_stream_where_fifo_is_permitted(emu):

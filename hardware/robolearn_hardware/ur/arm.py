@@ -41,6 +41,7 @@ Example::
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import os
 import socket
@@ -175,6 +176,12 @@ class URConfig:
     """Largest change of a joint target in one ``send_action`` (rad); None: no limit."""
     power_on: bool = False
     """At connect, power the arm on and release the brakes if it is not running (else: refuse with an error)."""
+    freeze_gc: bool = True
+    """While streaming, keep the objects that existed at connect out of Python's garbage collections
+    (``gc.freeze``, after one collection at connect, before the watchdog is armed): a collection holds the GIL, so
+    one over the process's whole heap stalls the streaming thread for its length (a full collection of the UR
+    benchmark's process took 80-170 ms, 40-85 missed cycles; a process holding a torch model has more to scan).
+    Unfrozen at disconnect."""
     stop_on_disconnect: bool = True
     """At disconnect, stop servoing and stop the control script (the arm stays where it is, brakes on hold)."""
     connect_timeout_s: float = 15.0
@@ -249,9 +256,10 @@ class URArm(DeviceBase):
         self._expect_running = False
         self.counters = dict(cycles=0, skipped_cycles=0, failed_sends=0, unsynced_cycles=0)
         self.realtime: dict | None = None
+        """What the streaming thread got (`RealtimeLoop.report`: sched_fifo, notes; gc_frozen) while it runs."""
         self.rtde_sockets_no_delay = 0
         """How many of ur_rtde's RTDE sockets had Nagle's algorithm turned off at connect (`_no_delay`)."""
-        """What the streaming thread got (`RealtimeLoop.report`: sched_fifo, notes) while it runs."""
+        self._gc_frozen = False
 
     # -- lifecycle --
     @property
@@ -302,6 +310,10 @@ class URArm(DeviceBase):
             self._target = self._measured_target()
             self._sent = None
             self._stop.clear()
+            if c.freeze_gc and not self._gc_frozen:  # before the watchdog is armed: the collection takes a while
+                gc.collect()
+                gc.freeze()
+                self._gc_frozen = True
             self._arm_watchdog()  # the stream starts right after: its servo packages feed the watchdog
             self._thread = threading.Thread(target=self._stream, name=f"ur-stream-{self.name}", daemon=True)
             self._thread.start()
@@ -330,6 +342,9 @@ class URArm(DeviceBase):
         try:
             self._close_controller()
         finally:
+            if self._gc_frozen:
+                gc.unfreeze()
+                self._gc_frozen = False
             self._stop_emulator()
 
     def _close_controller(self) -> None:
@@ -384,7 +399,7 @@ class URArm(DeviceBase):
         c = self.config
         priority = c.rt_priority if hasattr(os, "SCHED_FIFO") else None
         with RealtimeLoop(rt_priority=priority, announce=lambda line: log.warning("%s: %s", self.name, line)) as rt:
-            self.realtime = rt.report()
+            self.realtime = {**rt.report(), "gc_frozen": self._gc_frozen}
             if c.pacing == "controller":
                 self._stream_on_controller_cycles()
             else:
