@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:-a4efb13}; STEPS=${2:-300}
 WORK=$(mktemp -d); trap 'git -C "$ROOT" worktree remove --force "$WORK/old" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-git -C "$ROOT" worktree add --detach "$WORK/old" "$OLD" >/dev/null
+git -C "$ROOT" worktree add --detach "$WORK/old" "$OLD" >/dev/null 2>&1
 PY=$ROOT/.venv/bin/python
 unset OMP_NUM_THREADS; export MUJOCO_GL=${MUJOCO_GL:-egl}
 cd "$WORK"  # not the checkout: `python -c` puts the cwd first on sys.path
