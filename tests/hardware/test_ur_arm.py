@@ -114,7 +114,8 @@ def rtde_sockets_no_delay() -> list[int]:
         except OSError:
             continue
         try:
-            if sock.type == socket.SOCK_STREAM and sock.getpeername()[1] == 30004:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM \
+                    and sock.getpeername()[1] == 30004:
                 out.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         except OSError:
             pass
