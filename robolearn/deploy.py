@@ -379,8 +379,9 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
 
             loop_cpus, inference_cpus, note = split_cores()
             server = ProcessBackend.for_checkpoint(checkpoint, compile=cfg.compile, max_guidance=cfg.max_guidance,
-                                                   vjp_steps=cfg.rtc_vjp_steps, threads=max(cfg.threads, 1), task=task or None, cpus=inference_cpus,
-                                                   inference_steps=cfg.inference_steps)
+                                                   vjp_steps=cfg.rtc_vjp_steps, threads=max(cfg.threads, 1),
+                                                   inference_steps=cfg.inference_steps, task=task or None,
+                                                   cpus=inference_cpus)
             chunks = _Served(server, chunks, task or None, f"the inference process (pid {server.pid})")
             guidance = server.info.get("rtc_guidance")
             inference_steps = server.info.get("inference_steps")  # what the child runs

@@ -185,7 +185,6 @@ class Emulator:
         self.next_tick += skip * dt
         n_events = len(c.events)
         c.run_at = now
-        c.run_at = now
         for k in range(late - skip + 1):
             self.hand_over(self.next_tick)
             c.step(self.next_tick)  # the cycle's nominal start: what a real-time controller reads and decides then
