@@ -84,6 +84,10 @@ def test_register_handshake_in_one_cycle_only_the_last_package_counts():
     c.step(0.008)  # no package: the script re-runs a stale command
     assert (c.counters["lost_packages"], c.counters["missed_cycles"], c.counters["servo_cycles"]) == (1, 1, 2)
     assert c.out_int[0] == 1 and c.servo_q == pytest.approx(target)
+    # each says when the servo packages before it arrived (why the cycle had none, or two)
+    lost, missed = [e for e in c.events if e.kind in ("lost_package", "missed_cycle")]
+    assert (lost.kind, lost.t, lost.detail["arrivals"]) == ("lost_package", 0.006, [0.005, 0.0055])
+    assert (missed.kind, missed.t, missed.detail["arrivals"]) == ("missed_cycle", 0.008, [0.005, 0.0055])
     c.step(0.030)  # 1/50 Hz after the last package that wrote input_int_register_0: the watchdog stops the script
     trip = [e for e in c.events if e.kind == "watchdog_trip"][0]
     assert trip.detail["deadline"] == pytest.approx(0.0055 + 0.02) and trip.t - trip.detail["deadline"] <= 0.005
@@ -139,6 +143,8 @@ def test_cycles_the_emulator_woke_too_late_for_run_at_their_own_starts():
         emu.inputs = [(0.0115, servo(0.5))]
         emu.run_due(0.0121)
         assert (c.counters["missed_cycles"], c.servo_q[0]) == (1, 0.5)  # 10 ms: nothing had arrived; 12 ms: 0.5
+        missed = [e for e in c.events if e.kind == "missed_cycle"][-1]  # run late, at 12.1 ms, for its 10 ms start
+        assert (missed.t, missed.detail["run_at"]) == (pytest.approx(0.010), 0.0121)
         # a stall longer than CATCH_UP_CYCLES skips the rest (counted), never bursts more
         ticks = c.counters["ticks"]
         emu.run_due(emu.next_tick + (CATCH_UP_CYCLES + 10) * 0.002)
