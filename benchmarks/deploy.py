@@ -75,10 +75,10 @@ TRAIN_STEPS = {"flow": 3000, "diffusion": 10000}
 """Optimizer steps per policy (``--train-steps`` sets one number for all): the diffusion policy trained for 3000
 steps like flow (session 5) was weak at every delay (0.67 at D = 0, a quarter of its episodes timing out)."""
 SEED = 200_000  # episode i of every cell is reset with SEED + i (collection uses seeds from 0)
-RTC_VERSION = 1
+RTC_VERSION = 2
 """Bump it whenever what RTC computes changes (robolearn.policies.rtc, the scheduler's prefix): RTC cells of
 another version are stale even with the same weights. 1: guidance as of session 6 (cells before it carry no
-version and are recomputed)."""
+version and are recomputed); 2: guided diffusion clips only the finished chunk, not each step's x0 estimate."""
 SEAM_METRIC_VERSION = 2
 """Bumped whenever ``seam_terms`` counts differently (2: the episode's start kept apart from the seams)."""
 ANCHORS = {

@@ -65,6 +65,26 @@ def test_guided_chunk_follows_the_frozen_prefix(name, vjp_steps):
     assert np.array_equal(sample(), free)  # the unguided path is unchanged and repeatable
 
 
+def test_guided_diffusion_clips_only_the_finished_chunk():
+    """The clip of each step's x0 estimate would undo the guidance at the range's edge: guided sampling steps
+    without it and clips the finished chunk to the same range; unguided sampling keeps the per-step clip."""
+    torch.manual_seed(0)
+    features = fake_features(state_dim=4, action_dim=2)
+    stats = fake_stats(features)
+    policy = make_policy("diffusion", features, stats, **TINY, num_inference_steps=4).eval()
+    assert policy.config.clip_sample and policy.sampler.config.clip_sample
+    assert not policy.guided_sampler.config.clip_sample
+    assert list(policy.guided_sampler.timesteps) == list(policy.sampler.timesteps)
+    obs = fake_obs(features, B=1, To=2)
+    edge = policy.normalizer.unnormalize("action", torch.ones(1, 1, 2))[0, 0].numpy()  # normalized +1: the clip
+    planned = np.tile(edge, (6, 1)).astype(np.float32)  # a plan at the range's edge, as saturated commands are
+    inp = Inpainting.from_plan(planned, d=3, s=2, horizon=8, max_guidance=5.0)
+    guided = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0), inpaint=inp)
+    x = policy.normalizer.normalize("action", guided)
+    assert x.abs().max() <= policy.config.clip_sample_range + 1e-5  # still inside the clip range
+    assert np.abs(guided[0, :3].numpy() - planned[:3]).mean() < 0.5 * np.abs(planned[:3]).mean()
+
+
 @pytest.mark.parametrize("vjp_steps,expect", [(None, [True] * 4), (1, [True, False, False, False]),
                                               (0, [False] * 4)])
 @pytest.mark.parametrize("name", ["flow", "diffusion"])
