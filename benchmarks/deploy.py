@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.deploy_seams import SEAM_METRIC_VERSION, Trace, seam_summary, seam_terms  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,8 +80,6 @@ RTC_VERSION = 2
 """Bump it whenever what RTC computes changes (robolearn.policies.rtc, the scheduler's prefix): RTC cells of
 another version are stale even with the same weights. 1: guidance as of session 6 (cells before it carry no
 version and are recomputed); 2: guided diffusion clips only the finished chunk, not each step's x0 estimate."""
-SEAM_METRIC_VERSION = 2
-"""Bumped whenever ``seam_terms`` counts differently (2: the episode's start kept apart from the seams)."""
 ANCHORS = {
     "success_vs_delay": "RTC paper (Kinetix, H=8, d=0..4): RTC keeps its success as d grows, naive async drops; "
                         "Agouzoul 2605.08168: inference-time RTC degrades at high d, training-time RTC most robust",
@@ -171,92 +170,6 @@ def train(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- success
-
-
-class Trace:
-    """Per tick of an episode: the applied action, which chunk planned it (-1: a hold) and a crash."""
-
-    def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
-        self.reset()
-
-    def reset(self) -> None:
-        self.actions, self.sources, self.crashed, self._executed = [], [], False, 0
-
-    def on_step(self, rec) -> None:
-        s = self.scheduler
-        executed = s.n_executed > self._executed
-        self._executed = s.n_executed
-        self.actions.append(np.asarray(rec.action, np.float64))
-        self.sources.append(s.last.seq if executed else -1)
-        self.crashed = self.crashed or bool(rec.info.get("crashed", False))
-
-
-def seam_terms(actions: np.ndarray, sources: np.ndarray) -> dict[str, list[float]]:
-    """|a_t - a_{t-1}| at switches (the planning chunk changes, or a hold starts or ends) and within chunks;
-    |jerk| (third difference) everywhere and where its window spans a switch.
-
-    The episode's start is kept apart ("start", "start_jerk"): the step from the holds while the first chunk
-    is computed (D ticks at delay D) onto its first action is no switch between chunks -- no joining method
-    has a plan to continue there, every async method makes the same step -- and at D > 0 it is the largest
-    step of an episode (velocity actions: from standstill to full speed). A hold later in the episode (the
-    queue ran dry, or sync waiting for its next chunk) is a switch like any other."""
-    out = {"seam": [], "within": [], "jerk": [], "seam_jerk": [], "start": [], "start_jerk": [], "within_jerk": []}
-    if len(actions) < 2:
-        return out
-    delta = np.linalg.norm(np.diff(actions, axis=0), axis=1)  # delta[t-1] = |a_t - a_{t-1}|
-    switch = sources[1:] != sources[:-1]
-    executed = np.flatnonzero(sources >= 0)
-    first = int(executed[0]) if len(executed) else len(sources)  # tick of the episode's first action
-    start = np.arange(len(switch)) < first  # delta[t-1] for t <= first: the leading holds, the step onto it
-    chunk_switch = switch & ~start
-    both_chunk = (sources[1:] >= 0) & ~switch
-    out["seam"] = delta[chunk_switch].tolist()
-    out["start"] = delta[switch & start].tolist()
-    out["within"] = delta[both_chunk].tolist()
-    if len(actions) >= 4:
-        jerk = np.linalg.norm(actions[3:] - 3 * actions[2:-1] + 3 * actions[1:-2] - actions[:-3], axis=1)
-
-        def spans(sw):  # jerk[j] covers steps t-2..t (t = j + 3): it spans a switch when any of them is one
-            return sw[2:] | sw[1:-1] | sw[:-2]
-
-        at_seam, at_start = spans(chunk_switch), spans(switch & start)
-        out["jerk"] = jerk.tolist()
-        out["seam_jerk"] = jerk[at_seam].tolist()
-        out["start_jerk"] = jerk[at_start & ~at_seam].tolist()
-        # windows spanning no switch: inside one chunk (the floor of seam jerk), or inside the leading holds
-        # (zero jerk, D - 3 windows per episode; all an ensembling cell has, which switches every tick)
-        out["within_jerk"] = jerk[~spans(switch)].tolist()
-    return out
-
-
-def seam_summary(terms: dict[str, list[float]]) -> dict:
-    """Medians of the steps, the seam ratio (seam step median over within-chunk step median) and RMS jerks;
-    ``*_with_start`` count the episode's start as a seam too (``seam_terms``)."""
-    seam, within = np.asarray(terms["seam"]), np.asarray(terms["within"])
-    jerk, sj = np.asarray(terms["jerk"]), np.asarray(terms["seam_jerk"])
-    seam_all = np.concatenate([seam, np.asarray(terms.get("start", []))])
-    sj_all = np.concatenate([sj, np.asarray(terms.get("start_jerk", []))])
-
-    def med(x):
-        return float(np.median(x)) if len(x) else None
-
-    def rms(x):
-        return float(np.sqrt(np.mean(x**2))) if len(x) else None
-
-    def ratio(a, b):
-        return a / b if a is not None and b else None
-
-    out = {"n_seams": len(seam), "n_within": len(within), "n_starts": len(seam_all) - len(seam),
-           "seam_delta_median": med(seam), "seam_delta_mean": float(seam.mean()) if len(seam) else None,
-           "within_delta_median": med(within), "within_delta_mean": float(within.mean()) if len(within) else None,
-           "start_delta_median": med(seam_all[len(seam):]), "rms_jerk": rms(jerk), "seam_rms_jerk": rms(sj),
-           "within_rms_jerk": rms(np.asarray(terms.get("within_jerk", []))),
-           "seam_rms_jerk_with_start": rms(sj_all)}
-    out["seam_ratio"] = ratio(out["seam_delta_median"], out["within_delta_median"])
-    out["seam_ratio_mean"] = ratio(out["seam_delta_mean"], out["within_delta_mean"])
-    out["seam_ratio_with_start"] = ratio(med(seam_all), out["within_delta_median"])
-    return out
 
 
 def make_scheduler(method: str, d: int):

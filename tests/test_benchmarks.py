@@ -86,7 +86,7 @@ def test_rtc_overhead_benchmark_smoke(tmp_path):
 
 def test_deploy_seams_keep_the_episode_start_apart():
     sys.path.insert(0, str(ROOT))
-    from benchmarks.deploy import seam_summary, seam_terms
+    from benchmarks.deploy_seams import seam_summary, seam_terms
 
     # two holds while the first chunk is computed, chunk 0 for three ticks, then chunk 1
     actions = np.array([[0, 0], [0, 0], [1, 1], [1, 1.1], [1, 1.2], [0.5, 1.2], [0.5, 1.25]])
