@@ -7,6 +7,7 @@ import json
 import os
 import random
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +88,12 @@ def load_trainer_state(directory: Path) -> tuple[dict, dict]:
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a fully written checkpoint folder into place (the old one stays until the new one is whole)."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
+    """Swap a fully written checkpoint folder into place (the old one stays until the new one is whole). The old
+    one is first moved into a fresh mkdtemp holder beside it, so nothing but it is ever deleted."""
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    holder = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+    os.replace(final, holder / final.name)
     os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(holder, ignore_errors=True)  # ours alone: created by mkdtemp above

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -268,11 +269,15 @@ class Trainer:
         from robolearn.train.state import replace_dir, save_trainer_state
 
         final = self.out / "checkpoints" / "last"
-        tmp = final.with_name("last.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.save(tmp)
-        save_trainer_state(tmp, self.optimizer, self.scheduler, self.ema,
-                           {"step": self.step, "epoch": epoch, "batch": batch_index})
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".last.tmp-"))  # a fresh name: nothing else is touched
+        try:
+            self.save(tmp)
+            save_trainer_state(tmp, self.optimizer, self.scheduler, self.ema,
+                               {"step": self.step, "epoch": epoch, "batch": batch_index})
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # ours alone: created by mkdtemp above
+            raise
         replace_dir(tmp, final)
         return final
 

@@ -34,6 +34,22 @@ def test_resume_equals_uninterrupted_run(make_store, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
+def test_checkpoint_swaps_touch_nothing_but_their_own_folders(make_store, tmp_path):
+    """checkpoints/last is written into a fresh mkdtemp folder and the previous one is moved into another before
+    it is deleted: folders a user keeps beside it, even under the names the swap used to take, survive."""
+    out, store = tmp_path / "run", str(make_store((5, 6)))
+    cfg = build_config([*TINY, "train.steps=2", "train.save_every=1"])
+    mine = {name: out / "checkpoints" / name for name in ("last.old", "last.tmp", "mine")}
+    train_policy(cfg, store, out, progress=False, stop_at=1)
+    for path in mine.values():
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    train_policy(cfg, store, out, progress=False, resume=True)  # another swap of checkpoints/last
+    assert all((p / "notes.txt").read_text() == "mine" for p in mine.values())
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last", "last.old", "last.tmp", "mine"]
+    assert json.loads((out / "checkpoints" / "last" / "trainer_state.json").read_text())["step"] == 2
+
+
 def test_training_reduces_loss_and_writes_run(make_store, tmp_path):
     store = str(make_store((6, 7, 5)))
     out = tmp_path / "run"
