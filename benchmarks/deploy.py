@@ -250,7 +250,8 @@ def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path
             for k, v in result.scheduler.items():
                 if k != "delay_estimate":
                     totals[k] = totals.get(k, 0) + int(v)
-            for k, v in seam_terms(np.asarray(trace.actions), np.asarray(trace.sources)).items():
+            for k, v in seam_terms(np.asarray(trace.actions), np.asarray(trace.sources),
+                                   np.asarray(trace.continuation)).items():
                 terms.setdefault(k, []).extend(v)
     finally:
         env.close()
@@ -557,6 +558,9 @@ def grid_checks(cells_: list[dict]) -> dict:
             if ratios and None not in ratios:
                 r[f"{m}_seam_ratio_max_D<=T/4"] = round(max(ratios), 3)
                 r[f"{m}_seam_ratio_ok"] = max(ratios) <= 1.5
+            floors = [by[(p, m, d)]["seams"].get("seamless_ratio") for d in DELAYS if d <= q and (p, m, d) in by]
+            if floors and None not in floors:  # what a join with no discontinuity of its own would score
+                r[f"{m}_seamless_ratio_max_D<=T/4"] = round(max(floors), 3)
             for suffix in ("", "_with_start"):  # _with_start: the episode's start counted as a seam (seam_terms)
                 less = []
                 for d in DELAYS:
@@ -633,7 +637,8 @@ def summary(args) -> None:
     cells_, stale = current_cells(load_cells(folder / "cells"), args.workdir, args.guidance)
     table = [{k: c[k] for k in ("policy", "method", "delay", "episodes", "success_rate", "ci95", "crashes", "timeouts",
                                 "steps_to_success_mean")}
-             | {"seam_ratio": c["seams"]["seam_ratio"], "seam_rms_jerk": c["seams"]["seam_rms_jerk"],
+             | {"seam_ratio": c["seams"]["seam_ratio"], "seamless_ratio": c["seams"].get("seamless_ratio"),
+                "seam_rms_jerk": c["seams"]["seam_rms_jerk"],
                 "seam_ratio_with_start": c["seams"].get("seam_ratio_with_start"),
                 "seam_rms_jerk_with_start": c["seams"].get("seam_rms_jerk_with_start"), "rtc": c.get("rtc"),
                 "rms_jerk": c["seams"]["rms_jerk"], "holds": c["scheduler"].get("holds"),

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
-SEAM_METRIC_VERSION = 2
-"""Bumped whenever ``seam_terms`` counts differently (2: the episode's start kept apart from the seams)."""
+SEAM_METRIC_VERSION = 3
+"""Bumped whenever ``seam_terms`` counts differently (2: the episode's start kept apart from the seams; 3: the
+old chunk's own step at each switch, ``continuation``)."""
 
 
 class Trace:
-    """Per tick of an episode: the applied action, which chunk planned it (-1: a hold) and a crash."""
+    """Per tick of an episode: the applied action, which chunk planned it (-1: a hold), a crash, and at a switch
+    between chunks the step the old chunk itself planned into this tick (``continuation``; NaN elsewhere)."""
 
     def __init__(self, scheduler) -> None:
         self.scheduler = scheduler
         self.reset()
 
     def reset(self) -> None:
-        self.actions, self.sources, self.crashed, self._executed = [], [], False, 0
+        self.actions, self.sources, self.continuation, self.crashed, self._executed = [], [], [], False, 0
+        self._prev = None  # the planned action executed at the previous tick (None after a hold)
 
     def on_step(self, rec) -> None:
         s = self.scheduler
@@ -25,19 +28,36 @@ class Trace:
         self._executed = s.n_executed
         self.actions.append(np.asarray(rec.action, np.float64))
         self.sources.append(s.last.seq if executed else -1)
+        self.continuation.append(own_step(self._prev, s.last) if executed else np.nan)
+        self._prev = s.last if executed else None
         self.crashed = self.crashed or bool(rec.info.get("crashed", False))
 
 
-def seam_terms(actions: np.ndarray, sources: np.ndarray) -> dict[str, list[float]]:
+def own_step(prev, now) -> float:
+    """At a switch from the chunk that planned ``prev`` (the action executed at the tick before) to another one
+    (``now``): the step that old chunk itself planned from ``prev`` on, ``|chunk[o + 1] - chunk[o]|`` -- what a
+    join with no discontinuity of its own (the old plan followed across the switch) would have executed
+    there. NaN when there is no switch between chunks or the old chunk planned nothing further."""
+    if prev is None or prev.seq == now.seq or prev.result is None:
+        return float("nan")
+    chunk = np.asarray(prev.result.chunk, np.float64)
+    o = prev.offset
+    return float(np.linalg.norm(chunk[o + 1] - chunk[o])) if o + 1 < len(chunk) else float("nan")
+
+
+def seam_terms(actions: np.ndarray, sources: np.ndarray, continuation: np.ndarray | None = None
+               ) -> dict[str, list[float]]:
     """|a_t - a_{t-1}| at switches (the planning chunk changes, or a hold starts or ends) and within chunks;
-    |jerk| (third difference) everywhere and where its window spans a switch.
+    |jerk| (third difference) everywhere and where its window spans a switch; with ``continuation`` (per tick,
+    `Trace`), the old chunk's own planned step at each switch between two chunks ("continuation").
 
     The episode's start is kept apart ("start", "start_jerk"): the step from the holds while the first chunk
     is computed (D ticks at delay D) onto its first action is no switch between chunks -- no joining method
     has a plan to continue there, every async method makes the same step -- and at D > 0 it is the largest
     step of an episode (velocity actions: from standstill to full speed). A hold later in the episode (the
     queue ran dry, or sync waiting for its next chunk) is a switch like any other."""
-    out = {"seam": [], "within": [], "jerk": [], "seam_jerk": [], "start": [], "start_jerk": [], "within_jerk": []}
+    out = {"seam": [], "within": [], "jerk": [], "seam_jerk": [], "start": [], "start_jerk": [], "within_jerk": [],
+           "continuation": []}
     if len(actions) < 2:
         return out
     delta = np.linalg.norm(np.diff(actions, axis=0), axis=1)  # delta[t-1] = |a_t - a_{t-1}|
@@ -50,6 +70,9 @@ def seam_terms(actions: np.ndarray, sources: np.ndarray) -> dict[str, list[float
     out["seam"] = delta[chunk_switch].tolist()
     out["start"] = delta[switch & start].tolist()
     out["within"] = delta[both_chunk].tolist()
+    if continuation is not None:
+        own = np.asarray(continuation, np.float64)[1:][chunk_switch]
+        out["continuation"] = own[~np.isnan(own)].tolist()
     if len(actions) >= 4:
         jerk = np.linalg.norm(actions[3:] - 3 * actions[2:-1] + 3 * actions[1:-2] - actions[:-3], axis=1)
 
@@ -68,7 +91,10 @@ def seam_terms(actions: np.ndarray, sources: np.ndarray) -> dict[str, list[float
 
 def seam_summary(terms: dict[str, list[float]]) -> dict:
     """Medians of the steps, the seam ratio (seam step median over within-chunk step median) and RMS jerks;
-    ``*_with_start`` count the episode's start as a seam too (``seam_terms``)."""
+    ``*_with_start`` count the episode's start as a seam too (``seam_terms``). ``seamless_ratio``: the seam
+    ratio of a join without a discontinuity of its own, the old chunks' own planned steps at the switches
+    over the same within-chunk median -- the floor of ``seam_ratio`` for these chunks and switch points (a
+    policy whose chunks get rougher toward their end scores above 1 there however well it joins)."""
     seam, within = np.asarray(terms["seam"]), np.asarray(terms["within"])
     jerk, sj = np.asarray(terms["jerk"]), np.asarray(terms["seam_jerk"])
     seam_all = np.concatenate([seam, np.asarray(terms.get("start", []))])
@@ -92,4 +118,8 @@ def seam_summary(terms: dict[str, list[float]]) -> dict:
     out["seam_ratio"] = ratio(out["seam_delta_median"], out["within_delta_median"])
     out["seam_ratio_mean"] = ratio(out["seam_delta_mean"], out["within_delta_mean"])
     out["seam_ratio_with_start"] = ratio(med(seam_all), out["within_delta_median"])
+    own = np.asarray(terms.get("continuation", []))
+    out["n_continuation"] = len(own)
+    out["seamless_delta_median"] = med(own)
+    out["seamless_ratio"] = ratio(out["seamless_delta_median"], out["within_delta_median"])
     return out

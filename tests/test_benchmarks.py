@@ -107,6 +107,38 @@ def test_deploy_seams_keep_the_episode_start_apart():
     assert mid["seam"] == pytest.approx([np.sqrt(2), np.sqrt(2)]) and mid["start"] == []
 
 
+def test_deploy_seams_seamless_reference():
+    """At each switch between chunks the old chunk's own planned step is kept ("continuation"): the seam ratio
+    a join with no discontinuity of its own would score."""
+    sys.path.insert(0, str(ROOT))
+    from types import SimpleNamespace
+
+    from benchmarks.deploy_seams import Trace, seam_summary, seam_terms
+
+    from robolearn.runtime.scheduler import PlannedAction
+
+    old = SimpleNamespace(chunk=np.array([[0.0, 0], [0.1, 0], [0.2, 0], [0.5, 0]]))  # its step 2 -> 3 is 0.3
+    new = SimpleNamespace(chunk=np.array([[0.9, 0], [0.95, 0], [1.0, 0], [1.0, 0]]))
+    plan = [PlannedAction(old.chunk[i], i, 0, i, old) for i in range(3)] + \
+        [PlannedAction(new.chunk[i], 3 + i - 1, 1, i, new) for i in range(1, 3)]
+    sched = SimpleNamespace(n_executed=0, last=None)
+    trace = Trace(sched)
+    for p in [None] + plan:  # one hold, then 0.0, 0.1, 0.2 from the old chunk, 0.95, 1.0 from the new one
+        if p is not None:
+            sched.n_executed += 1
+            sched.last = p
+        trace.on_step(SimpleNamespace(action=np.zeros(2) if p is None else p.action, info={}))
+    assert trace.sources == [-1, 0, 0, 0, 1, 1]
+    cont = np.asarray(trace.continuation)
+    assert np.isnan(cont[[0, 1, 2, 3, 5]]).all() and cont[4] == pytest.approx(0.3)
+    terms = seam_terms(np.asarray(trace.actions), np.asarray(trace.sources), cont)
+    assert terms["seam"] == pytest.approx([0.75]) and terms["continuation"] == pytest.approx([0.3])
+    s = seam_summary(terms)
+    assert s["seam_ratio"] == pytest.approx(0.75 / 0.1) and s["seamless_ratio"] == pytest.approx(0.3 / 0.1)
+    assert s["n_continuation"] == 1
+    assert seam_summary(seam_terms(np.asarray(trace.actions), np.asarray(trace.sources)))["seamless_ratio"] is None
+
+
 @pytest.mark.slow
 def test_deploy_benchmark_smoke(tmp_path):
     results, work = tmp_path / "results", tmp_path / "work"
