@@ -130,10 +130,9 @@ def ensure_store(path: str, demos: int) -> dict:
 def _train(name: str, store_path: str, out: Path, steps: int, **model) -> dict:
     """train_policy's steps with a state-only feature set (images dropped: CPU-sized); returns the trainer's
     summary plus the CPU seconds the call took."""
-    from robolearn.sampling import WindowSampler, split_episodes
     from robolearn.store import Store, ensure_stats
     from robolearn.train.config import TrainConfig
-    from robolearn.train.run import store_features
+    from robolearn.train.run import samplers_for, store_features
     from robolearn.train.trainer import Trainer
 
     c0 = cpu_seconds()
@@ -142,11 +141,7 @@ def _train(name: str, store_path: str, out: Path, steps: int, **model) -> dict:
     features = {k: v for k, v in store_features(store).items() if not k.startswith("images/")}
     torch.manual_seed(0)
     policy = make_policy(name, features, stats, **model)
-    kw = policy.sampler_kwargs(store) if hasattr(policy, "sampler_kwargs") else {}
-    obs_keys = kw.pop("obs_keys", list(policy.input_keys))
-    train_eps, _ = split_episodes(store.n_episodes, 0.0, 0)
-    sampler = WindowSampler(store, obs_keys, policy.config.n_obs_steps, policy.config.horizon,
-                            episodes=train_eps, **kw)
+    sampler, _, _, _ = samplers_for(policy, store, 0.0, 0)  # what the model asks for (RDP: future forces)
     cfg = TrainConfig(steps=steps, batch_size=64, lr=1e-3 if name == "rdp_tokenizer" else 3e-4, warmup_steps=100,
                       val_every=0, device="cpu", threads=torch.get_num_threads(), bf16=False)
     summary = Trainer(policy, sampler, cfg, out, extra={"env_id": store.info.get("env_id")}, progress=False).fit()
@@ -194,8 +189,8 @@ def _source(kind: str, env, checkpoint: Path | None = None, n_action_steps: int 
     if kind == "zero":
         return _ZeroSource()
     policy = load(checkpoint).eval()
-    if callable(getattr(policy, "make_action_source", None)):  # RDP: its own dual-rate source
-        return policy.make_action_source(device="cpu")
+    if (source := policy.make_action_source(device="cpu")) is not None:  # RDP: its own dual-rate source
+        return source
     if n_action_steps is not None:
         policy.config.n_action_steps = n_action_steps
     return PolicySource(policy, device="cpu", task=env.unwrapped.task_description)
