@@ -15,6 +15,17 @@ padding. The guidance (PiGDM-style) adds to the flow velocity
 ``A1_hat = A_tau + (1 - tau) v``; ``beta`` (``max_guidance``) clips the weight, which matters with few steps.
 The diffusion policy applies the same correction to its clean-sample prediction (`guided_epsilon`).
 
+The clip and the step size. A step of flow time ``dtau`` moves the clean prediction by ``w * dtau`` of the
+residual (low-noise Jacobian), so ``w <= 1 / dtau`` is what keeps a step from overshooting; the paper's beta = 5
+is exactly that bound for its 5 flow steps (LeRobot recommends 10 for 10-step policies: the same rule). A
+fixed beta on finer steps switches guidance nearly off: DDIM-10's last step sits at tau ~ 0.975 with
+``dtau ~ 0.025``, where beta = 5 corrects only 1/8 of the residual, and the planned prefix was followed to
+0.017 (median, env units) instead of flow's 0.009. The clip on a step is therefore ``max(beta, 1 / dtau)``
+(`guidance_weight`'s ``dtau``; both policies pass their step): beta where steps are coarse, the step's own
+bound where they are fine. On planar-catch at D = 4 (400 episodes, the same DDIM weights) the prefix is then
+followed to 0.0004, the seam ratio falls from 2.61 to 1.82 at the same success (0.985 vs 0.99); flow with 4
+steps is unchanged (1 / dtau = 4 < 5).
+
 Cost. The VJP is a backward pass through the denoiser, about one more forward: guiding every step that way
 (``vjp_steps=None``) doubles a chunk (+101..115% on CPU, benchmarks/results/rtc_overhead.json). By default
 (``DEFAULT_VJP_STEPS = 0``) the Jacobian ``d A1_hat / d A_tau = I + (1 - tau) dv/dA_tau`` is taken as its
@@ -52,12 +63,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_MAX_GUIDANCE", "DEFAULT_VJP_STEPS", "Inpainting", "check_guidance", "flag_frozen", "freeze",
-           "frozen_mask", "guidance_weight", "guided_epsilon", "guided_velocity", "hard_prefix", "parse_vjp_steps",
-           "prefix_weights", "sample_frozen"]
+__all__ = ["DEFAULT_MAX_GUIDANCE", "DEFAULT_VJP_STEPS", "Inpainting", "check_guidance", "flag_frozen", "flow_time",
+           "freeze", "frozen_mask", "guidance_weight", "guided_epsilon", "guided_velocity", "hard_prefix",
+           "parse_vjp_steps", "prefix_weights", "sample_frozen"]
 
 DEFAULT_MAX_GUIDANCE = 5.0
-"""beta: the RTC paper's Kinetix setting for 5 flow steps (LeRobot recommends 10 for 10-step policies)."""
+"""beta: the RTC paper's Kinetix setting for 5 flow steps (LeRobot recommends 10 for 10-step policies); a finer
+step may go up to ``1 / dtau`` (module doc, "The clip and the step size")."""
 
 DEFAULT_VJP_STEPS: int | None = 0
 """Denoising steps guided through the denoiser's VJP before the low-noise Jacobian takes over (`Inpainting`):
@@ -113,7 +125,7 @@ class Inpainting:
     weights: torch.Tensor
     """(T,) in [0, 1]: how strongly each index is pulled to the prefix (`prefix_weights`)."""
     max_guidance: float = DEFAULT_MAX_GUIDANCE
-    """beta, the clip on the guidance weight."""
+    """beta, the clip on the guidance weight (raised to ``1 / dtau`` on finer steps: `guidance_weight`)."""
     vjp_steps: int | None = DEFAULT_VJP_STEPS
     """How many leading denoising steps differentiate the denoiser (a backward pass, about the cost of one
     more forward); the later steps take its low-noise Jacobian, at no extra cost (module doc). None: every
@@ -183,13 +195,22 @@ def hard_prefix(inpaint: Inpainting | None, x: torch.Tensor, normalize: Callable
     return frozen, (x if inpaint is None else normalize(inpaint.prefix.to(x)))
 
 
-def guidance_weight(tau: float, max_guidance: float) -> float:
-    """``min(beta, (1 - tau) / tau * (tau^2 + (1 - tau)^2) / (1 - tau)^2)`` for flow time ``tau`` in [0, 1)
-    (0 = noise); ``beta`` at ``tau = 0``."""
+def guidance_weight(tau: float, max_guidance: float, dtau: float | None = None) -> float:
+    """``min(clip, (1 - tau) / tau * (tau^2 + (1 - tau)^2) / (1 - tau)^2)`` for flow time ``tau`` in [0, 1)
+    (0 = noise), ``clip`` at ``tau = 0``; ``clip = max(beta, 1 / dtau)`` for a step of flow time ``dtau``
+    (module doc), ``beta`` without one."""
+    clip = float(max_guidance) if dtau is None or dtau <= 0.0 else max(float(max_guidance), 1.0 / dtau)
     if tau <= 0.0:
-        return float(max_guidance)
+        return clip
     inv_r2 = (tau * tau + (1.0 - tau) ** 2) / (1.0 - tau) ** 2
-    return float(min(max_guidance, (1.0 - tau) / tau * inv_r2))
+    return float(min(clip, (1.0 - tau) / tau * inv_r2))
+
+
+def flow_time(alpha_bar: float) -> float:
+    """The flow time of a variance-preserving sample ``sqrt(a) x0 + sqrt(1 - a) eps`` (`guided_epsilon`); 1 at
+    ``a = 1`` (clean)."""
+    sa, s1a = math.sqrt(alpha_bar), math.sqrt(max(1.0 - alpha_bar, 0.0))
+    return sa / (sa + s1a)
 
 
 def _correction(x: torch.Tensor, clean_of: callable, target: torch.Tensor, weights: torch.Tensor,
@@ -210,23 +231,26 @@ def _correction(x: torch.Tensor, clean_of: callable, target: torch.Tensor, weigh
 
 
 def guided_velocity(velocity: callable, x: torch.Tensor, tau: float, target: torch.Tensor,
-                    inpaint: Inpainting, step: int = 0) -> torch.Tensor:
+                    inpaint: Inpainting, step: int = 0, dtau: float | None = None) -> torch.Tensor:
     """The RTC-corrected flow velocity at ``x`` (normalized units), flow time ``tau``, denoising step
-    ``step`` (0 first); ``target`` is the normalized prefix (B, T, Da). Past ``inpaint.vjp_steps`` the
-    Jacobian of ``x + (1 - tau) v`` is taken as its low-noise limit, the identity (module doc)."""
+    ``step`` (0 first) of flow time ``dtau`` (the weight's clip: `guidance_weight`); ``target`` is the
+    normalized prefix (B, T, Da). Past ``inpaint.vjp_steps`` the Jacobian of ``x + (1 - tau) v`` is taken as its
+    low-noise limit, the identity (module doc)."""
 
     def clean_of(x_):
         v = velocity(x_)
         return x_ + (1.0 - tau) * v, v
 
     v, vjp = _correction(x, clean_of, target, inpaint.weights, None if inpaint.uses_vjp(step) else 1.0)
-    return v + guidance_weight(tau, inpaint.max_guidance) * vjp
+    return v + guidance_weight(tau, inpaint.max_guidance, dtau) * vjp
 
 
 def guided_epsilon(model: callable, x: torch.Tensor, alpha_bar: float, target: torch.Tensor, inpaint: Inpainting,
-                   prediction_type: str = "epsilon", step: int = 0) -> torch.Tensor:
+                   prediction_type: str = "epsilon", step: int = 0, next_alpha_bar: float | None = None
+                   ) -> torch.Tensor:
     """The RTC-corrected model output of a DDPM-trained denoiser at ``x = sqrt(a) x0 + sqrt(1 - a) eps``,
-    denoising step ``step`` (0 first).
+    denoising step ``step`` (0 first), which goes to ``next_alpha_bar`` (its flow-time step clips the weight:
+    `guidance_weight`).
 
     The variance-preserving sample is a rescaled flow sample at ``tau = sqrt(a) / (sqrt(a) + sqrt(1 - a))``;
     moving the velocity by ``w g_flow`` moves the clean prediction by ``(1 - tau) w g_flow =
@@ -234,7 +258,8 @@ def guided_epsilon(model: callable, x: torch.Tensor, alpha_bar: float, target: t
     ``inpaint.vjp_steps`` the Jacobian of the clean prediction is the flow's low-noise one (the identity in
     flow units), ``I / (sqrt(a) + sqrt(1 - a))`` in x's: the same move of the clean prediction as the flow's."""
     sa, s1a = math.sqrt(alpha_bar), math.sqrt(max(1.0 - alpha_bar, 0.0))
-    tau = sa / (sa + s1a)
+    tau = flow_time(alpha_bar)
+    dtau = None if next_alpha_bar is None else flow_time(next_alpha_bar) - tau
 
     def clean_of(x_):
         out = model(x_)
@@ -243,5 +268,5 @@ def guided_epsilon(model: callable, x: torch.Tensor, alpha_bar: float, target: t
 
     out, vjp = _correction(x, clean_of, target, inpaint.weights,
                           None if inpaint.uses_vjp(step) else 1.0 / (sa + s1a))
-    w = guidance_weight(tau, inpaint.max_guidance)
+    w = guidance_weight(tau, inpaint.max_guidance, dtau)
     return out + s1a * w * vjp if prediction_type == "sample" else out - sa * w * vjp

@@ -31,6 +31,39 @@ def test_guidance_weight_is_clipped():
     assert guidance_weight(0.5, 100.0) == pytest.approx(2.0) and guidance_weight(0.9, 5.0) == 5.0
 
 
+def test_guidance_clip_rises_to_the_step_bound_on_fine_steps():
+    """The clip on a step of flow time dtau is max(beta, 1 / dtau): the paper's beta = 5 for 5 flow steps stays,
+    a finer step may correct up to its whole residual."""
+    pigdm = (0.975**2 + 0.025**2) / (0.975 * 0.025)
+    assert guidance_weight(0.975, 5.0) == 5.0  # a fixed beta: 1/8 of the residual on DDIM-10's last step
+    assert guidance_weight(0.975, 5.0, dtau=0.025) == pytest.approx(pigdm)  # the clip (40) is above PiGDM's weight
+    assert guidance_weight(0.9, 5.0, dtau=0.05) == pytest.approx(0.1 / 0.9 * (0.81 + 0.01) / 0.01)
+    assert guidance_weight(0.1, 5.0, dtau=0.25) == guidance_weight(0.1, 5.0) == 5.0  # coarse steps: beta
+    assert guidance_weight(0.0, 5.0, dtau=0.1) == 10.0 and guidance_weight(0.0, 5.0, dtau=0.0) == 5.0
+
+
+def test_ddim_follows_the_prefix_closely_on_its_fine_last_steps(monkeypatch):
+    """DDIM-10 ends at flow time ~0.97: with the clip at a fixed beta its guidance fades out there; with the step
+    bound the frozen prefix is followed several times closer."""
+    import robolearn.policies.rtc as rtc
+
+    torch.manual_seed(0)
+    features = fake_features(state_dim=4, action_dim=2)
+    policy = make_policy("diffusion", features, fake_stats(features), **TINY, num_inference_steps=10).eval()
+    obs = fake_obs(features, B=1, To=2)
+    planned = np.tile(np.array([[0.8, -0.6]], np.float32), (6, 1))
+    inp = Inpainting.from_plan(planned, d=3, s=2, horizon=8)
+
+    def prefix_error():
+        chunk = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0), inpaint=inp)[0].numpy()
+        return float(np.abs(chunk[:3] - planned[:3]).mean())
+
+    stepped = prefix_error()
+    fixed = rtc.guidance_weight
+    monkeypatch.setattr(rtc, "guidance_weight", lambda tau, beta, dtau=None: fixed(tau, beta))
+    assert stepped < 0.25 * prefix_error()
+
+
 def test_inpainting_weighs_only_what_is_planned():
     planned = np.arange(6, dtype=np.float32).reshape(3, 2) + 1  # P = 3 planned actions
     inp = Inpainting.from_plan(planned, d=2, s=2, horizon=8)

@@ -125,6 +125,8 @@ class DiffusionPolicy(Policy):
             inpaint = inpaint.to(x)
             target = self.normalizer.normalize(ACTION_KEY, inpaint.prefix)
             alpha_bar = self.noise_scheduler.alphas_cumprod
+            # where each step lands (the last one on the clean sample): its flow-time step clips the weight
+            next_alpha_bar = [float(alpha_bar[int(t)]) for t in timesteps[1:]] + [1.0]
         guided = frozen is None and inpaint is not None
         sampler = self.guided_sampler if guided else self.sampler
         for i, t in enumerate(timesteps):
@@ -134,7 +136,7 @@ class DiffusionPolicy(Policy):
                 eps = denoise(i, x)
             else:
                 eps = rtc.guided_epsilon(lambda x_, i=i: denoise(i, x_), x, float(alpha_bar[int(t)]), target, inpaint,
-                                         self.config.prediction_type, i)
+                                         self.config.prediction_type, i, next_alpha_bar[i])
             x = sampler.step(eps, t, x, generator=generator).prev_sample
             if frozen is not None:
                 x = rtc.freeze(x, clean, frozen)

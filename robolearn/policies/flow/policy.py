@@ -117,7 +117,8 @@ class FlowPolicy(Policy):
             inpaint = inpaint.to(x)
             target = self.normalizer.normalize(ACTION_KEY, inpaint.prefix)
             for i in range(n):
-                x = x + rtc.guided_velocity(lambda x_, i=i: velocity(i, x_), x, float(times[i]), target, inpaint, i) / n
+                x = x + rtc.guided_velocity(lambda x_, i=i: velocity(i, x_), x, float(times[i]), target, inpaint, i,
+                                            dtau=1.0 / n) / n
         if cfg.clip_sample:
             x = x.clamp(-cfg.clip_sample_range, cfg.clip_sample_range)
         actions = self.normalizer.unnormalize(ACTION_KEY, x)
