@@ -76,10 +76,11 @@ TRAIN_STEPS = {"flow": 3000, "diffusion": 10000}
 """Optimizer steps per policy (``--train-steps`` sets one number for all): the diffusion policy trained for 3000
 steps like flow (session 5) was weak at every delay (0.67 at D = 0, a quarter of its episodes timing out)."""
 SEED = 200_000  # episode i of every cell is reset with SEED + i (collection uses seeds from 0)
-RTC_VERSION = 2
+RTC_VERSION = 3
 """Bump it whenever what RTC computes changes (robolearn.policies.rtc, the scheduler's prefix): RTC cells of
 another version are stale even with the same weights. 1: guidance as of session 6 (cells before it carry no
-version and are recomputed); 2: guided diffusion clips only the finished chunk, not each step's x0 estimate."""
+version and are recomputed); 2: guided diffusion clips only the finished chunk, not each step's x0 estimate;
+3: the guidance weight's clip rises to 1 / dtau on steps finer than 1 / beta (DDIM's last steps)."""
 ANCHORS = {
     "success_vs_delay": "RTC paper (Kinetix, H=8, d=0..4): RTC keeps its success as d grows, naive async drops; "
                         "Agouzoul 2605.08168: inference-time RTC degrades at high d, training-time RTC most robust",
@@ -270,10 +271,13 @@ def run_cell(policy_name: str, method: str, d: int, episodes: int, workdir: Path
 
 def cells(args) -> list[tuple[str, str, int, int]]:
     """(policy, method, D, episodes) in the order they run: the D = T/4 comparison of naive and both RTCs for each
-    policy first, then every other cell but ensembling's, then ensembling's (a request every tick: the costliest)."""
+    policy first (with RTC at D = 0, the target's third interval), then every other cell but ensembling's, then
+    ensembling's (a request every tick: the costliest)."""
     quarter = T // 4
     head = [(p, m, quarter, args.episodes_quarter) for p in args.policies for m in ("naive", "rtc", "rtc_trained")
             if m in args.methods and quarter in args.delays]
+    # the target's third interval, RTC at D = 0, as many episodes as the two it is compared with
+    head += [(p, "rtc", 0, args.episodes_quarter) for p in args.policies if "rtc" in args.methods and 0 in args.delays]
     rest = [(p, m, d, args.episodes) for p in args.policies for d in args.delays for m in args.methods
             if m != "ensemble" and (p, m, d, args.episodes_quarter) not in head]
     ensemble = [(p, "ensemble", d, args.episodes) for p in args.policies for d in args.delays
@@ -695,7 +699,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--delays", nargs="+", type=int, default=list(DELAYS))
     ap.add_argument("--ensemble-delays", nargs="+", type=int, default=[0, 2, 4, 8])
     ap.add_argument("--episodes", type=int, default=100)
-    ap.add_argument("--episodes-quarter", type=int, default=400, help="episodes of naive and both RTCs at D = T/4")
+    ap.add_argument("--episodes-quarter", type=int, default=400, help="episodes of naive and both RTCs at D = T/4 and of RTC at D = 0")
     ap.add_argument("--max-guidance", type=float, default=None, help="guided RTC's beta (default: the library's)")
     ap.add_argument("--rtc-vjp-steps", default=None,
                     help="guided RTC's denoising steps through the VJP: an integer or 'all' (default: the library's)")
