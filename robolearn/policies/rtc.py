@@ -31,10 +31,11 @@ Cost. The VJP is a backward pass through the denoiser, about one more forward: g
 (``DEFAULT_VJP_STEPS = 0``) the Jacobian ``d A1_hat / d A_tau = I + (1 - tau) dv/dA_tau`` is taken as its
 low-noise limit, the identity (the VJP through the output layer only, ``v`` held fixed): the correction
 becomes ``w(tau) * W * (Y - A1_hat)``, one forward per step and nothing more. On a briefly trained flow
-(4 steps) and diffusion policy (DDIM-10) (the benchmark's quality part) it followed the frozen prefix 6-9x
-more closely than the full VJP (mean error 0.03 / 0.10 vs 0.22 / 0.87, unguided 0.33 / 0.47), with seam
-jumps p50 1.1 / 1.1 vs 1.5 / 1.0 and p90 1.7 / 2.2 vs 4.2 / 4.1 median steps, at ~0 cost (+0..4% CPU per
-chunk vs +98..118%); ``vjp_steps=k`` differentiates the first ``k`` steps only (k = 1: +12..27%).
+(4 steps) and diffusion policy (DDIM-10) (the benchmark's quality part, with the step-bound clip) it
+followed the frozen prefix more closely than the full VJP (mean error 0.035 / 0.002 vs 0.22 / 0.073, unguided
+0.33 / 0.47), with seam jumps p50 1.1 / 0.55 vs 1.4 / 1.2 and p90 1.7 / 1.0 vs 4.1 / 2.7 median steps, at ~0
+cost (-1..+5% CPU per chunk vs +98..193% over two runs); ``vjp_steps=k`` differentiates the first ``k`` steps
+only (k = 1: +12..46%).
 
 The prefix ``Y`` is always real planned actions (the scheduler's queue: `robolearn.runtime.ChunkPrefix`), in
 env units; the policy normalizes it. Never zeros: normalized zeros decode to the dataset mean (LeRobot #4454).
