@@ -73,7 +73,8 @@ class DeployConfig:
     replan_every: int | None = None
     """s: actions executed between requests; None: the policy's n_action_steps (1 for ensemble)."""
     max_guidance: float | None = None
-    """join rtc: RTC's beta, the clip on the guidance weight (> 0); None: robolearn.policies.rtc.DEFAULT_MAX_GUIDANCE.
+    """join rtc: RTC's beta, the clip on the guidance weight (> 0; raised to 1/dtau on finer denoising steps:
+    `robolearn.policies.rtc.guidance_weight`); None: robolearn.policies.rtc.DEFAULT_MAX_GUIDANCE.
     With --backend server the server guides (`robolearn serve --max-guidance`)."""
     rtc_vjp_steps: int | None = 0
     """join rtc: denoising steps RTC guides through the denoiser's VJP (robolearn.policies.rtc.Inpainting.vjp_steps,

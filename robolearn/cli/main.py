@@ -23,7 +23,7 @@ register_record(app)  # record (alias teleop), replay
 
 OVERRIDES = typer.Argument(None, help="Presets and overrides: policy=diffusion task=mujoco-push train.steps=2000")
 MAX_GUIDANCE = typer.Option(None, "--max-guidance", help="RTC: the clip on the guidance weight (beta, a number > 0; "
-                                                         "default 5).")
+                                                         "default 5; a step finer than 1/beta may go up to 1/dtau).")
 INFERENCE_STEPS = typer.Option(None, "--inference-steps", help="Denoising/integration steps per chunk instead of "
                                                                "the checkpoint's num_inference_steps.")
 RTC_VJP_STEPS = typer.Option("0", "--rtc-vjp-steps", help="RTC: denoising steps guided through the denoiser's VJP "
