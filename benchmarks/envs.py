@@ -152,7 +152,7 @@ def steady_state(env_id: str, episodes: int) -> dict:
         ray.get([a.run.remote(10**6 + i) for i, a in enumerate(actors)])  # up and warm
         seeds = iter(range(episodes))
         t0, steps = time.perf_counter(), 0
-        pending = {a.run.remote(seed): a for a, seed in zip(actors, seeds)}  # fewer episodes than actors: fewer
+        pending = {a.run.remote(seed): a for a, seed in zip(actors, seeds)}  # no more runs than seeds
         while pending:
             (done,), _ = ray.wait(list(pending), num_returns=1)
             actor = pending.pop(done)
