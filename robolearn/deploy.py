@@ -348,7 +348,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         the_env = build_robot_env(robot, fps=cfg.fps)
     else:
         the_env = make_env(env_id, **kwargs)
-    writer = recorder = server = rt = rt_report = live_view = teleop_device = None
+    writer = recorder = server = rt = rt_report = live_view = teleop_device = terminal = None
     fault: dict | None = None  # a device that failed mid-episode (robolearn.record.robot.DEVICE_FAULTS)
     closing_errors: list[str] = []
     try:
@@ -399,6 +399,13 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if cfg.teleop is not None:
             takeover = _takeover(cfg, robot, the_env)
             teleop_device, takeover_used = takeover.device, takeover.key
+        terminal = _operator_terminal(cfg, robot, takeover)
+        if takeover is not None and not getattr(takeover.device, "has_keys", True) and terminal is None \
+                and view is None and live is None:
+            raise InvalidValueError(f"--teleop {cfg.teleop}: a leader arm has no key to take over with; run deploy "
+                                    "in a terminal (t takes over and hands back) or add --view (its take over "
+                                    "button)")
+        if teleop_device is not None:
             teleop_device.connect()  # before the store exists: a device that is not there leaves nothing behind
         on_step = None
         if out is not None:
@@ -415,12 +422,26 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if view is not None:
             from robolearn.view.live import LiveView
 
-            live_view = LiveView(view, f"deploy {Path(checkpoint).name} on {env_id}", hz, session=live)
+            from robolearn.view.live import EPISODE_KEYS, TAKEOVER_KEY
+
+            keys_shown = EPISODE_KEYS + ((TAKEOVER_KEY,) if takeover is not None else ())
+            live_view = LiveView(view, f"deploy {Path(checkpoint).name} on {env_id}", hz, session=live,
+                                 keys=keys_shown)
             session = live_view.session
             on_step = session.on_step if on_step is None else _both(on_step, session.on_step)
+        operator = None
+        if session is not None or terminal is not None:
+            operator = _OperatorKeys(terminal, session, takeover.key if takeover is not None else "takeover")
+            if takeover is not None:
+                takeover = dataclasses.replace(takeover, poll_keys=operator.takeover_keys)
+        if terminal is not None:
+            from robolearn.devices.terminal_keys import HELP as HELP_KEYS
+
+            terminal.open()
+            print(f"deploy: {HELP_KEYS}", file=sys.stderr, flush=True)
         loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
                           watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps,
-                          stop_when=None if session is None else session.stop_when, takeover=takeover)
+                          stop_when=None if operator is None else operator.stop_when, takeover=takeover)
         if live_view is not None:
             session.attach(clock=clock, safety=safety, watchdog=loop.watchdog)
             live_view.serve(out)
@@ -444,7 +465,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 if recorder is not None:
                     recorder.abort_episode(fault["reason"], missed=clock.missed_ticks, extra={"seed": seed})
                 break
-            ended = None if session is None else session.ended_by(None)  # a key pressed in the live view
+            ended = None if operator is None else operator.ended_by()  # a key of the live view or the terminal
             event, e = ended or "save", result.episode
             # the operator ended it: "ok", as in teleop; else what ended the loop says
             status = "ok" if ended == "save" else loop_status(e, cfg.max_steps)
@@ -479,6 +500,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
                 rt.__exit__(None, None, None)
             if teleop_device is not None:
                 teleop_device.disconnect()
+            if terminal is not None:
+                terminal.close()
             try:
                 the_env.close()
             except DEVICE_FAULTS as exc:  # a device that failed may fail again on its way out: say so
@@ -556,6 +579,62 @@ def _takeover(cfg: DeployConfig, robot: Any, env: Any):
         device = make_teleop(cfg.teleop, env.action_space, mapping=mapping, origin=lambda obs: hold_action(env))
         align = (mapping or {}).get("mode", "delta") == "absolute"
     return Takeover(device, tolerance=cfg.takeover_tolerance, align=align, key=key)
+
+
+class _OperatorKeys:
+    """The operator's keys during deploy, from the live view's buttons and the terminal deploy runs in
+    (`robolearn.devices.terminal_keys`): the takeover key goes to the `TakeoverSource` (``takeover_keys``, one
+    ``key`` per press, whatever the device's own takeover key is), the others end the episode like a button of
+    the live view (``stop_when``, then ``ended_by``)."""
+
+    def __init__(self, terminal: Any, session: Any, key: str) -> None:
+        self.terminal, self.session, self.key = terminal, session, key
+        self._takeovers, self._episode, self._ended = 0, [], None
+
+    def _pump(self) -> None:
+        if self.terminal is not None:
+            for k in self.terminal.poll():
+                if k == "takeover":
+                    self._takeovers += 1
+                else:
+                    self._episode.append(k)
+        if self.session is not None:
+            self._takeovers += self.session.poll_takeover()
+
+    def takeover_keys(self) -> list[str]:
+        self._pump()
+        n, self._takeovers = self._takeovers, 0
+        return [self.key] * n
+
+    def stop_when(self) -> bool:
+        self._pump()
+        if self.session is not None and self.session.stop_when():
+            return True
+        if self._episode:
+            self._ended = self._episode.pop(0)
+            return True
+        return False
+
+    def ended_by(self) -> str | None:
+        """The key that ended the last episode (cleared); None: it ended itself."""
+        if self.session is not None:
+            key = self.session.ended_by(None)
+            if key is not None:
+                return key
+        key, self._ended = self._ended, None
+        return key
+
+
+def _operator_terminal(cfg: DeployConfig, robot: Any, takeover: Any):
+    """Keys from the terminal deploy runs in, on a robot or with a device to take over with, where stdin is a
+    terminal in the foreground and the device does not read it itself (terminal-teleop); else None."""
+    from robolearn.devices.terminal_keys import TerminalKeys
+
+    if robot is None and takeover is None:
+        return None
+    if cfg.teleop is not None and cfg.teleop.split(":", 1)[0] == "terminal-teleop":
+        return None
+    return TerminalKeys.for_stdin()
 
 
 def _takeover_line(stats: dict) -> str:

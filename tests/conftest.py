@@ -38,3 +38,14 @@ def make_store(tmp_path):
         return path
 
     return _make
+
+
+@pytest.fixture
+def terminal():
+    """A pty: (master, slave) descriptors, closed afterwards; the slave is the terminal a device reads."""
+    import pty
+
+    master, slave = pty.openpty()
+    yield master, slave
+    os.close(master)
+    os.close(slave)

@@ -168,7 +168,9 @@ class Teleop(Device, Protocol):
         loop then holds the robot: `robolearn.runtime.hold_action`)."""
 
     def events(self) -> list[str]:
-        """Episode keys pressed since the last call, oldest first, each one of `EVENTS`."""
+        """Episode keys pressed since the last call, oldest first, each one of `EVENTS`. A device without keys (a
+        leader arm) returns [] and says so with a class attribute ``has_keys = False`` (absent: it has keys); deploy
+        then takes its takeover key from the terminal or the live view."""
 
 
 @runtime_checkable

@@ -14,7 +14,8 @@ Routes (GET only):
 /api/run/file/<path>                          a video, plot or JSON file of the run folder
 /live, /api/live                              a live session (`robolearn.view.live`): its page and snapshot
 /api/live/frame/<key>                         the newest frame of a camera of the live session (JPEG)
-POST /api/live/key/<key>                      an episode key for the loop: save, discard, rerecord, quit (stop)
+POST /api/live/key/<key>                      an episode key for the loop: save, discard, rerecord, quit (stop);
+                                              takeover in a deploy a person can take over
 ```
 
 The one POST needs the header ``X-Robolearn-Live: 1`` (a page of another site cannot send it without a CORS

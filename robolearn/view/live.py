@@ -36,11 +36,14 @@ import numpy as np
 
 from robolearn.errors import InvalidValueError
 
-__all__ = ["EPISODE_KEYS", "LATENESS_EDGES_MS", "LiveSession", "LiveView", "LiveViewConfig", "start_live_view"]
+__all__ = ["EPISODE_KEYS", "LATENESS_EDGES_MS", "TAKEOVER_KEY", "LiveSession", "LiveView", "LiveViewConfig",
+           "start_live_view"]
 
 EPISODE_KEYS = ("save", "discard", "rerecord", "quit")
 """What the buttons send back to the loop (the teleop keys of `robolearn.record.teleop`)."""
-BUTTONS = {"save": "save", "discard": "discard", "rerecord": "re-record", "quit": "stop"}
+TAKEOVER_KEY = "takeover"
+"""A button of a deploy session with a device to take over with: it does not end the episode (`poll_takeover`)."""
+BUTTONS = {"save": "save", "discard": "discard", "rerecord": "re-record", "quit": "stop", TAKEOVER_KEY: "take over"}
 LATENESS_EDGES_MS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, math.inf)
 """Bins of the lateness histogram: how long after its deadline each tick fired."""
 _JPEG_QUALITY = 85
@@ -110,10 +113,10 @@ class LiveView:
     """
 
     def __init__(self, cfg: LiveViewConfig, title: str, fps: float, *, session: LiveSession | None = None,
-                 announce: Callable[[str], None] = print) -> None:
+                 announce: Callable[[str], None] = print, keys: tuple[str, ...] = EPISODE_KEYS) -> None:
         cfg.check()
         self.cfg, self.announce = cfg, announce
-        self.session = session if session is not None else LiveSession(title, fps)
+        self.session = session if session is not None else LiveSession(title, fps, keys=keys)
         self.server = None
 
     def serve(self, store: str | os.PathLike | None = None) -> LiveSession:
@@ -134,7 +137,8 @@ class LiveSession:
     Args:
         title: what runs ("teleop robolearn/pusht", "deploy runs/reach").
         fps: the loop's tick rate (tick k is due at k / fps s after the episode's clock start).
-        keys: the episode keys offered as buttons (a subset of `EPISODE_KEYS`).
+        keys: the episode keys offered as buttons (a subset of `EPISODE_KEYS`, plus `TAKEOVER_KEY` during a deploy
+            a person can take over: that button hands control to the device and back, `poll_takeover`).
         window: ticks kept for the timing summaries.
         max_events: safety/watchdog events kept.
     """
@@ -143,13 +147,15 @@ class LiveSession:
                  max_events: int = 200) -> None:
         if not fps > 0:
             raise InvalidValueError(f"live session fps must be > 0, got {fps}")
-        unknown = [k for k in keys if k not in EPISODE_KEYS]
+        unknown = [k for k in keys if k not in (*EPISODE_KEYS, TAKEOVER_KEY)]
         if unknown:
-            raise InvalidValueError(f"unknown episode keys {unknown}; accepted: {', '.join(EPISODE_KEYS)}")
+            raise InvalidValueError(f"unknown episode keys {unknown}; accepted: {', '.join(EPISODE_KEYS)}, "
+                                    f"{TAKEOVER_KEY}")
         self.title, self.fps, self.keys = title, float(fps), tuple(keys)
         self.url: str | None = None
         self._lock = threading.Lock()
         self._pressed: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._takeovers: queue.SimpleQueue[str] = queue.SimpleQueue()  # the takeover button's presses
         self._frames: dict[str, tuple[int, int, int, np.ndarray]] = {}  # key -> (seq, episode, frame, array)
         self._encoded: dict[str, tuple[int, bytes]] = {}
         self._encode_lock = threading.Lock()
@@ -260,6 +266,16 @@ class LiveSession:
         except queue.Empty:
             return None
 
+    def poll_takeover(self) -> int:
+        """How often the takeover button was pressed since the last call (never blocks)."""
+        n = 0
+        while True:
+            try:
+                self._takeovers.get_nowait()
+            except queue.Empty:
+                return n
+            n += 1
+
     def stop_when(self) -> bool:
         """For `ControlLoop(stop_when=...)`: True once a key was pressed (kept for `ended_by`)."""
         key = self.poll()
@@ -275,11 +291,11 @@ class LiveSession:
     # -- the server's side --------------------------------------------------------------------------------
     def press(self, key: str) -> str:
         """Queue an episode key for the loop (`poll`); an unknown key is a UserError naming the accepted ones."""
-        name = {"stop": "quit", "re-record": "rerecord"}.get(key, key)
+        name = {"stop": "quit", "re-record": "rerecord", "take over": TAKEOVER_KEY}.get(key, key)
         if name not in self.keys:
             raise InvalidValueError(f"unknown episode key {key!r}; this session accepts "
                                     f"{', '.join(BUTTONS[k] for k in self.keys)}")
-        self._pressed.put(name)
+        (self._takeovers if name == TAKEOVER_KEY else self._pressed).put(name)
         return name
 
     def snapshot(self) -> dict:

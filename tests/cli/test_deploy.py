@@ -355,3 +355,55 @@ def test_takeover_with_a_scripted_keyboard_is_recorded_and_trains_dagger_style(r
     assert tr["train_episodes"] == 1
     bad = deploy(*TASK, "--checkpoint", runs / "flow", "--takeover-key", "save", ok=False)
     assert bad.exit_code != 0 and "--takeover-key applies to --teleop DEVICE" in bad.output
+
+
+def test_takeover_from_the_terminal_and_the_live_view(runs, tmp_path, monkeypatch, terminal):
+    """A device without keys of its own (a leader arm's case): the live view's take-over button hands control to it
+    at tick 3, t typed in deploy's terminal (a pty here) hands it back at tick 8, Enter there saves the episode at
+    tick 10; the terminal is restored afterwards. Without a terminal or a live view such a device is refused."""
+    import json
+    import select
+    import termios
+
+    from robolearn.deploy import DeployConfig, deploy_checkpoint
+    from robolearn.devices.teleop.scripted import ScriptedTeleop
+    from robolearn.devices.terminal_keys import TerminalKeys
+    from robolearn.errors import InvalidValueError
+    from robolearn.store import Store
+    from robolearn.store.intervention import intervention_mask
+    from robolearn.view.live import LiveSession, LiveViewConfig
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setattr(ScriptedTeleop, "has_keys", False, raising=False)
+    script = tmp_path / "idle.json"
+    script.write_text(json.dumps({"device": "keyboard", "idle_ticks": 100, "events": []}))
+    cfg = DeployConfig(inference="async", backend="sim:1", episodes=1, seed=5, max_steps=12, compile=False,
+                       teleop=f"scripted:{script}")
+    master, slave = terminal
+    before = termios.tcgetattr(slave)
+    monkeypatch.setattr(TerminalKeys, "for_stdin", classmethod(lambda cls: cls(slave)))
+    live = LiveSession("deploy", fps=10, keys=("save", "discard", "rerecord", "quit", "takeover"))
+    on_step = live.on_step
+
+    def type_keys(rec):
+        on_step(rec)
+        frames = live.snapshot()["frames"]
+        if frames == 3:
+            live.press("take over")
+        elif frames in (8, 10):
+            os.write(master, b"t" if frames == 8 else b"\r")
+            assert select.select([slave], [], [], 5)[0]  # readable before the next tick asks
+    live.on_step = type_keys
+    store = tmp_path / "keys.zarr"
+    out = deploy_checkpoint(runs / "flow", cfg, env_kwargs={"cameras": []}, out=store, progress=False,
+                            view=LiveViewConfig(port=0), live=live)
+    assert out["takeover"]["takeovers"] == 1 and out["takeover"]["handbacks"] == 1
+    assert out["per_episode"][0]["steps"] == 10 and out["episodes"] == 1
+    s = Store.open(store)
+    assert np.flatnonzero(intervention_mask(s)).tolist() == [3, 4, 5, 6, 7]
+    assert s.episodes["status"].tolist() == [0]  # "ok": the operator saved it
+    assert termios.tcgetattr(slave) == before
+
+    monkeypatch.setattr(TerminalKeys, "for_stdin", classmethod(lambda cls: None))  # no terminal, no view
+    with pytest.raises(InvalidValueError, match="has no key to take over with; run deploy in a terminal"):
+        deploy_checkpoint(runs / "flow", cfg, env_kwargs={"cameras": []}, progress=False)

@@ -3,7 +3,6 @@ pty, and the phone over HTTPS + websocket with IK on the SO-101 twin."""
 
 import json
 import os
-import pty
 import ssl
 import stat
 import struct
@@ -119,14 +118,6 @@ def test_hid_errors_name_the_device(tmp_path):
 
 
 # ---- terminal ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def terminal():
-    master, slave = pty.openpty()
-    yield master, slave
-    os.close(master)
-    os.close(slave)
-
-
 def test_parse_keys_decodes_escape_sequences():
     assert parse_keys("\x1b[A\x1b[Dw\r\x7f\x1b[5~q\x1b") == ["up", "left", "w", "enter", "backspace", "q", "esc"]
 

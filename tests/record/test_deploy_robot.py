@@ -71,6 +71,41 @@ def test_deploy_on_the_emulated_so101(emulator, tmp_path):  # noqa: F811
     assert "MotorNotRespondingError" in store.episode_extra(0)["abort_reason"]
 
 
+@pytest.mark.slow  # ~40 s: record, train, deploy
+def test_a_leader_arm_takes_over_from_the_terminal(emulator, tmp_path, monkeypatch, terminal):  # noqa: F811
+    """deploy --robot --teleop <the leader>: t typed in deploy's terminal (a pty) takes over at the first tick; the
+    leader is driven to the follower's target by its own motors, then released to the hand, and the ticks it
+    drove are marked; the terminal is restored and the leader's torque is off again afterwards."""
+    import os
+    import termios
+
+    from robolearn.deploy import DeployConfig, deploy_checkpoint
+    from robolearn.devices.terminal_keys import TerminalKeys
+    from robolearn.store.intervention import intervention_mask
+
+    rig = so101_rig(emulator, tmp_path, episode_s=0.4, reset_s=0.0)
+    cfg = yaml.safe_load(rig.config.read_text())
+    cfg["robot"]["cameras"] = []
+    rig.config.write_text(yaml.safe_dump(cfg))
+    store, ckpt = tmp_path / "demos.zarr", tmp_path / "run"
+    run("record", "--robot", rig.config, "--out", store, "--episodes", 2, "--json")
+    run("train", *TINY, "--store", store, "--out", ckpt, "--json")
+    master, slave = terminal
+    before = termios.tcgetattr(slave)
+    monkeypatch.setattr(TerminalKeys, "for_stdin", classmethod(lambda cls: cls(slave)))
+    os.write(master, b"t")
+    out = deploy_checkpoint(ckpt, DeployConfig(robot=str(rig.config), teleop="so101-leader", realtime=True,
+                                               episodes=1, max_steps=60, compile=False),
+                            out=tmp_path / "taken.zarr", progress=False)
+    take = out["takeover"]
+    assert take["device"] == "so101-leader" and take["takeovers"] == 1 and take["handbacks"] == 0
+    assert take["wait_ticks"] >= 1 and take["intervention_steps"] > 0  # driven first: the leader started away
+    mask = intervention_mask(open_store(tmp_path / "taken.zarr"))
+    assert mask.sum() == take["intervention_steps"] and mask[-take["intervention_steps"]:].all()
+    assert termios.tcgetattr(slave) == before
+    assert all(rig.leader.state(i)["registers"]["Torque_Enable"] == 0 for i in range(1, 7))
+
+
 def test_deploy_robot_errors_are_one_sentence(tmp_path):
     bad = run("deploy", "--checkpoint", tmp_path, "--robot", "so101-emulated", ok=False)
     assert bad.exit_code == 2 and "--robot runs on the wall clock: add --realtime" in bad.output

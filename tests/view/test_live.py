@@ -72,6 +72,20 @@ def test_session_counts_lateness_missed_ticks_stages_and_events():
     live.end_episode("save", saved=1, success=True)
     assert live.snapshot()["history"][0] == {"episode": 0, "seed": 7, "event": "save", "frames": 4, "success": True,
                                              "status": "", "missed_ticks": 2}
+    with pytest.raises(UserError, match="unknown episode key 'takeover'"):
+        live.press("takeover")  # a session without a device to take over with has no such button
+
+
+def test_a_takeover_button_hands_control_without_ending_the_episode():
+    live = LiveSession("deploy", fps=10, keys=("save", "quit", "takeover"))
+    assert [k["label"] for k in live.snapshot()["keys"]] == ["save", "stop", "take over"]
+    assert live.press("take over") == "takeover" and live.press("takeover") == "takeover"
+    assert not live.stop_when() and live.poll() is None  # not an episode key
+    assert live.poll_takeover() == 2 and live.poll_takeover() == 0
+    live.press("save")
+    assert live.poll_takeover() == 0 and live.stop_when() and live.ended_by() == "save"
+    with pytest.raises(Exception, match="unknown episode keys \\['jump'\\]"):
+        LiveSession("deploy", fps=10, keys=("save", "jump"))
 
 
 def test_remote_binding_needs_allow_remote_and_a_private_key_file(tmp_path):

@@ -354,7 +354,10 @@ class LeaderArm(_Arm):
     it under torque towards the follower's target ``q`` (at most ``max_relative_target``, else `DRIVE_STEP`, action
     units per call, from where it is), so the person's hand starts where the robot is; ``release()`` turns torque
     off again on every motor that had none before (a Koch leader's gripper spring stays on, at its goal).
+    It has no keys (``has_keys``): during deploy the takeover key comes from the terminal or the live view.
     """
+
+    has_keys = False
 
     def _start(self) -> None:
         self._held_before: set[str] | None = None

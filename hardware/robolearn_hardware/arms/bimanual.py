@@ -85,7 +85,9 @@ class BimanualFollower(_Pair):
 
 
 class BimanualLeader(_Pair):
-    """A `Teleop` made of two leader arms."""
+    """A `Teleop` made of two leader arms (no keys of their own, as `LeaderArm`)."""
+
+    has_keys = False
 
     def __init__(self, left: LeaderArm, right: LeaderArm, name: str = "bimanual_leader"):
         super().__init__(left, right, name)

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import os
 import sys
-import termios
-import tty
 
 import gymnasium as gym
 import numpy as np
 
 from robolearn.devices.base import DeviceBase
+from robolearn.devices.terminal_keys import parse_keys, read_keys, restore, terminal_mode
 from robolearn.errors import UserError
 
 from .mapping import ActionMapper
@@ -42,33 +41,6 @@ KEYS: dict[str, tuple[int, float] | str] = {
     "t": "takeover",
     "space": "gripper",
 }
-_ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right",
-            "OD": "left"}
-_SINGLE = {"\r": "enter", "\n": "enter", "\x7f": "backspace", "\x08": "backspace", "\x03": "ctrl-c", " ": "space"}
-
-
-def parse_keys(data: str) -> list[str]:
-    """Key names in a chunk of terminal input: arrows from their escape sequences, a lone Esc as "esc"."""
-    keys, i = [], 0
-    while i < len(data):
-        c = data[i]
-        if c == "\x1b":
-            seq = data[i + 1:i + 3]
-            if seq in _ESCAPES:
-                keys.append(_ESCAPES[seq])
-                i += 3
-                continue
-            if seq[:1] == "[":  # another CSI sequence (F-keys, Home...): skip to its final byte
-                j = i + 2
-                while j < len(data) and not ("@" <= data[j] <= "~"):
-                    j += 1
-                i = j + 1
-                continue
-            keys.append("esc")
-        else:
-            keys.append(_SINGLE.get(c, c.lower()))
-        i += 1
-    return keys
 
 
 class TerminalTeleop(DeviceBase):
@@ -104,32 +76,16 @@ class TerminalTeleop(DeviceBase):
             raise UserError(f"TerminalTeleop {self.name!r}: descriptor {fd} is not a terminal; run it in a terminal "
                             "(an SSH session works) or pick another --device.")
         self._fd = fd
-        self._saved = termios.tcgetattr(fd)
-        tty.setcbreak(fd, termios.TCSANOW)
-        attrs = termios.tcgetattr(fd)
-        attrs[3] &= ~(termios.ECHO | termios.ISIG)  # Ctrl-C arrives as a key (quit), not SIGINT mid-write
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        self._blocking = os.get_blocking(fd)
-        os.set_blocking(fd, False)
+        self._saved = terminal_mode(fd, isig=False)  # Ctrl-C arrives as a key (quit), not SIGINT mid-write
         self._motion[:] = 0
         self._pending, self._gripper = [], None
 
     def _close(self) -> None:
-        os.set_blocking(self._fd, self._blocking)
-        termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+        restore(self._fd, self._saved)
         self._saved = None
 
     def _poll(self) -> None:
-        chunks = []
-        while True:
-            try:
-                data = os.read(self._fd, 1024)
-            except (BlockingIOError, InterruptedError):
-                break
-            if not data:
-                break
-            chunks.append(data)
-        for key in parse_keys(b"".join(chunks).decode("utf-8", "replace")):
+        for key in read_keys(self._fd):
             what = KEYS.get(key)
             if isinstance(what, tuple) and what[0] < self.n_axes:
                 self._motion[what[0]] += what[1]

@@ -5,7 +5,7 @@
 const LIVE = { snap: null, drawn: {}, inflight: {}, sent: [], ready: false, polls: 0 };
 window.RV_LIVE = LIVE;
 const POLL_MS = 200;
-const KEYMAP = { s: "save", Enter: "save", d: "discard", Backspace: "discard", r: "rerecord", q: "quit", Escape: "quit" };
+const KEYMAP = { s: "save", Enter: "save", d: "discard", Backspace: "discard", r: "rerecord", q: "quit", Escape: "quit", t: "takeover" };
 
 async function press(key) {
   const r = await fetch(`/api/live/key/${key}`, { method: "POST", headers: { "X-Robolearn-Live": "1" } });
