@@ -435,10 +435,11 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
             if takeover is not None:
                 takeover = dataclasses.replace(takeover, poll_keys=operator.takeover_keys)
         if terminal is not None:
-            from robolearn.devices.terminal_keys import HELP as HELP_KEYS
+            from robolearn.devices.terminal_keys import help_line
 
             terminal.open()
-            print(f"deploy: {HELP_KEYS}", file=sys.stderr, flush=True)
+            if progress:
+                print(f"deploy: {help_line(takeover=takeover is not None)}", file=sys.stderr, flush=True)
         loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
                           watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps,
                           stop_when=None if operator is None else operator.stop_when, takeover=takeover)

@@ -1,7 +1,8 @@
 """Keys typed into the terminal that runs a command: the operator's episode keys, and the takeover key where the
 device in their hand has none (a leader arm), also over SSH.
 
-`robolearn deploy --robot ...` (and `--teleop` in sim) reads them from its own terminal while the loop runs::
+`robolearn deploy --robot ...` (and `--teleop` in sim) and `robolearn record --robot ...` (whose takeover key means
+nothing) read them from their own terminal while the loop runs::
 
     Enter  save (end the episode now and keep it)     Backspace  discard      r  re-record
     q, Esc stop (the robot holds at once; the run ends)                         t  take over / hand back
@@ -26,12 +27,18 @@ import tty
 
 from robolearn.errors import UserError
 
-__all__ = ["OPERATOR_KEYS", "TerminalKeys", "parse_keys", "read_keys", "terminal_mode"]
+__all__ = ["OPERATOR_KEYS", "TerminalKeys", "help_line", "parse_keys", "read_keys", "terminal_mode"]
 
 OPERATOR_KEYS: dict[str, str] = {"enter": "save", "backspace": "discard", "r": "rerecord", "q": "quit",
                                  "esc": "quit", "t": "takeover"}
 """Key name (`parse_keys`) -> episode key (`robolearn.devices.protocols.EVENTS`)."""
-HELP = "keys in this terminal: Enter save, Backspace discard, r re-record, q stop, t take over / hand back"
+
+
+def help_line(takeover: bool = True) -> str:
+    """What the keys do, for the line a command prints when it starts reading them."""
+    return ("keys in this terminal: Enter save, Backspace discard, r re-record, q stop"
+            + (", t take over / hand back" if takeover else ""))
+
 
 _ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right",
             "OD": "left"}

@@ -9,7 +9,9 @@ The robot is a `RobotEnv` built from a robot config (`robolearn.devices.robot_co
 A session: episode 0 (``episode_s`` long, or until an episode key), a reset period (``reset_s``: the follower
 keeps following the leader, nothing is recorded), episode 1, ... until ``episodes`` are saved or the operator
 quits. Episode keys come from devices that have them (keyboard, mouse, scripted): save, discard, rerecord,
-quit (`robolearn.record.teleop`); a leader arm has none: its episodes end on time, Ctrl-C ends the session
+quit (`robolearn.record.teleop`); a leader arm has none: its episodes end on time, on a key typed in the terminal
+record runs in (`robolearn.devices.terminal_keys`: Enter save, Backspace discard, r re-record, q stop; any device
+but the terminal teleop, which reads them itself) or on a button of ``--view``'s page; Ctrl-C ends the session
 (the episode in progress is saved as ``truncated``).
 
 An unplugged device -- a servo bus that stops answering (``OSError``), a camera whose newest frame is older
@@ -132,11 +134,19 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
     env = build_robot_env(cfg)
     dev, dev_name = teleop_device(cfg, teleop, env)
     safety = SafetyFilter.for_env(env, load_safety_config(cfg.safety))
-    writer = recorder = live_view = None
+    writer = recorder = live_view = terminal = None
     closing_errors: list[str] = []
     try:
         env.connect()  # before the store exists: a robot that is not there leaves nothing behind
         dev.connect()
+        if dev_name != "terminal-teleop":  # that device reads the terminal itself
+            from robolearn.devices.terminal_keys import TerminalKeys, help_line
+
+            terminal = TerminalKeys.for_stdin()
+            if terminal is not None:
+                terminal.open()
+                if progress:
+                    print(f"record: {help_line(takeover=False)}", file=sys.stderr, flush=True)
         if record:
             cameras = {name: r["pairing"] for name, r in env.camera_report().items()}
             attrs = {"robot": cfg.name, "robot_config": cfg.to_json(), "control_fps": hz, "cameras": cameras}
@@ -150,8 +160,10 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
             live_view.session.attach(safety=safety)
             live_view.serve(out if record else None)
         summary = _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_steps, every, seed,
-                           progress, None if live_view is None else live_view.session)
+                           progress, None if live_view is None else live_view.session, terminal)
     finally:
+        if terminal is not None:
+            terminal.close()
         try:
             if recorder is not None:
                 recorder.close()  # every saved or aborted episode is committed before the writer closes
@@ -177,9 +189,10 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
 
 
 def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_steps, every, seed,
-             progress, live=None) -> dict[str, Any]:
+             progress, live=None, terminal=None) -> dict[str, Any]:
     """The episodes and reset periods of one session (`record_robot`); returns its counts. `live`: a
-    `LiveSession` fed every tick, whose buttons are episode keys."""
+    `LiveSession` fed every tick, whose buttons are episode keys; `terminal`: `TerminalKeys` read every tick, its
+    episode keys too (its takeover key means nothing while recording)."""
     from robolearn.runtime import ControlLoop, RealClock
 
     hz = float(cfg.control_fps)
@@ -194,14 +207,19 @@ def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_ste
         if live is not None:
             live.on_step(rec)
 
-    def live_keys(obs, tick):
-        key = live.poll()  # a button of the live page: an episode key like the device's
+    typed: list[str] = []
+
+    def operator_keys(obs, tick):
+        key = None if live is None else live.poll()  # a button of the live page: an episode key like the device's
+        if key is None and terminal is not None:
+            typed.extend(k for k in terminal.poll() if k != "takeover")
+            key = typed.pop(0) if typed else None
         if key is not None:
             raise EpisodeEvent(key)
 
     clk = RealClock(hz)
-    loop = ControlLoop(env, TeleopSource(dev, None if live is None else live_keys), clk, on_step=on_step,
-                       safety=safety)
+    loop = ControlLoop(env, TeleopSource(dev, None if live is None and terminal is None else operator_keys), clk,
+                       on_step=on_step, safety=safety)
     if live is not None:
         live.attach(clock=clk)
     fault, quit_, n, t0 = None, False, 0, time.perf_counter()

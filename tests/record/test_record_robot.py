@@ -78,6 +78,25 @@ def test_record_fps_subsamples_the_control_ticks(emulator, tmp_path):  # noqa: F
     assert np.median(np.diff(store.timestamps("action", 0))) == pytest.approx(1 / 15, abs=0.02)
 
 
+def test_keys_typed_in_the_terminal_end_episodes(emulator, tmp_path, monkeypatch, terminal):  # noqa: F811
+    """A leader arm has no keys: r typed in record's terminal (a pty) re-records the first attempt at its first tick,
+    the second runs its full length and is saved; t (takeover) means nothing while recording."""
+    import os
+    import termios
+
+    from robolearn.devices.terminal_keys import TerminalKeys
+
+    master, slave = terminal
+    before = termios.tcgetattr(slave)
+    monkeypatch.setattr(TerminalKeys, "for_stdin", classmethod(lambda cls: cls(slave)))
+    os.write(master, b"tr")  # typed before record starts (no Backspace: the line discipline would erase the t)
+    rig = so101_rig(emulator, tmp_path, episode_s=0.4, reset_s=0.0, control_fps=30)
+    summary = record_robot(load_robot_config(rig.config), tmp_path / "s.zarr", episodes=1, progress=False)
+    assert summary["rerecorded"] == 1 and summary["episodes"] == 1 and not summary["quit"]
+    assert open_store(tmp_path / "s.zarr").lengths.tolist() == [12]  # 0.4 s at 30 Hz: the saved attempt ran out
+    assert termios.tcgetattr(slave) == before
+
+
 def test_no_record_writes_nothing(emulator, tmp_path):  # noqa: F811
     rig = so101_rig(emulator, tmp_path, episode_s=0.2, reset_s=0.0)
     out = tmp_path / "never.zarr"
