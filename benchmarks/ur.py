@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import machine, steal_s  # noqa: E402
 from robolearn.spaces import STATE  # noqa: E402
 from robolearn_hardware.ur import ur5e  # noqa: E402
+from robolearn_hardware.ur.controller import SLACK_EDGES_MS  # noqa: E402
 from robolearn_hardware.ur.process import UREmulatorProcess  # noqa: E402
 
 PERIOD_S = 0.002
@@ -58,6 +59,9 @@ def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float, **driver) -> 
         stolen = steal_s() - stolen
         realtime = dict(arm.realtime or {}, rtde_sockets_no_delay=arm.rtde_sockets_no_delay)
     d = {k: after[k] - before[k] for k in ("servo_cycles", "missed_cycles", "lost_packages", "overruns", "ticks")}
+    # how early each servo package came before the cycle that read it: the headroom left against a stall
+    d["slack_ms"] = {"edges": list(SLACK_EDGES_MS),
+                     "counts": [a - b for a, b in zip(after["slack_hist"], before["slack_hist"])]}
     return {"seconds": seconds, "policy_rate_hz": rate_hz, "emulator": d, "why": why_missed(after, t0),
             "hypervisor_steal_ms": round(stolen * 1e3, 1),
             "driver": {k: c1[k] - c0[k] for k in c1}, "tracking_error_rad_p95": float(np.percentile(errors, 95)),

@@ -138,6 +138,7 @@ def test_cycles_the_emulator_woke_too_late_for_run_at_their_own_starts():
         emu.run_due(0.0081)
         assert (c.counters["servo_cycles"], c.counters["missed_cycles"], c.counters["lost_packages"]) == (4, 0, 0)
         assert c.counters["overruns"] == 3 and c.servo_q[0] == 0.4 and emu.inputs == []
+        assert c.slack_hist == [0, 0, 4, 0, 0, 0, 0, 0, 0]  # each came 0.5 ms before its cycle: the 0.5-0.75 ms bin
         assert published == [pytest.approx(0.008)] and emu.next_tick == pytest.approx(0.010)  # the newest state only
         # a stall the client did not cover is still a missed cycle at its own start
         emu.inputs = [(0.0115, servo(0.5))]

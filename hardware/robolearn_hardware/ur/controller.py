@@ -31,7 +31,8 @@ target and gives ``actual_q``. ``servoL`` solves the pose for joints near the cu
 
 Counters kept for tests and benchmarks (``stats()``): ``servo_cycles`` (cycles that ran a servo command),
 ``missed_cycles`` (servo cycles with no new servo package since the previous cycle: the script re-ran a
-stale command), ``lost_packages`` (servo packages overwritten before a cycle read them); ``watchdog_trip``
+stale command), ``lost_packages`` (servo packages overwritten before a cycle read them), ``slack_hist`` (how long
+before the cycle that read it each servo package came, in bins of ``SLACK_EDGES_MS``); ``watchdog_trip``
 events with their deadline and the start of the cycle that acted (``t``); ``missed_cycle``/``lost_package`` events
 (the first ``MAX_CYCLE_EVENTS``) with the arrival times of the last servo packages and when the cycle ran.
 """
@@ -103,6 +104,8 @@ DEFAULT_REALTIME = frozenset({24, 11, 9, 10, 6, 25, 26, 27, 38, 58})
 """Commands ur_rtde's script answers "ready" in the cycle it processes them (used if the script says nothing)."""
 _SERVO = (Command.SERVOJ, Command.SERVOL)
 MAX_CYCLE_EVENTS = 1000  # missed_cycle/lost_package events kept (the counters count them all)
+SLACK_EDGES_MS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+"""Bins (ms; the last one open-ended) of ``slack_hist``: how early a servo package came before the cycle that read it."""
 JOINT_SPEED_MAX = np.pi  # rad/s, every UR5e joint
 READY, DONE = 1, 2
 
@@ -197,6 +200,9 @@ class Controller:
         self.drop_inputs_until = -np.inf
         self._servo_packages = 0
         self._servo_arrivals: deque[float] = deque(maxlen=4)
+        self.slack_hist = [0] * len(SLACK_EDGES_MS)
+        """Per servo cycle that read a new package: how long before the cycle's start it arrived, counted in the
+        bins of `SLACK_EDGES_MS` (the headroom a sender leaves against its own stalls)."""
         self.run_at: float | None = None
         """When the emulator's loop runs the current cycle (monotonic; later than its start when caught up)."""
         self.counters = dict(servo_cycles=0, missed_cycles=0, lost_packages=0, dropped_packages=0, ticks=0,
@@ -359,6 +365,9 @@ class Controller:
             self.counters["servo_cycles"] += 1
             if fresh == 0:
                 self.counters["missed_cycles"] += 1
+            else:
+                slack_ms = (t - self._servo_arrivals[-1]) * 1e3
+                self.slack_hist[int(np.searchsorted(SLACK_EDGES_MS, slack_ms, side="right")) - 1] += 1
             self.counters["lost_packages"] += max(fresh - 1, 0)
             if fresh != 1 and len(self.events) < MAX_CYCLE_EVENTS:  # why a cycle missed: when the packages came
                 self.events.append(_Event("missed_cycle" if fresh == 0 else "lost_package", t, {
@@ -491,5 +500,5 @@ class Controller:
         return {**self.counters, "robot_mode": self.robot_mode.name, "safety_mode": self.safety_mode.name,
                 "runtime_state": self.runtime.name, "program": self.program.name if self.program else None,
                 "actual_q": self.actual_q.tolist(), "target_q": self.target_q.tolist(),
-                "last_error": self.last_error,
+                "last_error": self.last_error, "slack_hist": list(self.slack_hist),
                 "events": [{"kind": e.kind, "t": e.t, **e.detail} for e in self.events[-50:]]}
