@@ -8,8 +8,8 @@ draws the plots):
 - ``train``: collects 300 expert episodes of ``robolearn/planar-catch`` (a pure-numpy task where chunk joining
   matters: velocity actions, a bimodal expert, a moving target; envs/robolearn_envs/planar/catch.py says why)
   and trains four small state-only policies on it (T = 16, Ta = s = 8, To = 1, U-Net (32, 64)): flow (4 Euler
-  steps) and diffusion (DDIM-10), each plain and with training-time RTC (``rtc_training_max_delay`` = 8), for
-  ``TRAIN_STEPS``. The run folders live in ``--workdir`` (default benchmarks/results/deploy/runs, not
+  steps) and diffusion (DDIM-10, predicting the clean sample), each plain and with training-time RTC
+  (``rtc_training_max_delay`` = 8), for ``TRAIN_STEPS``. The run folders live in ``--workdir`` (default benchmarks/results/deploy/runs, not
   committed) and are reused; an interrupted training resumes.
 - ``success``: the grid, in virtual time through the library (``DeployLoop`` + ``SimulatedLatencyBackend``, the
   RTC paper's protocol: a chunk computed from the observation at tick k is delivered at tick k + D). Methods:
@@ -70,7 +70,12 @@ METHODS = ("sync", "naive", "ensemble", "rtc", "rtc_trained")
 MODEL = ["model.n_obs_steps=1", f"model.horizon={T}", f"model.n_action_steps={TA}", "model.down_dims=[32,64]",
          "model.diffusion_step_embed_dim=32"]
 POLICIES = {"flow": ["policy=flow", "model.num_inference_steps=4"],
-            "diffusion": ["policy=diffusion", "model.inference_scheduler=ddim", "model.num_inference_steps=10"]}
+            "diffusion": ["policy=diffusion", "model.inference_scheduler=ddim", "model.num_inference_steps=10",
+                          "model.prediction_type=sample"]}
+"""The diffusion policy predicts the clean chunk (Diffusion Policy's ``prediction_type: sample``) since session 9:
+the epsilon-predicting one (its runs kept as runs/diffusion-epsilon, its cells in deploy/cells-diffusion-epsilon)
+reached 0.86 at D = 0 in sync and its chunks got rougher toward their tail (a seamless join at D = 4 would have
+scored 1.47); the same network and training predicting the sample reaches 1.00 at D = 0 in sync."""
 TRAINED_DELAY = 8
 TRAIN_STEPS = {"flow": 3000, "diffusion": 10000}
 """Optimizer steps per policy (``--train-steps`` sets one number for all): the diffusion policy trained for 3000
@@ -421,6 +426,10 @@ def throughput(args) -> None:
         raise SystemExit(f"{path} holds runs at {data['fps']} Hz with inference_steps "
                          f"{data.get('inference_steps')}; move it away to measure another setting")
     run = run_dirs(args.workdir)[args.throughput_policy]
+    weights = sha256(weights_of(run))
+    if data["modes"] and data.get("weights_sha256") != weights:
+        raise SystemExit(f"{path} holds runs of other weights than {weights_of(run)}; move it away to measure these")
+    data["weights_sha256"] = weights
     modes = {"sync": dict(inference="sync"), "async_naive": dict(inference="async", join="naive", backend="thread"),
              "async_rtc": dict(inference="async", join="rtc", backend="thread")}
     for name, kw in modes.items():
