@@ -200,6 +200,8 @@ class Controller:
         self.drop_inputs_until = -np.inf
         self._servo_packages = 0
         self._servo_arrivals: deque[float] = deque(maxlen=4)
+        self.publish_lag_ms: deque[float] = deque(maxlen=20000)
+        """Per emulator wake-up: from the newest cycle's start to its data package sent (the emulator's own delay)."""
         self.slack_hist = [0] * len(SLACK_EDGES_MS)
         """Per servo cycle that read a new package: how long before the cycle's start it arrived, counted in the
         bins of `SLACK_EDGES_MS` (the headroom a sender leaves against its own stalls)."""
@@ -501,4 +503,6 @@ class Controller:
                 "runtime_state": self.runtime.name, "program": self.program.name if self.program else None,
                 "actual_q": self.actual_q.tolist(), "target_q": self.target_q.tolist(),
                 "last_error": self.last_error, "slack_hist": list(self.slack_hist),
+                "publish_lag_ms": {f"p{q}": float(np.percentile(self.publish_lag_ms, q)) if self.publish_lag_ms
+                                   else None for q in (10, 50, 90, 99)},
                 "events": [{"kind": e.kind, "t": e.t, **e.detail} for e in self.events[-50:]]}
