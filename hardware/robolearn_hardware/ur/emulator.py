@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import selectors
@@ -168,18 +167,9 @@ class Emulator:
             now = time.monotonic()
             if now >= end:
                 break
-            wait = self.next_tick - now
-            # epoll_wait counts whole milliseconds and Python rounds a timeout up to the next one: waiting on the
-            # sockets until the cycle starts would start it up to 1 ms late (0.5-0.65 ms on average). Wait there
-            # only for the whole milliseconds left, sleep the rest on a precise timer, then read what came.
-            for key, _ in self.sel.select(math.floor(wait * 1e3) * 1e-3 if wait > 0 else 0):
+            for key, _ in self.sel.select(max(0.0, self.next_tick - now)):  # select(2): microsecond timeouts
                 self._event(key.data, key.fileobj)
             now = time.monotonic()
-            if now < self.next_tick <= now + 1e-3:
-                time.sleep(self.next_tick - now)
-                for key, _ in self.sel.select(0):  # packages that came during the sleep (stamped by the kernel)
-                    self._event(key.data, key.fileobj)
-                now = time.monotonic()
             if now >= self.next_tick:
                 self.run_due(now)
 
