@@ -437,9 +437,8 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if terminal is not None:
             from robolearn.devices.terminal_keys import help_line
 
-            terminal.open()
-            if progress:
-                print(f"deploy: {help_line(takeover=takeover is not None)}", file=sys.stderr, flush=True)
+            terminal.open()  # the line goes to stderr also with --json: stdout keeps only the summary
+            print(f"deploy: {help_line(takeover=takeover is not None)}", file=sys.stderr, flush=True)
         loop = DeployLoop(the_env, chunks, clock, make_backend, _scheduler(cfg, chunks, delay), safety,
                           watchdog_periods=cfg.watchdog_periods, on_step=on_step, max_steps=cfg.max_steps,
                           stop_when=None if operator is None else operator.stop_when, takeover=takeover)

@@ -144,9 +144,8 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
 
             terminal = TerminalKeys.for_stdin()
             if terminal is not None:
-                terminal.open()
-                if progress:
-                    print(f"record: {help_line(takeover=False)}", file=sys.stderr, flush=True)
+                terminal.open()  # the line goes to stderr also with --json: stdout keeps only the summary
+                print(f"record: {help_line(takeover=False)}", file=sys.stderr, flush=True)
         if record:
             cameras = {name: r["pairing"] for name, r in env.camera_report().items()}
             attrs = {"robot": cfg.name, "robot_config": cfg.to_json(), "control_fps": hz, "cameras": cameras}
