@@ -251,3 +251,64 @@ def _follower_spec(name):
     from robolearn_hardware.arms import KOCH_FOLLOWER, SO101_FOLLOWER
 
     return {"so101-emulated": SO101_FOLLOWER, "koch-emulated": KOCH_FOLLOWER}[name]
+
+
+@pytest.mark.slow  # ~30 s: record, train, then deploy in a real terminal
+def test_deploy_in_a_terminal_takes_over_with_t_and_saves_with_enter(tmp_path, monkeypatch):
+    """The CLI as a user runs it, in a pty that is its controlling terminal (no stand-in for stdin): `robolearn deploy
+    --robot so101-emulated --teleop so101-leader` prints its keys line; t typed then takes over (the leader is
+    driven to the follower, then drives it), Enter saves the episode; the store marks the ticks the leader drove."""
+    import os
+    import pty
+    import select
+    import signal
+    import sys
+
+    from robolearn.store.intervention import intervention_mask
+
+    pytest.importorskip("robolearn_hardware.twins", reason="the MuJoCo twins behind `port: emulate`")
+    monkeypatch.setenv("ROBOLEARN_EMULATED_CALIBRATION", str(tmp_path / "calibration"))
+    store, ckpt, deployed = tmp_path / "demos.zarr", tmp_path / "run", tmp_path / "deployed.zarr"
+    run("record", "--robot", "so101-emulated", "--out", store, "--episodes", 2, "--episode-s", 0.5, "--reset-s", 0,
+        "--json")
+    run("train", *TINY, "--store", store, "--out", ckpt, "--json")
+    argv = [sys.executable, "-c", "from robolearn.cli.main import main; main()", "deploy", "--no-compile",
+            "--checkpoint", str(ckpt), "--robot", "so101-emulated", "--realtime", "--teleop", "so101-leader",
+            "--episodes", "1", "task.max_steps=900", "--out", str(deployed), "--json"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal and stdin
+        os.chdir(tmp_path)
+        os.execv(argv[0], argv)
+    out, typed, deadline, done, status = b"", [], time.monotonic() + 180, 0, None
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # the child exited: the pty closed
+                    break
+                if not data:
+                    break
+                out += data
+            if not typed and b"t take over" in out:
+                time.sleep(1.0)  # ~30 ticks of the policy first
+                os.write(fd, b"t")
+                typed.append(time.monotonic())
+            elif len(typed) == 1 and time.monotonic() - typed[0] > 2.0:
+                os.write(fd, b"\r")
+                typed.append(time.monotonic())
+        while done == 0 and time.monotonic() < deadline:  # the pty closed: the child is exiting
+            done, status = os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+    finally:
+        if done == 0:  # still running (it hung): stop it; a reaped pid is never signalled (it may be reused)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert len(typed) == 2 and status is not None and os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    stored = open_store(deployed)
+    mask = intervention_mask(stored)
+    assert stored.n_episodes == 1 and stored.episodes["status"].tolist() == [0]  # "ok": saved by the operator
+    n = int(stored.lengths[0])
+    assert 20 <= n < 900 and 0 < mask.sum() < n and mask[-int(mask.sum()):].all()  # the leader drove to the end
