@@ -9,8 +9,8 @@ draws the plots):
   matters: velocity actions, a bimodal expert, a moving target; envs/robolearn_envs/planar/catch.py says why)
   and trains four small state-only policies on it (T = 16, Ta = s = 8, To = 1, U-Net (32, 64)): flow (4 Euler
   steps) and diffusion (DDIM-10, predicting the clean sample), each plain and with training-time RTC
-  (``rtc_training_max_delay`` = 8), for ``TRAIN_STEPS``. The run folders live in ``--workdir`` (default benchmarks/results/deploy/runs, not
-  committed) and are reused; an interrupted training resumes.
+  (``rtc_training_max_delay`` = 8), for ``TRAIN_STEPS``. The run folders live in ``--workdir`` (default
+  benchmarks/results/deploy/runs, not committed) and are reused; an interrupted training resumes.
 - ``success``: the grid, in virtual time through the library (``DeployLoop`` + ``SimulatedLatencyBackend``, the
   RTC paper's protocol: a chunk computed from the observation at tick k is delivered at tick k + D). Methods:
   ``sync`` (the robot holds while the chunk is computed: a request only when the queue is empty, Ta actions

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.devices.protocols import TAKEOVER
 from robolearn.errors import CannotCompleteError, InvalidValueError
 
 __all__ = ["BACKENDS", "DeployAborted", "DeployConfig", "deploy_checkpoint", "parse_backend"]
@@ -399,7 +400,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if cfg.teleop is not None:
             takeover = _takeover(cfg, robot, the_env)
             teleop_device, takeover_used = takeover.device, takeover.key
-        terminal = _operator_terminal(cfg, robot, takeover)
+        terminal = _operator_terminal(robot, takeover)
         if takeover is not None and not getattr(takeover.device, "has_keys", True) and terminal is None \
                 and view is None and live is None:
             raise InvalidValueError(f"--teleop {cfg.teleop}: a leader arm has no key to take over with; run deploy "
@@ -422,16 +423,16 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
         if view is not None:
             from robolearn.view.live import LiveView
 
-            from robolearn.view.live import EPISODE_KEYS, TAKEOVER_KEY
+            from robolearn.view.live import EPISODE_KEYS
 
-            keys_shown = EPISODE_KEYS + ((TAKEOVER_KEY,) if takeover is not None else ())
+            keys_shown = EPISODE_KEYS + ((TAKEOVER,) if takeover is not None else ())
             live_view = LiveView(view, f"deploy {Path(checkpoint).name} on {env_id}", hz, session=live,
                                  keys=keys_shown)
             session = live_view.session
             on_step = session.on_step if on_step is None else _both(on_step, session.on_step)
         operator = None
         if session is not None or terminal is not None:
-            operator = _OperatorKeys(terminal, session, takeover.key if takeover is not None else "takeover")
+            operator = _OperatorKeys(terminal, session, takeover.key if takeover is not None else TAKEOVER)
             if takeover is not None:
                 takeover = dataclasses.replace(takeover, poll_keys=operator.takeover_keys)
         if terminal is not None:
@@ -560,7 +561,6 @@ def _takeover(cfg: DeployConfig, robot: Any, env: Any):
     """The device a person takes over with (not connected yet), and how: a window or scripted device in sim (its
     mapping from the env's ``teleop_mapping``), the robot config's leader or a device id on a robot. A delta-action
     env hands over at once (a displacement cannot jump); absolute targets wait for agreement."""
-    from robolearn.devices.protocols import TAKEOVER
     from robolearn.runtime import hold_action
     from robolearn.runtime.takeover import Takeover
 
@@ -594,7 +594,7 @@ class _OperatorKeys:
     def _pump(self) -> None:
         if self.terminal is not None:
             for k in self.terminal.poll():
-                if k == "takeover":
+                if k == TAKEOVER:
                     self._takeovers += 1
                 else:
                     self._episode.append(k)
@@ -625,16 +625,14 @@ class _OperatorKeys:
         return key
 
 
-def _operator_terminal(cfg: DeployConfig, robot: Any, takeover: Any):
-    """Keys from the terminal deploy runs in, on a robot or with a device to take over with, where stdin is a
-    terminal in the foreground and the device does not read it itself (terminal-teleop); else None."""
-    from robolearn.devices.terminal_keys import TerminalKeys
+def _operator_terminal(robot: Any, takeover: Any):
+    """Keys from the terminal deploy runs in, on a robot or with a device to take over with
+    (`robolearn.devices.terminal_keys.operator_terminal`); else None."""
+    from robolearn.devices.terminal_keys import operator_terminal
 
     if robot is None and takeover is None:
         return None
-    if cfg.teleop is not None and cfg.teleop.split(":", 1)[0] == "terminal-teleop":
-        return None
-    return TerminalKeys.for_stdin()
+    return operator_terminal(None if takeover is None else takeover.device)
 
 
 def _takeover_line(stats: dict) -> str:

@@ -24,13 +24,16 @@ import os
 import sys
 import termios
 import tty
+from typing import Any
 
+from robolearn.devices.protocols import TAKEOVER
 from robolearn.errors import UserError
 
-__all__ = ["OPERATOR_KEYS", "TerminalKeys", "help_line", "parse_keys", "read_keys", "terminal_mode"]
+__all__ = ["OPERATOR_KEYS", "TerminalKeys", "help_line", "operator_terminal", "parse_keys", "read_keys",
+           "terminal_mode"]
 
 OPERATOR_KEYS: dict[str, str] = {"enter": "save", "backspace": "discard", "r": "rerecord", "q": "quit",
-                                 "esc": "quit", "t": "takeover"}
+                                 "esc": "quit", "t": TAKEOVER}
 """Key name (`parse_keys`) -> episode key (`robolearn.devices.protocols.EVENTS`)."""
 
 
@@ -110,6 +113,12 @@ def foreground_terminal(fd: int) -> bool:
         return os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp()
     except OSError:
         return False
+
+
+def operator_terminal(device: Any) -> TerminalKeys | None:
+    """Operator keys from stdin (`TerminalKeys.for_stdin`) beside the teleop ``device``, unless the device reads
+    that terminal itself (a class attribute ``reads_terminal = True``: the terminal teleop)."""
+    return None if getattr(device, "reads_terminal", False) else TerminalKeys.for_stdin()
 
 
 class TerminalKeys:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from robolearn.devices.protocols import DeviceFaultError
+from robolearn.devices.protocols import TAKEOVER, DeviceFaultError
 from robolearn.devices.robot_config import RobotConfig, build_robot_env, build_teleop
 from robolearn.errors import CannotCompleteError, InvalidValueError
 from robolearn.record.recorder import Recorder, loop_status, settle_episode
@@ -139,13 +139,12 @@ def record_robot(cfg: RobotConfig, out: str | Path | None, *, teleop: str | None
     try:
         env.connect()  # before the store exists: a robot that is not there leaves nothing behind
         dev.connect()
-        if dev_name != "terminal-teleop":  # that device reads the terminal itself
-            from robolearn.devices.terminal_keys import TerminalKeys, help_line
+        from robolearn.devices.terminal_keys import help_line, operator_terminal
 
-            terminal = TerminalKeys.for_stdin()
-            if terminal is not None:
-                terminal.open()  # the line goes to stderr also with --json: stdout keeps only the summary
-                print(f"record: {help_line(takeover=False)}", file=sys.stderr, flush=True)
+        terminal = operator_terminal(dev)  # None beside the terminal teleop, which reads that terminal itself
+        if terminal is not None:
+            terminal.open()  # the line goes to stderr also with --json: stdout keeps only the summary
+            print(f"record: {help_line(takeover=False)}", file=sys.stderr, flush=True)
         if record:
             cameras = {name: r["pairing"] for name, r in env.camera_report().items()}
             attrs = {"robot": cfg.name, "robot_config": cfg.to_json(), "control_fps": hz, "cameras": cameras}
@@ -211,7 +210,7 @@ def _session(cfg, env, dev, safety, recorder, episodes, episode_steps, reset_ste
     def operator_keys(obs, tick):
         key = None if live is None else live.poll()  # a button of the live page: an episode key like the device's
         if key is None and terminal is not None:
-            typed.extend(k for k in terminal.poll() if k != "takeover")
+            typed.extend(k for k in terminal.poll() if k != TAKEOVER)
             key = typed.pop(0) if typed else None
         if key is not None:
             raise EpisodeEvent(key)

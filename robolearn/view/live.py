@@ -34,16 +34,16 @@ from typing import Any
 
 import numpy as np
 
+from robolearn.devices.protocols import TAKEOVER
 from robolearn.errors import InvalidValueError
 
-__all__ = ["EPISODE_KEYS", "LATENESS_EDGES_MS", "TAKEOVER_KEY", "LiveSession", "LiveView", "LiveViewConfig",
-           "start_live_view"]
+__all__ = ["EPISODE_KEYS", "LATENESS_EDGES_MS", "LiveSession", "LiveView", "LiveViewConfig", "start_live_view"]
 
 EPISODE_KEYS = ("save", "discard", "rerecord", "quit")
 """What the buttons send back to the loop (the teleop keys of `robolearn.record.teleop`)."""
-TAKEOVER_KEY = "takeover"
-"""A button of a deploy session with a device to take over with: it does not end the episode (`poll_takeover`)."""
-BUTTONS = {"save": "save", "discard": "discard", "rerecord": "re-record", "quit": "stop", TAKEOVER_KEY: "take over"}
+BUTTONS = {"save": "save", "discard": "discard", "rerecord": "re-record", "quit": "stop", TAKEOVER: "take over"}
+"""Button labels; `robolearn.devices.protocols.TAKEOVER` is a button of a deploy session with a device to take over
+with: it hands control over and back and never ends the episode (`LiveSession.poll_takeover`)."""
 LATENESS_EDGES_MS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, math.inf)
 """Bins of the lateness histogram: how long after its deadline each tick fired."""
 _JPEG_QUALITY = 85
@@ -137,7 +137,7 @@ class LiveSession:
     Args:
         title: what runs ("teleop robolearn/pusht", "deploy runs/reach").
         fps: the loop's tick rate (tick k is due at k / fps s after the episode's clock start).
-        keys: the episode keys offered as buttons (a subset of `EPISODE_KEYS`, plus `TAKEOVER_KEY` during a deploy
+        keys: the episode keys offered as buttons (a subset of `EPISODE_KEYS`, plus `TAKEOVER` during a deploy
             a person can take over: that button hands control to the device and back, `poll_takeover`).
         window: ticks kept for the timing summaries.
         max_events: safety/watchdog events kept.
@@ -147,10 +147,10 @@ class LiveSession:
                  max_events: int = 200) -> None:
         if not fps > 0:
             raise InvalidValueError(f"live session fps must be > 0, got {fps}")
-        unknown = [k for k in keys if k not in (*EPISODE_KEYS, TAKEOVER_KEY)]
+        unknown = [k for k in keys if k not in (*EPISODE_KEYS, TAKEOVER)]
         if unknown:
             raise InvalidValueError(f"unknown episode keys {unknown}; accepted: {', '.join(EPISODE_KEYS)}, "
-                                    f"{TAKEOVER_KEY}")
+                                    f"{TAKEOVER}")
         self.title, self.fps, self.keys = title, float(fps), tuple(keys)
         self.url: str | None = None
         self._lock = threading.Lock()
@@ -291,11 +291,11 @@ class LiveSession:
     # -- the server's side --------------------------------------------------------------------------------
     def press(self, key: str) -> str:
         """Queue an episode key for the loop (`poll`); an unknown key is a UserError naming the accepted ones."""
-        name = {"stop": "quit", "re-record": "rerecord", "take over": TAKEOVER_KEY}.get(key, key)
+        name = {"stop": "quit", "re-record": "rerecord", "take over": TAKEOVER}.get(key, key)
         if name not in self.keys:
             raise InvalidValueError(f"unknown episode key {key!r}; this session accepts "
                                     f"{', '.join(BUTTONS[k] for k in self.keys)}")
-        (self._takeovers if name == TAKEOVER_KEY else self._pressed).put(name)
+        (self._takeovers if name == TAKEOVER else self._pressed).put(name)
         return name
 
     def snapshot(self) -> dict:

@@ -74,3 +74,14 @@ def test_stdin_is_read_only_when_it_is_the_foreground_terminal(terminal):
     assert out("ctty", subprocess.DEVNULL) == "keys"
     assert out("plain", subprocess.PIPE) == "none"
     assert out("plain", slave) == "none"  # a tty, but not this process's terminal: changing it could stop the job
+
+
+def test_no_operator_keys_beside_a_device_that_reads_the_terminal(monkeypatch, terminal):
+    from robolearn.devices import terminal_keys
+    TerminalTeleop = pytest.importorskip("robolearn_hardware.teleop").TerminalTeleop
+
+    slave = terminal[1]
+    monkeypatch.setattr(TerminalKeys, "for_stdin", classmethod(lambda cls: cls(slave)))
+    assert terminal_keys.operator_terminal(object()).fd == slave  # a leader arm, a SpaceMouse: keys from stdin too
+    assert terminal_keys.operator_terminal(None).fd == slave
+    assert TerminalTeleop.reads_terminal and terminal_keys.operator_terminal(TerminalTeleop) is None

@@ -53,6 +53,10 @@ class TerminalTeleop(DeviceBase):
             the first four non-gripper action axes; with kinematics the tool's x, y, z and rx).
     """
 
+    reads_terminal = True
+    """Its keys are the terminal's: deploy and record do not read operator keys there beside it
+    (`robolearn.devices.terminal_keys.operator_terminal`)."""
+
     def __init__(self, action_space: gym.spaces.Box, fd: int | None = None, mode: str = "delta",
                  step: float | None = None, gripper_axis: int | None = None, origin=None,
                  kinematics: str | None = None, rotation_step: float | None = None, name: str = "terminal") -> None:
