@@ -6,8 +6,9 @@ interrupted run resumes where it stopped; ``summary`` merges them into benchmark
 draws the plots):
 
 - ``train``: collects 300 expert episodes of ``robolearn/planar-catch`` (a pure-numpy task where chunk joining
-  matters: velocity actions, a bimodal expert, a moving target; envs/robolearn_envs/planar/catch.py says why)
-  and trains four small state-only policies on it (T = 16, Ta = s = 8, To = 1, U-Net (32, 64)): flow (4 Euler
+  matters: velocity actions, a bimodal expert, a moving target; envs/robolearn_envs/planar/catch.py says why;
+  the expert's command rate-limited to ``--expert-max-change`` per axis per tick, 0.3 since session 10) and
+  trains four small state-only policies on it (T = 16, Ta = s = 8, To = 1, U-Net (32, 64)): flow (4 Euler
   steps) and diffusion (DDIM-10, predicting the clean sample), each plain and with training-time RTC
   (``rtc_training_max_delay`` = 8), for ``TRAIN_STEPS``. The run folders live in ``--workdir`` (default
   benchmarks/results/deploy/runs, not committed) and are reused; an interrupted training resumes.
@@ -60,6 +61,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.deploy_seams import SEAM_METRIC_VERSION, Trace, seam_summary, seam_terms  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
+from robolearn_envs.planar.catch import EXPERT_MAX_CHANGE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -148,9 +150,15 @@ def train(args) -> dict:
     store = work / "planar-catch.zarr"
     info = read_json(work / "runs.json") or {}
     if "collect" not in info:
-        info["collect"] = collect(ENV_ID, store, args.demos, seed=0, progress=False)
+        info["collect"] = collect(ENV_ID, store, args.demos, seed=0, progress=False,
+                                  env_kwargs={"expert_max_change": args.expert_max_change})
+        info["expert_max_change"] = args.expert_max_change
         write_json(work / "runs.json", info)
-    for name, run in run_dirs(work).items():
+    elif info.get("expert_max_change") != args.expert_max_change:
+        raise SystemExit(f"{work} holds demonstrations of an expert with max_change "
+                         f"{info.get('expert_max_change')}, not {args.expert_max_change}: another --workdir")
+    runs = {n: r for n, r in run_dirs(work).items() if n.removesuffix("-rtc") in args.policies}
+    for name, run in runs.items():
         if (run / "config.json").is_file() and weights_of(run).is_file():
             continue
         policy = name.removesuffix("-rtc")
@@ -169,7 +177,7 @@ def train(args) -> dict:
                       "final": {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}
         write_json(work / "runs.json", info)
         print(f"train: {name} in {info[name]['seconds']} s", flush=True)
-    for name, run in run_dirs(work).items():
+    for name, run in runs.items():
         info.setdefault(name, {})["sha256"] = sha256(weights_of(run))
     write_json(work / "runs.json", info)
     return info
@@ -702,6 +710,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=RESULTS / "deploy" / "runs",
                     help="demonstrations and trained runs (reused when present)")
     ap.add_argument("--demos", type=int, default=300)
+    ap.add_argument("--expert-max-change", type=lambda v: None if v == "none" else float(v),
+                    default=EXPERT_MAX_CHANGE, help="train: the expert's command rate limit per axis per tick when "
+                    f"collecting (default {EXPERT_MAX_CHANGE}; none: unlimited, as before session 10)")
     ap.add_argument("--train-steps", type=int, default=None, help="default: TRAIN_STEPS per policy")
     ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))

@@ -8,7 +8,7 @@ import pytest
 
 import robolearn_envs  # noqa: F401  (registers the ids)
 from robolearn.env import check_env_conformance
-from robolearn_envs.planar.catch import CATCH_RADIUS, PILLAR_RADIUS, PILLAR_XY, STEP
+from robolearn_envs.planar.catch import CATCH_RADIUS, EXPERT_MAX_CHANGE, PILLAR_RADIUS, PILLAR_XY, STEP
 
 ENV_ID = "robolearn/planar-catch"
 
@@ -56,3 +56,39 @@ def test_expert_succeeds_on_both_sides(env):
         assert info["success"] and not info["crashed"] and terminated, seed
         assert np.linalg.norm(obs["state"][:2] - obs["state"][2:4]) < CATCH_RADIUS
     assert sides == {-1.0, 1.0}
+
+
+def _expert_commands(env, seed: int) -> np.ndarray:
+    expert = env.unwrapped.get_expert()
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    commands = []
+    for _ in range(80):
+        commands.append(expert.act(obs))
+        obs, reward, terminated, truncated, info = env.step(commands[-1])
+        if terminated or truncated:
+            break
+    assert info["success"], seed
+    return np.stack(commands)
+
+
+@pytest.mark.parametrize("max_change", [0.2, 0.35])
+def test_expert_command_is_rate_limited(max_change):
+    env = gymnasium.make(ENV_ID, expert_max_change=max_change)
+    for seed in range(10):
+        a = _expert_commands(env, seed)
+        steps = np.abs(np.diff(np.vstack([np.zeros((1, 2)), a]), axis=0))  # from rest at reset
+        assert steps.max() <= max_change + 1e-6, seed
+        assert steps.max() >= max_change - 1e-6, seed  # the limit binds (the unlimited expert jumps by 1)
+    env.close()
+
+
+def test_unlimited_expert_jumps_and_bad_limits_are_refused():
+    env = gymnasium.make(ENV_ID, expert_max_change=None)
+    assert np.abs(np.diff(_expert_commands(env, 0), axis=0)).max() > 0.5
+    env.close()
+    assert env.unwrapped.get_expert().max_change is None
+    assert gymnasium.make(ENV_ID).unwrapped.get_expert().max_change == EXPERT_MAX_CHANGE
+    for bad in (0.0, -0.1):
+        with pytest.raises(ValueError, match="expert_max_change"):
+            gymnasium.make(ENV_ID, expert_max_change=bad)
