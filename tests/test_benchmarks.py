@@ -146,6 +146,13 @@ def test_deploy_benchmark_smoke(tmp_path):
     run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "train", "--part", "success", "--part", "summary",
         "--policies", "flow", "--methods", "rtc", "--delays", "4", "--episodes", "2", "--episodes-quarter", "2",
         "--demos", "4", "--train-steps", "20", *common, cwd=tmp_path)
+    runs = json.loads((work / "runs.json").read_text())
+    assert runs["expert_max_change"] == 0.3 and runs["collect"]["episodes"] == 4
+    assert (work / "flow-rtc" / "config.json").is_file() and not (work / "diffusion").exists()  # --policies flow
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "deploy.py"), "--part", "train",
+                              "--expert-max-change", "none", *common], cwd=tmp_path, env=ENV, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode != 0 and "max_change 0.3, not None" in refused.stderr
     cell = json.loads((results / "deploy" / "cells" / "flow-rtc-D4.json").read_text())
     assert cell["episodes"] == 2 and len(cell["per_episode_success"]) == 2 and cell["rtc_variant"] == "guided"
     assert 0.0 <= cell["ci95"][0] <= cell["success_rate"] <= cell["ci95"][1] <= 1.0
