@@ -58,7 +58,10 @@ def stream(emu: UREmulatorProcess, seconds: float, rate_hz: float, **driver) -> 
         after, c1 = emu.state(), dict(arm.counters)
         stolen = steal_s() - stolen
         realtime = dict(arm.realtime or {}, rtde_sockets_no_delay=arm.rtde_sockets_no_delay)
-    d = {k: after[k] - before[k] for k in ("servo_cycles", "missed_cycles", "lost_packages", "overruns", "ticks")}
+    d = {k: after[k] - before[k] for k in ("servo_cycles", "missed_cycles", "missed_cycles_late_publish",
+                                           "lost_packages", "overruns", "ticks")}
+    # the misses the driver had half a period or more to prevent (the others followed the emulator's own stall)
+    d["missed_cycles_driver"] = d["missed_cycles"] - d["missed_cycles_late_publish"]
     # how early each servo package came before the cycle that read it: the headroom left against a stall
     d["slack_ms"] = {"edges": list(SLACK_EDGES_MS),
                      "counts": [a - b for a, b in zip(after["slack_hist"], before["slack_hist"])]}
@@ -76,7 +79,8 @@ def why_missed(after: dict, t0: float) -> list[dict]:
         if e["t"] >= t0 and e["kind"] in ("missed_cycle", "lost_package"):
             out.append({"kind": e["kind"],
                         "arrivals_ms": [round((a - e["t"]) * 1e3, 3) for a in e["arrivals"]],
-                        "emulator_late_ms": None if e["run_at"] is None else round((e["run_at"] - e["t"]) * 1e3, 3)})
+                        "emulator_late_ms": None if e["run_at"] is None else round((e["run_at"] - e["t"]) * 1e3, 3),
+                        "window_ms": None if e.get("window") is None else round(e["window"] * 1e3, 3)})
     return out
 
 

@@ -123,6 +123,26 @@ def test_a_package_counts_for_the_first_cycle_that_starts_after_it_arrived():
         emu.close()
 
 
+def test_a_missed_cycle_is_the_emulators_when_its_previous_data_package_left_late():
+    c = Controller(ControllerConfig(twin=False))
+    c.run_program(CONTROL_SCRIPT, 0.0)
+    c.on_input(servo(0.1), 0.005)
+    c.step(0.006)
+    c.last_publish = (0.006, 0.0064)  # published 0.4 ms into its cycle: the client had 1.6 ms and sent nothing
+    c.step(0.008)
+    assert (c.counters["missed_cycles"], c.counters["missed_cycles_late_publish"]) == (1, 0)
+    c.last_publish = (0.008, 0.0095)  # 1.5 ms late (this process stalled): 0.5 ms left, less than half a period
+    c.step(0.010)
+    c.step(0.012)  # the package of 10 ms never went out (caught up): no window at all
+    assert (c.counters["missed_cycles"], c.counters["missed_cycles_late_publish"]) == (3, 2)
+    windows = [e.detail["window"] for e in c.events if e.kind == "missed_cycle"]
+    assert windows[0] == pytest.approx(0.0016) and windows[1] == pytest.approx(0.0005) and windows[2] is None
+    c.on_input(servo(0.2), 0.0125)
+    c.last_publish = (0.012, 0.0125)
+    c.step(0.014)  # a package came: not missed, whatever the window
+    assert (c.counters["missed_cycles"], c.counters["missed_cycles_late_publish"]) == (3, 2)
+
+
 def test_cycles_the_emulator_woke_too_late_for_run_at_their_own_starts():
     from robolearn_hardware.ur.emulator import CATCH_UP_CYCLES
 
@@ -140,6 +160,7 @@ def test_cycles_the_emulator_woke_too_late_for_run_at_their_own_starts():
         assert c.counters["overruns"] == 3 and c.servo_q[0] == 0.4 and emu.inputs == []
         assert c.slack_hist == [0, 0, 4, 0, 0, 0, 0, 0, 0]  # each came 0.5 ms before its cycle: the 0.5-0.75 ms bin
         assert published == [pytest.approx(0.008)] and emu.next_tick == pytest.approx(0.010)  # the newest state only
+        assert c.last_publish[0] == pytest.approx(0.008)  # (cycle, when its package went out): missed cycles' window
         # a stall the client did not cover is still a missed cycle at its own start
         emu.inputs = [(0.0115, servo(0.5))]
         emu.run_due(0.0121)

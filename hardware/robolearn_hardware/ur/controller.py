@@ -207,8 +207,14 @@ class Controller:
         bins of `SLACK_EDGES_MS` (the headroom a sender leaves against its own stalls)."""
         self.run_at: float | None = None
         """When the emulator's loop runs the current cycle (monotonic; later than its start when caught up)."""
-        self.counters = dict(servo_cycles=0, missed_cycles=0, lost_packages=0, dropped_packages=0, ticks=0,
-                             overruns=0, skipped_cycles=0, programs=0, commands=0, unsupported_commands=0)
+        self.last_publish: tuple[float, float] | None = None
+        """(cycle start, monotonic time sent) of the newest data package the emulator published."""
+        self.counters = dict(servo_cycles=0, missed_cycles=0, missed_cycles_late_publish=0, lost_packages=0,
+                             dropped_packages=0, ticks=0, overruns=0, skipped_cycles=0, programs=0, commands=0,
+                             unsupported_commands=0)
+        """``missed_cycles_late_publish``: the missed cycles whose client had less than half a period to answer,
+        because the data package of the cycle before left this emulator late (its own stall) or not at all (a
+        cycle caught up after one): a real controller publishes on time, so those misses are the emulator's."""
         self.events: list[_Event] = []
         self.last_error = ""
 
@@ -365,15 +371,20 @@ class Controller:
         cmd = self.in_int[off]
         if cmd in _SERVO:
             self.counters["servo_cycles"] += 1
+            window = None  # how long the client had: from the previous cycle's data package sent to this start
+            if self.last_publish is not None and abs(self.last_publish[0] - (t - self.config.dt)) < self.config.dt / 4:
+                window = t - self.last_publish[1]
             if fresh == 0:
                 self.counters["missed_cycles"] += 1
+                if window is None or window < self.config.dt / 2:
+                    self.counters["missed_cycles_late_publish"] += 1
             else:
                 slack_ms = (t - self._servo_arrivals[-1]) * 1e3
                 self.slack_hist[int(np.searchsorted(SLACK_EDGES_MS, slack_ms, side="right")) - 1] += 1
             self.counters["lost_packages"] += max(fresh - 1, 0)
             if fresh != 1 and len(self.events) < MAX_CYCLE_EVENTS:  # why a cycle missed: when the packages came
                 self.events.append(_Event("missed_cycle" if fresh == 0 else "lost_package", t, {
-                    "arrivals": list(self._servo_arrivals), "run_at": self.run_at}))
+                    "arrivals": list(self._servo_arrivals), "run_at": self.run_at, "window": window}))
         if cmd in prog.realtime:
             keep = self._process(cmd, t)
             self.out_int[off] = READY

@@ -193,7 +193,9 @@ class Emulator:
             self.tick += 1
             self.next_tick += dt
         self._publish(self.next_tick - dt)  # stamped with the newest cycle's own time, as the controller does
-        c.publish_lag_ms.append((time.monotonic() - (self.next_tick - dt)) * 1e3)
+        sent = time.monotonic()
+        c.last_publish = (self.next_tick - dt, sent)
+        c.publish_lag_ms.append((sent - (self.next_tick - dt)) * 1e3)
         if len(c.events) > n_events:  # when these cycles' decisions (a watchdog stop, ...) went out
             published = time.monotonic()
             for e in c.events[n_events:]:
