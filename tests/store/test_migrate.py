@@ -104,6 +104,17 @@ def test_migrate_refusals(tmp_path):
         migrate(src, src)
     result = CliRunner().invoke(app, ["data", "migrate", str(src)])
     assert result.exit_code != 0 and "exactly one of" in result.output
+    # --in-place deletes a migrated array's old chunk folder (data/<key>/c): never in a zarr group robolearn did
+    # not write, whose files look the same
+    mine = tmp_path / "theirs.zarr"
+    (mine / "data" / "images" / "c").mkdir(parents=True)
+    (mine / "data" / "images" / "c" / "0").write_text("x")
+    (mine / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    with pytest.raises(OutputError, match="robolearn did not write"):
+        migrate(mine, in_place=True)
+    assert (mine / "data" / "images" / "c" / "0").read_text() == "x"
+    result = CliRunner().invoke(app, ["data", "migrate", str(mine), "--in-place"])
+    assert result.exit_code != 0 and (mine / "data" / "images" / "c" / "0").read_text() == "x"
 
 
 def test_in_place_switches_each_array_atomically(tmp_path, monkeypatch):

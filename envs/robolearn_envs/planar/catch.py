@@ -60,6 +60,13 @@ EXPERT_MAX_CHANGE = 0.3
 """The scripted expert's default command rate limit per axis per tick (`PillarExpert`)."""
 
 
+def _max_change(value: float | None, name: str) -> float | None:
+    """The expert's rate limit, checked: a number > 0, or None for no limit."""
+    if value is not None and not value > 0:
+        raise ValueError(f"{name} must be > 0 or None (no limit), got {value}")
+    return value
+
+
 class PlanarCatchEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """The task in the module docstring; state only, `render()` draws a top view."""
 
@@ -69,10 +76,8 @@ class PlanarCatchEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def __init__(self, render_mode: str | None = "rgb_array", sensor_latency_s: dict | None = None,
                  expert_max_change: float | None = EXPERT_MAX_CHANGE) -> None:
-        if expert_max_change is not None and not expert_max_change > 0:
-            raise ValueError(f"expert_max_change must be > 0 or None (no limit), got {expert_max_change}")
         self.render_mode = render_mode
-        self.expert_max_change = expert_max_change
+        self.expert_max_change = _max_change(expert_max_change, "expert_max_change")
         """The scripted expert's largest command change per axis per tick (None: unlimited; `PillarExpert`)."""
         self.observation_space = gym.spaces.Dict(
             {"state": gym.spaces.Box(-2.0, 2.0, (len(STATE_NAMES),), np.float32)})
@@ -160,14 +165,13 @@ class PillarExpert:
     `max_change` limits how far its command moves per axis per tick (a_t = a_{t-1} + clip(a* - a_{t-1},
     -max_change, max_change), from rest at reset), as a teleoperator's hand or a velocity controller would;
     None commands a* directly (bang-bang velocity steps: RMS jerk 0.44 over the deploy benchmark's 300
-    demonstrations, 0.22 at 0.3; episodes 34.3 vs 35.6 steps long). Policies reproduce the roughness of their demonstrations inside their chunks, and with it
-    the chunk joins that the deploy benchmark measures would be judged against jerk the data itself has."""
+    demonstrations, 0.22 at 0.3; episodes 34.3 vs 35.6 steps long). Policies reproduce the roughness of their
+    demonstrations inside their chunks, and with it the chunk joins that the deploy benchmark measures would be
+    judged against jerk the data itself has."""
 
     def __init__(self, env: PlanarCatchEnv, max_change: float | None = None) -> None:
-        if max_change is not None and not max_change > 0:
-            raise ValueError(f"max_change must be > 0 or None (no limit), got {max_change}")
         self.env = env
-        self.max_change = max_change
+        self.max_change = _max_change(max_change, "max_change")
         self.stage = 0
         self._last = np.zeros(2)
 

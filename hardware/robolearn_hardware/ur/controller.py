@@ -371,9 +371,7 @@ class Controller:
         cmd = self.in_int[off]
         if cmd in _SERVO:
             self.counters["servo_cycles"] += 1
-            window = None  # how long the client had: from the previous cycle's data package sent to this start
-            if self.last_publish is not None and abs(self.last_publish[0] - (t - self.config.dt)) < self.config.dt / 4:
-                window = t - self.last_publish[1]
+            window = self._client_window(t) if fresh != 1 else None  # only a missed/lost cycle needs it
             if fresh == 0:
                 self.counters["missed_cycles"] += 1
                 if window is None or window < self.config.dt / 2:
@@ -407,6 +405,14 @@ class Controller:
             self.out_int[off] = DONE if prog.executing else READY
         if not keep:
             self._end_program(t, "stop script")
+
+    def _client_window(self, t: float) -> float | None:
+        """How long the client had to answer before the cycle at ``t``: from the previous cycle's data package
+        sent to ``t``; None when that package never went out (a cycle caught up after a stall of the emulator)."""
+        dt = self.config.dt
+        if self.last_publish is None or abs(self.last_publish[0] - (t - dt)) >= dt / 4:
+            return None
+        return t - self.last_publish[1]
 
     def _regs(self, first: int, n: int) -> np.ndarray:
         off = self.program.offset if self.program else 0
