@@ -85,6 +85,10 @@ class DeployConfig:
     """Denoising (diffusion) or integration (flow) steps per chunk instead of the checkpoint's
     ``num_inference_steps``: inference time grows with them. With --backend server the server's apply
     (`robolearn serve --inference-steps`)."""
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    """``model.<field>`` values applied as the checkpoint loads (`robolearn.policies.INFERENCE_FIELDS`, e.g.
+    ``n_action_steps``: actions executed per chunk in sync mode, the replanning interval of async naive; any other
+    field must match the checkpoint). Denoising steps go through ``inference_steps``."""
     max_steps: int | None = None
     """Steps per episode; None: the env's own limit."""
     threads: int = 1
@@ -329,7 +333,7 @@ def deploy_checkpoint(checkpoint: str | Path, cfg: DeployConfig, env: str | None
     kwargs = {**(run.get("env_kwargs") or {}), **(env_kwargs or {})}
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    policy = load(checkpoint, inference_steps=cfg.inference_steps)
+    policy = load(checkpoint, inference_steps=cfg.inference_steps, overrides=cfg.model_overrides)
     if policy.make_action_source() is not None:
         raise InvalidValueError(f"{type(policy).__name__} runs its own multi-rate action source; deploy runs "
                                 "chunking policies (diffusion, flow, pad, uwm)")

@@ -72,6 +72,13 @@ class ExperimentConfig:
 PRESET_GROUPS = {"policy": "policy", "task": "task", "demo": "demo", "train": "train"}
 
 
+def model_overrides(args: list[str], cfg: ExperimentConfig) -> dict:
+    """The policy config fields named by ``model.<field>=value`` in `args` (not those a preset filled), with their
+    values in `cfg`: what eval and deploy apply to a trained checkpoint."""
+    named = [parse_override(arg)[0] for arg in args if "=" in arg]
+    return {keys[1]: cfg.model[keys[1]] for keys in named if len(keys) >= 2 and keys[0] == "model"}
+
+
 def build_config(args: list[str], base: dict | None = None) -> ExperimentConfig:
     """Presets first (in the order given), then dotted overrides, into a typed ExperimentConfig."""
     data: dict = dict(base or {})

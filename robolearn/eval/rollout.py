@@ -83,15 +83,16 @@ def _make_env(env: str | gym.envs.registration.EnvSpec, env_kwargs: dict[str, An
     return gym.make(env, **env_kwargs)
 
 
-def _load_policy(path: str | os.PathLike) -> Any:
-    """Load a policy from a checkpoint directory through ``robolearn.policies.load``."""
+def _load_policy(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> Any:
+    """Load a policy from a checkpoint directory through ``robolearn.policies.load`` (``overrides``: its
+    ``model.<field>`` inference overrides)."""
     load = _policies_attr("load")
     if load is None:
         raise ImportError(
             f"evaluate: cannot load the checkpoint {os.fspath(path)!r}: robolearn.policies.load "
             "is not available"
         )
-    return load(Path(path))
+    return load(Path(path), overrides=overrides) if overrides else load(Path(path))
 
 
 def _check_compatible(policy: Any, env: gym.Env) -> None:
@@ -161,9 +162,10 @@ class _Rollouts:
         max_steps: int | None,
         latency_ticks: int = 0,
         compile: bool = False,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(policy, (str, os.PathLike)):
-            policy = _load_policy(policy)  # in eval mode
+            policy = _load_policy(policy, overrides)  # in eval mode
         if compile:
             from robolearn.policies.compile import compile_for_inference
 
@@ -212,6 +214,7 @@ def evaluate(
     address: str | None = None,
     compile: bool = False,
     episode_video_dir: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Roll ``policy`` out for ``episodes`` episodes on ``env_id`` and summarise.
 
@@ -235,6 +238,8 @@ def evaluate(
         address: a running Ray cluster for ``workers > 1`` (default: a local Ray).
         compile: compile the policy for inference first (`robolearn.policies.compile`; each Ray
             actor compiles its own copy).
+        overrides: with a checkpoint directory, ``model.<field>`` values applied as it loads
+            (``robolearn.policies.INFERENCE_FIELDS``, e.g. ``n_action_steps``).
     """
     if episodes < 1:
         raise InvalidValueError(f"evaluate: episodes must be >= 1, got {episodes}")
@@ -246,6 +251,9 @@ def evaluate(
             "evaluate: workers > 1 needs the policy as a checkpoint directory (each Ray actor "
             "loads its own copy); pass the path, or use workers=1 for a policy object"
         )
+    if overrides and not is_path:
+        raise InvalidValueError("evaluate: overrides apply as a checkpoint directory loads; pass its path, or set "
+                                "them on the policy object's config")
     env_kwargs = dict(env_kwargs or {})
     n_video = min(video_episodes, episodes) if video_path is not None else 0
     if n_video > 0:
@@ -262,10 +270,10 @@ def evaluate(
 
         if workers == 1:
             _run_local(policy, env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video, collect,
-                       compile)
+                       compile, overrides)
         else:
             _run_ray(os.fspath(policy), env_ref, env_kwargs, max_steps, latency_ticks, seed, episodes, n_video,
-                     workers, collect, address, compile)
+                     workers, collect, address, compile, overrides)
     duration = time.monotonic() - start
 
     done: list[dict[str, Any]] = [r for r in results if r is not None]
@@ -310,12 +318,13 @@ def _run_local(
     n_video: int,
     collect: Callable[[int, dict[str, Any]], None],
     compile: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     # Put a caller's policy in eval mode for the rollouts and give it back as it was.
     was_training = isinstance(policy, torch.nn.Module) and policy.training
     if was_training:
         policy.eval()
-    rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps, latency_ticks, compile)
+    rollouts = _Rollouts(policy, env_ref, env_kwargs, max_steps, latency_ticks, compile, overrides)
     try:
         for i in range(episodes):
             collect(i, rollouts.run(seed + i, i < n_video))
@@ -338,13 +347,15 @@ def _run_ray(
     collect: Callable[[int, dict[str, Any]], None],
     address: str | None = None,
     compile: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> None:
     from robolearn.cluster import ray_session
 
     with ray_session(workers, address, purpose="evaluate with workers > 1") as ray:
         actor_cls = ray.remote(num_cpus=1)(_Rollouts)
         n_actors = min(workers, episodes)
-        actors = [actor_cls.remote(checkpoint, env_ref, env_kwargs, max_steps, latency_ticks, compile) for _ in range(n_actors)]
+        actors = [actor_cls.remote(checkpoint, env_ref, env_kwargs, max_steps, latency_ticks, compile, overrides)
+                  for _ in range(n_actors)]
         try:
             _dispatch(ray, actors, seed, episodes, n_video, collect)
         finally:

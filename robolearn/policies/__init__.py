@@ -162,9 +162,30 @@ def _read_json(directory: Path, name: str) -> Any:
         raise InvalidValueError(f"{path} is not valid JSON: {e}.") from None
 
 
+INFERENCE_FIELDS = ("n_action_steps", "num_inference_steps")
+"""Policy config fields that only change how a trained policy acts (how many of a chunk's actions run before it
+replans, denoising/integration steps per chunk): eval and deploy accept them as ``model.<field>=`` overrides."""
+
+
+def _inference_overrides(fields: dict, overrides: Mapping[str, Any], what: str) -> dict:
+    """The checkpoint's config `fields` with `INFERENCE_FIELDS` from `overrides` applied; any other override
+    must equal what the network was trained with."""
+    out = dict(fields)
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(f"model.{key}: {what} has no such field (it has {sorted(fields)})")
+        if key in INFERENCE_FIELDS:
+            out[key] = value
+        elif json.loads(json.dumps(value)) != json.loads(json.dumps(fields[key])):  # tuples and lists alike
+            raise ConfigError(f"model.{key}={value!r} differs from the {fields[key]!r} {what} was trained with; "
+                              f"only {', '.join(f'model.{k}' for k in INFERENCE_FIELDS if k in fields)} can change "
+                              "after training (train a new run for the rest)")
+    return out
+
+
 def load(
     directory: str | os.PathLike, device: str | torch.device = "cpu", use_ema: bool = True, compile: bool = False,
-    inference_steps: int | None = None,
+    inference_steps: int | None = None, overrides: Mapping[str, Any] | None = None,
 ) -> Model:
     """Rebuild a policy from a checkpoint directory, in eval mode on `device`.
 
@@ -173,7 +194,9 @@ def load(
     inference (`robolearn.policies.compile.compile_for_inference`; diffusion and flow policies).
     ``inference_steps`` replaces the config's ``num_inference_steps`` (denoising or integration steps per
     chunk: fewer is faster, more is what a slow policy costs); the config checks its range, and a policy
-    without such steps refuses it.
+    without such steps refuses it. ``overrides`` are ``model.<field>`` values from the command line:
+    `INFERENCE_FIELDS` replace the checkpoint's; any other field must equal the checkpoint's value (it shapes
+    the trained network), else a ConfigError names it.
     """
     from safetensors.torch import load_file
 
@@ -190,6 +213,7 @@ def load(
             raise InvalidValueError(f"the {config_json['policy']!r} policy in {directory} has no denoising steps to "
                                     "set (num_inference_steps); drop --inference-steps")
         fields = {**fields, "num_inference_steps": int(inference_steps)}
+    fields = _inference_overrides(fields, overrides or {}, f"the {config_json['policy']!r} policy in {directory}")
     config = config_cls.from_dict(fields, features=config_json["features"])
     policy = policy_cls(config, stats)
     weights = directory / (EMA_FILE if use_ema and (directory / EMA_FILE).is_file() else MODEL_FILE)

@@ -127,6 +127,24 @@ def test_sync_deploy_repeats_eval(runs, tmp_path):
     assert dep["success_rate"] >= ev["success_rate"] and dep["holds"] == 0
 
 
+def test_model_overrides_act_alike_in_deploy_and_eval(runs, tmp_path):
+    """model.n_action_steps / model.num_inference_steps change how the trained policy acts, in deploy as in eval
+    (sync deploy still repeats eval's episodes); an architecture field or a second, different step count is
+    refused in one sentence."""
+    over = ["model.n_action_steps=2", "model.num_inference_steps=2"]
+    args = [*TASK, "--checkpoint", runs / "diffusion", "--episodes", 2, "--seed", 5, "--json", *over]
+    ev = last_json(run("eval", *args, "--out", tmp_path / "eval").output)
+    dep = last_json(deploy(*args, "--safety", "default").output)
+    assert ev["model_overrides"] == {"n_action_steps": 2, "num_inference_steps": 2} and dep["inference_steps"] == 2
+    assert [e["steps"] for e in dep["per_episode"]] == [e["length"] for e in ev["episodes"]]
+    assert [e["reward"] for e in dep["per_episode"]] == pytest.approx([e["reward"] for e in ev["episodes"]])
+    bad = deploy(*TASK, "--checkpoint", runs / "diffusion", "model.horizon=16", ok=False)
+    assert bad.exit_code == 2 and "model.horizon=16 differs from the 8" in bad.output
+    both = deploy(*TASK, "--checkpoint", runs / "diffusion", "--inference-steps", 3, "model.num_inference_steps=2",
+                  ok=False)
+    assert both.exit_code == 2 and "--inference-steps 3 and model.num_inference_steps=2 disagree" in both.output
+
+
 def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
     from robolearn.store.reader import Store
 

@@ -131,6 +131,18 @@ def test_checkpoint_mismatching_env_is_refused(pipeline):
     assert res.exit_code == 2 and "'images/front'" in res.output and "Traceback" not in res.output
 
 
+def test_eval_applies_inference_overrides_and_refuses_architecture_ones(pipeline, tmp_path):
+    _, _, run_dir, *_ = pipeline
+    ev = last_json(run("eval", "--checkpoint", run_dir, "--episodes", 1, "--out", tmp_path / "ev", "--json",
+                       "model.n_action_steps=2", "model.num_inference_steps=2").output)
+    assert ev["model_overrides"] == {"n_action_steps": 2, "num_inference_steps": 2}
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["model_overrides"] == ev["model_overrides"]
+    res = run("eval", "--checkpoint", run_dir, "--episodes", 1, "--out", tmp_path / "bad", "model.down_dims=[8,16]",
+              ok=False)
+    assert res.exit_code == 2 and "model.down_dims=[8, 16] differs from the [16, 32]" in res.output
+    assert not (tmp_path / "bad").exists()  # refused before any output
+
+
 def test_console_script_reports_errors_without_traceback():
     exe = Path(sys.executable).with_name("robolearn")
     proc = subprocess.run([str(exe), "data", "info", "/nonexistent.zarr"], capture_output=True, text=True)

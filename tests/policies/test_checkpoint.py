@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from robolearn.errors import ConfigError
 from robolearn.policies import POLICIES, check_compatible, load, make_policy, save_policy
 from robolearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from robolearn.policies.testing import fake_features, fake_obs, fake_stats
@@ -71,6 +72,23 @@ def test_weights_that_do_not_fit_the_config_raise(policy, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="model.safetensors"):
         load(tmp_path)
+
+
+def test_inference_overrides_change_how_it_acts_and_nothing_else(policy, tmp_path):
+    save_policy(policy, tmp_path)
+    trained = policy.config.n_action_steps
+    loaded = load(tmp_path, overrides={"n_action_steps": 2, "num_inference_steps": 3, "down_dims": [16, 32]})
+    assert (loaded.config.n_action_steps, loaded.config.num_inference_steps) == (2, 3) != (trained, 3)
+    assert loaded.config.down_dims == (16, 32)  # equal to the trained value: accepted, list or tuple
+    for p, q in zip(loaded.parameters(), policy.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(ConfigError, match=r"model.down_dims=\[16, 64\] differs from the \[16, 32\] .*"
+                                          r"only model.n_action_steps, model.num_inference_steps can change"):
+        load(tmp_path, overrides={"down_dims": [16, 64]})
+    with pytest.raises(ConfigError, match="model.no_such_field: the 'diffusion' policy in .* has no such field"):
+        load(tmp_path, overrides={"no_such_field": 1})
+    with pytest.raises(ConfigError, match="n_action_steps .9. must not exceed horizon .8."):
+        load(tmp_path, overrides={"n_action_steps": 9})
 
 
 def test_extra_may_not_override_reserved_keys(policy, tmp_path):
