@@ -8,6 +8,7 @@ times are the point.
 
     .venv/bin/python benchmarks/demo.py                           # seeds 0 and 1 -> benchmarks/results/demo.json
     .venv/bin/python benchmarks/demo.py --seeds 0 --horizons 4 --work /tmp/demo-bench --out /tmp/demo.json
+    .venv/bin/python benchmarks/demo.py --set train.steps=2 --set eval.episodes=1 ...   # a smoke run (any override)
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def cli(*args: str) -> dict:
     return last_json(done.stdout)
 
 
-def one_seed(seed: int, work: Path, horizons: list[int]) -> dict:
+def one_seed(seed: int, work: Path, horizons: list[int], sets: list[str]) -> dict:
     out = work / f"seed{seed}"
     steal0, t0 = steal_s(), time.monotonic()
-    demo = cli("demo", "--out", str(out), f"train.seed={seed}")
+    demo = cli("demo", "--out", str(out), f"train.seed={seed}", *sets)
     wall = time.monotonic() - t0
     default = yaml.safe_load((ROOT / "configs/demo/default.yaml").read_text())["model"]["n_action_steps"]
     row = {"train_seed": seed, "wall_s": round(wall, 1), "steal_s": round(steal_s() - steal0, 2),
@@ -58,7 +59,7 @@ def one_seed(seed: int, work: Path, horizons: list[int]) -> dict:
     for k in horizons:
         if k == default:
             continue
-        ev = cli("eval", "--checkpoint", str(out / "run"), "--out", str(out / f"eval_ta{k}"),
+        ev = cli("eval", "--checkpoint", str(out / "run"), "--out", str(out / f"eval_ta{k}"), *sets,
                  f"model.n_action_steps={k}")
         row["n_action_steps"][str(k)] = {"success_rate": ev["success_rate"], "ci95": ev["ci95"]}
         print(f"  n_action_steps {k}: {ev['success_rate']:.2f}", flush=True)
@@ -72,15 +73,18 @@ def main() -> None:
                     help="n_action_steps to evaluate each checkpoint with (the config's own is the demo's eval)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a fresh temporary one)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/demo.json")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override for the demo and the evals (recorded; the recorded result has none)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="robolearn-demo-bench-"))
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         raise SystemExit(f"--work {args.work} is not empty: name a new folder (its runs are kept, never replaced)")
-    rows = [one_seed(s, work, args.horizons) for s in args.seeds]
+    rows = [one_seed(s, work, args.horizons, args.sets) for s in args.seeds]
     result = {
         "benchmark": "make demo end to end (robolearn demo: collect 150 expert episodes, train, eval 50 episodes) per "
                      "training seed; the checkpoints also evaluated at other n_action_steps",
         "config": yaml.safe_load((ROOT / "configs/demo/default.yaml").read_text()),
+        "overrides": args.sets,
         "targets": {"wall_s_max": 900, "success_min": 0.80},
         "runs": rows,
         "met": {"wall": all(r["wall_s"] <= 900 for r in rows), "success": all(r["success_rate"] >= 0.80 for r in rows)},

@@ -47,6 +47,24 @@ def test_world_models_comparison_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_demo_benchmark_smoke(tmp_path):
+    """benchmarks/demo.py on a tiny budget: one demo per seed, its checkpoint evaluated at every other horizon."""
+    result = tmp_path / "demo.json"
+    tiny = ["collect.episodes=2", "train.steps=2", "train.batch_size=8", "train.val_ratio=0", "eval.episodes=1",
+            "eval.video_episodes=1"]
+    run(str(ROOT / "benchmarks" / "demo.py"), "--seeds", "0", "--horizons", "1", "2", "--work", str(tmp_path / "w"),
+        "--out", str(result), *[f"--set={o}" for o in tiny], cwd=tmp_path)
+    data = json.loads(result.read_text())
+    (row,) = data["runs"]
+    assert data["overrides"] == tiny and data["config"]["model"]["n_action_steps"] == 2
+    assert set(row["n_action_steps"]) == {"1", "2"} and row["wall_s"] > 0
+    assert row["n_action_steps"]["2"]["success_rate"] == row["success_rate"]
+    assert (tmp_path / "w" / "seed0" / "eval_ta1" / "eval.json").is_file()
+    assert json.loads((tmp_path / "w" / "seed0" / "eval_ta1" / "eval.json").read_text())["model_overrides"] == {
+        "n_action_steps": 1}
+
+
+@pytest.mark.slow
 def test_safety_benchmark_smoke(tmp_path):
     result = tmp_path / "safety.json"
     run(str(ROOT / "benchmarks" / "safety.py"), "--calls", "1000", "--out", str(result), cwd=tmp_path)
