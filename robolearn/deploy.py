@@ -237,8 +237,10 @@ class _Served:
 
     def __init__(self, backend: Any, local: Any, task: str | None, address: str) -> None:
         info = backend.info
+        # What the served network computes must match; how many of a chunk's actions run is this side's choice
+        # (the server returns whole chunks, an RTC prefix names its own s), so n_action_steps is not compared.
         mine = {"input_keys": list(local.input_keys), "n_obs_steps": local.n_obs_steps, "horizon": local.horizon,
-                "n_action_steps": local.n_action_steps, "action_dim": int(local.policy.action_dim)}
+                "action_dim": int(local.policy.action_dim)}
         theirs = {k: (list(info.get(k) or []) if k == "input_keys" else info.get(k)) for k in mine}
         if theirs != mine:
             diff = ", ".join(f"{k} {theirs[k]!r} (checkpoint: {mine[k]!r})" for k in mine if theirs[k] != mine[k])
@@ -246,7 +248,7 @@ class _Served:
                                     "the same run")
         self.backend, self.task = backend, task
         self.input_keys, self.n_obs_steps = mine["input_keys"], mine["n_obs_steps"]
-        self.n_action_steps, self.horizon = mine["n_action_steps"], mine["horizon"]
+        self.n_action_steps, self.horizon = local.n_action_steps, mine["horizon"]
 
     def reset(self, seed: int | None = None) -> None:
         self.backend.reset(seed, self.task)

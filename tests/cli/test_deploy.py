@@ -138,11 +138,33 @@ def test_model_overrides_act_alike_in_deploy_and_eval(runs, tmp_path):
     assert ev["model_overrides"] == {"n_action_steps": 2, "num_inference_steps": 2} and dep["inference_steps"] == 2
     assert [e["steps"] for e in dep["per_episode"]] == [e["length"] for e in ev["episodes"]]
     assert [e["reward"] for e in dep["per_episode"]] == pytest.approx([e["reward"] for e in ev["episodes"]])
+    child = last_json(deploy(*TASK, "--checkpoint", runs / "flow", "--episodes", 1, "--inference", "async",
+                             "--backend", "process", "--realtime", "--fps", "20", "--json", *over).output)
+    assert child["inference_steps"] == 2 and child["per_episode"][0]["steps"] == 12  # the child's own copy agrees
     bad = deploy(*TASK, "--checkpoint", runs / "diffusion", "model.horizon=16", ok=False)
     assert bad.exit_code == 2 and "model.horizon=16 differs from the 8" in bad.output
     both = deploy(*TASK, "--checkpoint", runs / "diffusion", "--inference-steps", 3, "model.num_inference_steps=2",
                   ok=False)
     assert both.exit_code == 2 and "--inference-steps 3 and model.num_inference_steps=2 disagree" in both.output
+
+
+def test_a_served_policy_must_compute_what_the_checkpoint_does(runs):
+    """The server's (or inference process's) hello must agree on keys, To, horizon and Da; n_action_steps is the
+    deploying side's choice (model.n_action_steps), so a server announcing another is accepted."""
+    from types import SimpleNamespace
+
+    from robolearn.deploy import _Served
+    from robolearn.policies import load
+    from robolearn.runtime.chunk_policy import ChunkPolicyAdapter
+
+    local = ChunkPolicyAdapter(load(runs / "flow", overrides={"n_action_steps": 2}))
+    hello = {"input_keys": list(local.input_keys), "n_obs_steps": local.n_obs_steps, "horizon": 8,
+             "n_action_steps": 4, "action_dim": int(local.policy.action_dim)}
+    served = _Served(SimpleNamespace(info=hello), local, None, "tcp://127.0.0.1:1")
+    assert (served.n_action_steps, served.horizon) == (2, 8)
+    with pytest.raises(ValueError, match=r"does not match the checkpoint: horizon 16 \(checkpoint: 8\); serve the "
+                                         r"same run"):
+        _Served(SimpleNamespace(info={**hello, "horizon": 16}), local, None, "tcp://127.0.0.1:1")
 
 
 def test_recorded_store_has_sent_commanded_and_timing(runs, tmp_path):
