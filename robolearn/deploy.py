@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from robolearn.devices.protocols import TAKEOVER
-from robolearn.errors import CannotCompleteError, InvalidValueError
+from robolearn.errors import CannotCompleteError, ConfigError, InvalidValueError
 
 __all__ = ["BACKENDS", "DeployAborted", "DeployConfig", "deploy_checkpoint", "parse_backend"]
 
@@ -88,7 +88,7 @@ class DeployConfig:
     model_overrides: dict = dataclasses.field(default_factory=dict)
     """``model.<field>`` values applied as the checkpoint loads (`robolearn.policies.INFERENCE_FIELDS`, e.g.
     ``n_action_steps``: actions executed per chunk in sync mode, the replanning interval of async naive; any other
-    field must match the checkpoint). Denoising steps go through ``inference_steps``."""
+    field must match the checkpoint). ``num_inference_steps`` here becomes ``inference_steps``."""
     max_steps: int | None = None
     """Steps per episode; None: the env's own limit."""
     threads: int = 1
@@ -115,6 +115,13 @@ class DeployConfig:
     action axis's range (a leader with motors is driven there first)."""
 
     def __post_init__(self) -> None:
+        if "num_inference_steps" in self.model_overrides:  # one route for denoising steps: the process and server
+            steps = self.model_overrides["num_inference_steps"]  # backends load their copy with inference_steps
+            if self.inference_steps is not None and self.inference_steps != steps:
+                raise ConfigError(f"--inference-steps {self.inference_steps} and model.num_inference_steps={steps} "
+                                  "disagree; name one")
+            self.inference_steps = steps
+            self.model_overrides = {k: v for k, v in self.model_overrides.items() if k != "num_inference_steps"}
         if self.teleop is None and self.takeover_key is not None:
             raise InvalidValueError("--takeover-key applies to --teleop DEVICE (the device a person takes over with)")
         if self.robot is not None and not self.realtime:

@@ -236,18 +236,10 @@ def deploy(
 
     live = LiveViewConfig.from_flags(view, view_host, view_port, allow_remote, view_key_file)
     from robolearn.deploy import DeployAborted, DeployConfig, deploy_checkpoint
-    from robolearn.errors import ConfigError
     from robolearn.experiment import build_config, model_overrides
     from robolearn.policies.rtc import parse_vjp_steps
 
     cfg = build_config(overrides or [])
-    fields = model_overrides(overrides or [], cfg)
-    if "num_inference_steps" in fields:  # one route for denoising steps: the process/server backends load with it
-        steps = fields.pop("num_inference_steps")
-        if inference_steps is not None and inference_steps != steps:
-            raise ConfigError(f"--inference-steps {inference_steps} and model.num_inference_steps={steps} disagree; "
-                              "name one")
-        inference_steps = steps
     dcfg = DeployConfig(inference=inference, join=join, max_guidance=max_guidance,
                         rtc_vjp_steps=parse_vjp_steps(rtc_vjp_steps), inference_steps=inference_steps,
                         backend=backend, connect=connect,
@@ -255,7 +247,8 @@ def deploy(
                         episodes=episodes, seed=cfg.eval.seed if seed is None else seed, safety=safety,
                         max_steps=cfg.task.max_steps, threads=cfg.eval.threads, compile=compile,
                         rt_priority=rt_priority, require_rt=require_rt, robot=robot, teleop=teleop,
-                        takeover_key=takeover_key, takeover_tolerance=takeover_tolerance, model_overrides=fields)
+                        takeover_key=takeover_key, takeover_tolerance=takeover_tolerance,
+                        model_overrides=model_overrides(overrides or [], cfg))
     try:
         summary = deploy_checkpoint(checkpoint, dcfg, env=env, env_kwargs=cfg.task.env_kwargs, out=out,
                                     resume=resume, overwrite=overwrite, progress=not as_json, view=live)

@@ -143,6 +143,10 @@ def test_model_overrides_act_alike_in_deploy_and_eval(runs, tmp_path):
     assert child["inference_steps"] == 2 and child["per_episode"][0]["steps"] == 12  # the child's own copy agrees
     bad = deploy(*TASK, "--checkpoint", runs / "diffusion", "model.horizon=16", ok=False)
     assert bad.exit_code == 2 and "model.horizon=16 differs from the 8" in bad.output
+    from robolearn.deploy import DeployConfig  # the same route for a caller of deploy_checkpoint
+
+    cfg = DeployConfig(model_overrides={"num_inference_steps": 3, "n_action_steps": 2})
+    assert (cfg.inference_steps, cfg.model_overrides) == (3, {"n_action_steps": 2})
     both = deploy(*TASK, "--checkpoint", runs / "diffusion", "--inference-steps", 3, "model.num_inference_steps=2",
                   ok=False)
     assert both.exit_code == 2 and "--inference-steps 3 and model.num_inference_steps=2 disagree" in both.output
