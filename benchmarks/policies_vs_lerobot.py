@@ -15,10 +15,18 @@ latency only), so a busy machine slows all of them alike.
   (a random window per batch), the same input size as ours: `train_speedup_vs_lerobot_crop84`.
   Neither side sets `robolearn.train.memory.keep_freed_memory` (our Trainer does; it is process-wide).
 
+Part "shipped" (`--part shipped`; `all` runs both): training steps as each project's trainer runs them,
+each side alone in its own process so each keeps its own process settings, steps alternating one at a
+time: lerobot / lerobot_crop84 do lerobot-train's update (its optimizer and scheduler presets, default
+malloc); ours_trainer does what robolearn's Trainer does per step (+ LR scheduler and EMA update) with
+the memory setting the Trainer makes (`train.keep_freed_memory`: glibc keeps freed blocks instead of
+mapping ~100,000 fresh pages per step). `--ours-python .venv/bin/python` runs our side on our own torch.
+
 Run with the interpreter of a venv that has lerobot 0.4.4 (shared/bench/lerobot/make-venv.sh), with
 this repository on PYTHONPATH:
 
-    PYTHONPATH=. /path/to/lerobot-venv/bin/python benchmarks/policies_vs_lerobot.py --threads 2
+    PYTHONPATH=. /path/to/lerobot-venv/bin/python benchmarks/policies_vs_lerobot.py --threads 2 \
+        --out benchmarks/results/policies_vs_lerobot.json
 """
 
 from __future__ import annotations
@@ -27,13 +35,18 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.machine import machine  # noqa: E402
 from benchmarks.policies_quick import DA, DO, SIZE, T, TO, batch, features_and_stats  # noqa: E402
 from robolearn.policies import make_policy  # noqa: E402
 from robolearn.policies.compile import compile_for_inference  # noqa: E402
@@ -57,13 +70,8 @@ def lerobot_policy(crop_shape: tuple[int, int] | None = None):
     return cfg, DiffusionPolicy(cfg)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--calls", type=int, default=15)
-    ap.add_argument("--train-steps", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=64)
-    args = ap.parse_args()
+def interleaved(args: argparse.Namespace) -> dict:
+    """Latency and training of both policies in this process, calls alternating."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -140,7 +148,7 @@ def main() -> None:
             if i >= 1:
                 train[n].append(time.perf_counter() - t0)
 
-    out = {"args": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg_1min_end": os.getloadavg()[0]}
+    out = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg_1min_end": os.getloadavg()[0]}
     for n in names:
         out[n] = {
             "chunk_ms_median": round(1e3 * statistics.median(lat[n]), 1),
@@ -163,7 +171,144 @@ def main() -> None:
         out[n]["train_speedup_vs_lerobot"] = round(out[n]["train_samples_per_s"] / out["lerobot"]["train_samples_per_s"], 2)
         out[n]["train_speedup_vs_lerobot_crop84"] = round(
             out[n]["train_samples_per_s"] / out["lerobot_crop84"]["train_samples_per_s"], 2)
-    print(json.dumps(out, indent=2))
+    return out
+
+
+SHIPPED = ("lerobot", "lerobot_crop84", "ours_trainer")
+
+
+def worker(kind: str, batch_size: int, threads: int) -> None:
+    """One side of the as-shipped comparison, alone in its process: build it, answer "ready", then run one
+    training step per "step" line on stdin and answer its seconds (a JSON line) until stdin closes.
+
+    - lerobot / lerobot_crop84: what lerobot-train's update step does (forward, backward, clip at the
+      preset's grad_clip_norm, optimizer step, zero_grad, the preset's LR scheduler step), default malloc.
+    - ours_trainer: what robolearn's `Trainer` does per step (loss, zero_grad, backward, clip 10, fused
+      AdamW, LR scheduler, EMA update) with its process settings (`train.keep_freed_memory`, on by default).
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    if kind == "ours_trainer":
+        from robolearn.train.ema import EMA
+        from robolearn.train.memory import keep_freed_memory
+        from robolearn.train.trainer import cosine_with_warmup
+
+        settings = {"keep_freed_memory": keep_freed_memory()}
+        features, stats = features_and_stats()
+        pol = make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84)).train()
+        opt = torch.optim.AdamW(pol.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, fused=True)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, 500, 100_000))
+        ema = EMA(pol, 0.75, 0.9999)
+        b = batch(batch_size)
+
+        def step() -> None:
+            loss = pol.compute_loss(b)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(pol.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            ema.update(pol)
+    elif kind in ("lerobot", "lerobot_crop84"):
+        cfg, pol = lerobot_policy(crop_shape=(84, 84) if kind == "lerobot_crop84" else None)
+        pol.train()
+        preset = cfg.get_optimizer_preset()
+        opt = preset.build(pol.get_optim_params())
+        sched = cfg.get_scheduler_preset().build(opt, num_training_steps=100_000)
+        settings = {"crop_shape": list(cfg.crop_shape) if cfg.crop_shape else None}
+        b = {IMG: torch.rand(batch_size, TO, 3, SIZE, SIZE), "observation.state": torch.randn(batch_size, TO, DO),
+             "action": torch.randn(batch_size, T, DA), "action_is_pad": torch.zeros(batch_size, T, dtype=torch.bool)}
+
+        def step() -> None:
+            loss, _ = pol.forward(b)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(pol.parameters(), preset.grad_clip_norm)
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+    else:
+        raise SystemExit(f"unknown worker {kind!r}; one of {SHIPPED}")
+    print(json.dumps({"ready": kind, "torch": torch.__version__, "settings": settings}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        t0 = time.perf_counter()
+        step()
+        print(json.dumps({"s": time.perf_counter() - t0}), flush=True)
+
+
+def shipped(args: argparse.Namespace) -> dict:
+    """Training steps as each project's trainer runs them, each side in its own process (its own allocator
+    settings), steps alternating one at a time so a busy machine slows all alike."""
+    here = Path(__file__).resolve()
+    pythons = {"lerobot": sys.executable, "lerobot_crop84": sys.executable,
+               "ours_trainer": str(args.ours_python or sys.executable)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    procs, hello = {}, {}
+    try:
+        for kind in SHIPPED:  # built one after another: building is not timed, and two at once would contend
+            procs[kind] = subprocess.Popen(
+                [pythons[kind], str(here), "--worker", kind, "--batch", str(args.batch), "--threads", str(args.threads)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            line = procs[kind].stdout.readline()
+            if not line:
+                raise SystemExit(f"worker {kind} exited before it was ready (rc {procs[kind].wait()})")
+            hello[kind] = json.loads(line)
+        times = {kind: [] for kind in SHIPPED}
+        for i in range(args.train_steps + 2):
+            for kind in SHIPPED:
+                procs[kind].stdin.write("step\n")
+                procs[kind].stdin.flush()
+                s = json.loads(procs[kind].stdout.readline())["s"]
+                if i >= 2:  # two warm-up steps each
+                    times[kind].append(s)
+    finally:
+        for p in procs.values():
+            if p.stdin:
+                p.stdin.close()
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    out = {"steps": args.train_steps, "batch": args.batch, "threads": args.threads,
+           "python": pythons, "load_avg_1min_end": os.getloadavg()[0]}
+    for kind in SHIPPED:
+        out[kind] = {"torch": hello[kind]["torch"], "settings": hello[kind]["settings"],
+                     "train_samples_per_s": round(args.batch / statistics.median(times[kind]), 1),
+                     "train_step_s_all": [round(t, 3) for t in times[kind]]}
+    ours = statistics.median(times["ours_trainer"])
+    out["ours_trainer"]["train_speedup_vs_lerobot"] = round(statistics.median(times["lerobot"]) / ours, 2)
+    out["ours_trainer"]["train_speedup_vs_lerobot_crop84"] = round(statistics.median(times["lerobot_crop84"]) / ours, 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--calls", type=int, default=15)
+    ap.add_argument("--train-steps", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--part", choices=["interleaved", "shipped", "all"], default="all",
+                    help="interleaved: both policies in this process; shipped: each trainer's step in its own process")
+    ap.add_argument("--ours-python", type=Path, default=None,
+                    help="interpreter for our side of --part shipped (default: this one, i.e. the same torch)")
+    ap.add_argument("--worker", choices=SHIPPED, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.batch, args.threads)
+        return
+    out = {"benchmark": "benchmarks/policies_vs_lerobot.py " + " ".join(sys.argv[1:]),
+           "interpreter": sys.executable, "machine": machine("torch", note="quiet machine: nothing else ran")}
+    if args.part in ("interleaved", "all"):
+        out.update(interleaved(args))
+    if args.part in ("shipped", "all"):
+        out["shipped"] = shipped(args)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
