@@ -39,8 +39,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import machine  # noqa: E402
-from benchmarks.policies_quick import T, TO, batch, features_and_stats  # noqa: E402
-from robolearn.policies import make_policy  # noqa: E402
+from benchmarks.policies_quick import batch, small_policy, training_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution", "aten::convolution",
@@ -109,19 +108,8 @@ def main() -> None:
         keep_freed_memory()  # as the Trainer does (train.keep_freed_memory, on by default)
     peak = max(matmul_gflops(n) for n in (1024, 2048, 3072) for _ in range(2))
 
-    features, stats = features_and_stats()
-    policy = make_policy("diffusion", features, stats, vision_backbone="resnet18", down_dims=(64, 128, 256),
-                         crop_shape=(84, 84), n_obs_steps=TO, horizon=T, n_action_steps=8,
-                         inference_scheduler="ddim", num_inference_steps=10).train()
-    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, fused=True)
-    b = batch(args.batch)
-
-    def step() -> None:
-        loss = policy.compute_loss(b)["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    policy = small_policy().train()
+    step = training_step(policy, batch(args.batch))
 
     counter = MacCounter(policy)
     step()

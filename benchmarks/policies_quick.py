@@ -50,6 +50,28 @@ def batch(B: int) -> dict[str, torch.Tensor]:
     }
 
 
+def small_policy(encoder_dtype: str = "float32"):
+    """Our DiffusionPolicy at LeRobot's small size (ResNet-18, U-Net (64, 128, 256), 84x84 crop, DDIM-10)."""
+    features, stats = features_and_stats()
+    return make_policy("diffusion", features, stats, vision_backbone="resnet18", down_dims=(64, 128, 256),
+                       crop_shape=(84, 84), n_obs_steps=TO, horizon=T, n_action_steps=8,
+                       inference_scheduler="ddim", num_inference_steps=10, encoder_dtype=encoder_dtype)
+
+
+def training_step(policy, b: dict[str, torch.Tensor], fused: bool = True):
+    """A function running one step on `b`: forward + backward + clip_grad_norm(10) + AdamW (fused CPU kernel)."""
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, fused=fused)
+
+    def step() -> None:
+        loss = policy.compute_loss(b)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -62,11 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    features, stats = features_and_stats()
-    policy = make_policy("diffusion", features, stats, vision_backbone="resnet18", down_dims=(64, 128, 256),
-                         crop_shape=(84, 84), n_obs_steps=TO, horizon=T, n_action_steps=8,
-                         inference_scheduler="ddim", num_inference_steps=10,
-                         encoder_dtype=args.encoder_dtype)
+    policy = small_policy(args.encoder_dtype)
     n_params = {
         "total": sum(p.numel() for p in policy.parameters()),
         "encoder": sum(p.numel() for p in policy.encoders.parameters()),
@@ -84,16 +102,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
 
     policy.train()
-    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6,
-                            fused=not args.no_fused_adamw)
-    b = batch(args.batch)
-
-    def step() -> None:
-        loss = policy.compute_loss(b)["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    step = training_step(policy, batch(args.batch), fused=not args.no_fused_adamw)
 
     for _ in range(2):
         step()

@@ -192,3 +192,34 @@ def test_deploy_benchmark_smoke(tmp_path):
     run(str(ROOT / "benchmarks" / "deploy.py"), "--part", "watchdog", "--watchdog-trials", "3", *common, cwd=tmp_path)
     wd = json.loads((results / "deploy" / "watchdog.json").read_text())
     assert wd["loop_check"]["n"] == 3 and wd["thread"]["n"] == 3 and wd["budget_ms"] == 25.0
+
+
+def test_conv_roofline_counts_the_multiply_adds_of_each_gradient():
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.conv_roofline import MacCounter
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 4, 1), torch.nn.Flatten(), torch.nn.Linear(4 * 25, 6))
+    counter = MacCounter(net)
+    net(torch.rand(2, 3, 5, 5)).sum().backward()
+    counter.remove()
+    conv = 2 * 8 * 25 * 3 * 9 + 2 * 4 * 25 * 8
+    assert counter.fwd == {"conv": conv, "linear": 2 * 6 * 100}
+    # The first convolution's input needs no gradient: weight gradients everywhere, input gradients after it.
+    assert counter.bwd == {"conv": conv + 2 * 4 * 25 * 8, "linear": 2 * (2 * 6 * 100)}
+    net(torch.rand(2, 3, 5, 5))
+    assert counter.fwd["conv"] == conv  # hooks removed
+
+
+def test_policies_vs_lerobot_worker_runs_our_trainer_step_in_its_own_process():
+    # The as-shipped side of benchmarks/policies_vs_lerobot.py without lerobot: its protocol and settings.
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "policies_vs_lerobot.py"), "--worker",
+                           "ours_trainer", "--batch", "2", "--threads", "1"], input="step\nstep\nstop\nstep\n",
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines[0]["ready"] == "ours_trainer"
+    assert lines[0]["settings"] == {"keep_freed_memory": sys.platform == "linux"}
+    assert len(lines) == 3 and all(line["s"] > 0 for line in lines[1:])  # "stop" ends it before the last step
