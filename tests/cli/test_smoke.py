@@ -61,8 +61,12 @@ def test_collect_train_eval(pipeline):
 def test_eval_compiled_policy_repeats_the_eager_rollouts(pipeline):
     root, store, run_dir, *_ = pipeline
     args = ["eval", *TASK, "--checkpoint", run_dir, "--episodes", 2, "--json"]
-    eager = last_json(run(*args, "--out", root / "eager").output)
-    compiled = last_json(run(*args, "--compile", "--out", root / "compiled").output)
+    eager_out = run(*args, "--out", root / "eager").output
+    compiled_out = run(*args, "--compile", "--out", root / "compiled").output
+    eager, compiled = last_json(eager_out), last_json(compiled_out)
+    # (Once, in a whole slow-suite run, one of these had no "compile": the output is kept in the message.)
+    assert "compile" in eager, eager_out[-3000:]
+    assert "compile" in compiled, compiled_out[-3000:]
     assert compiled["compile"] is True and eager["compile"] is False
     assert compiled["n_episodes"] == 2 and compiled["mean_length"] == eager["mean_length"]
 
