@@ -259,7 +259,10 @@ def shipped(args: argparse.Namespace) -> dict:
             for kind in SHIPPED:
                 procs[kind].stdin.write("step\n")
                 procs[kind].stdin.flush()
-                s = json.loads(procs[kind].stdout.readline())["s"]
+                line = procs[kind].stdout.readline()
+                if not line:
+                    raise SystemExit(f"worker {kind} exited during step {i} (rc {procs[kind].wait()})")
+                s = json.loads(line)["s"]
                 if i >= 2:  # two warm-up steps each
                     times[kind].append(s)
     finally:
