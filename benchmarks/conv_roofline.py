@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.machine import machine  # noqa: E402
+from benchmarks.machine import machine, report  # noqa: E402
 from benchmarks.policies_quick import batch, small_policy, training_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -171,11 +171,7 @@ def main() -> None:
                                                                   "train_speedup_vs_lerobot_crop84")}
         out["ratio_vs_lerobot_upper_bound"] = {k: round(v * out["max_speedup_over_ours"], 2)
                                                for k, v in out["ratio_vs_lerobot_measured"].items()}
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

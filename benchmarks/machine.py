@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from importlib.metadata import version
@@ -35,3 +36,12 @@ def machine(*packages: str, **extra) -> dict:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), **{p: version(p) for p in packages},
             "MUJOCO_GL": os.environ.get("MUJOCO_GL"), "note": NOTE, **extra}
+
+
+def report(result: dict, out: Path | None) -> None:
+    """Print `result` as indented JSON, and write it to `out` too when given (folders created)."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

@@ -17,15 +17,17 @@ Usage: .venv/bin/python benchmarks/policies_quick.py [--threads 2] [--calls 20] 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from robolearn.policies import make_policy
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.machine import report  # noqa: E402
+from robolearn.policies import make_policy  # noqa: E402
 
 SIZE, DO, DA, TO, T = 96, 7, 7, 2, 16
 
@@ -112,7 +114,7 @@ def main() -> None:
         step()
         steps.append(time.perf_counter() - t0)
     step_s = statistics.median(steps)
-    result = json.dumps({
+    report({
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "encoder_dtype": args.encoder_dtype, "fused_adamw": not args.no_fused_adamw, "params": n_params,
@@ -121,11 +123,7 @@ def main() -> None:
         "train_batch": args.batch, "train_step_s": round(step_s, 3),
         "train_samples_per_s": round(args.batch / step_s, 1),
         "lerobot_0.4.4_reference": {"predict_action_chunk_ddim10_ms": 73, "train_samples_per_s": 37.9},
-    }, indent=2)
-    print(result)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(result + "\n")
+    }, args.out)
 
 
 if __name__ == "__main__":

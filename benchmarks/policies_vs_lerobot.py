@@ -46,9 +46,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.machine import machine  # noqa: E402
-from benchmarks.policies_quick import DA, DO, SIZE, T, TO, batch, features_and_stats  # noqa: E402
-from robolearn.policies import make_policy  # noqa: E402
+from benchmarks.machine import machine, report  # noqa: E402
+from benchmarks.policies_quick import DA, DO, SIZE, T, TO, batch, small_policy  # noqa: E402
 from robolearn.policies.compile import compile_for_inference  # noqa: E402
 
 IMG = "observation.images.front"
@@ -77,11 +76,9 @@ def interleaved(args: argparse.Namespace) -> dict:
 
     lr_cfg, lr_pol = lerobot_policy()
     lr84_cfg, lr84_pol = lerobot_policy(crop_shape=(84, 84))
-    features, stats = features_and_stats()
-    ours = {dt: make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84),
-                            encoder_dtype=dt) for dt in ("float32", "bfloat16")}
+    ours = {dt: small_policy(dt) for dt in ("float32", "bfloat16")}
     names = ["lerobot", "ours_float32", "ours_bfloat16"]
-    compiled = make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84)).eval()
+    compiled = small_policy().eval()
     compiled.load_state_dict(ours["float32"].state_dict())
 
     # --- latency ---
@@ -189,23 +186,25 @@ def worker(kind: str, batch_size: int, threads: int) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if kind == "ours_trainer":
+        from robolearn.train import TrainConfig
         from robolearn.train.ema import EMA
         from robolearn.train.memory import keep_freed_memory
         from robolearn.train.trainer import cosine_with_warmup
 
-        settings = {"keep_freed_memory": keep_freed_memory()}
-        features, stats = features_and_stats()
-        pol = make_policy("diffusion", features, stats, vision_backbone="resnet18", crop_shape=(84, 84)).train()
-        opt = torch.optim.AdamW(pol.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, fused=True)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, 500, 100_000))
-        ema = EMA(pol, 0.75, 0.9999)
+        tc = TrainConfig()  # the Trainer's defaults
+        settings = {"keep_freed_memory": tc.keep_freed_memory and keep_freed_memory()}
+        pol = small_policy().train()
+        opt = torch.optim.AdamW(pol.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay,
+                                fused=True)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, tc.warmup_steps, tc.steps))
+        ema = EMA(pol, tc.ema_power, tc.ema_max)
         b = batch(batch_size)
 
         def step() -> None:
             loss = pol.compute_loss(b)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(pol.parameters(), 10.0)
+            torch.nn.utils.clip_grad_norm_(pol.parameters(), tc.grad_clip)
             opt.step()
             sched.step()
             ema.update(pol)
@@ -307,11 +306,7 @@ def main() -> None:
         out.update(interleaved(args))
     if args.part in ("shipped", "all"):
         out["shipped"] = shipped(args)
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":
